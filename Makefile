@@ -1,0 +1,59 @@
+# The two commands a new user runs: `make demo` and `make test`. Everything else is a step.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+LADDER := fixtures/ladders/ai-ml-engineer.yaml
+# Debian packages the suite needs: Chromium for the browser tests.
+DEBIAN_PACKAGES := chromium
+
+.PHONY: install browser test demo serve lint check-deploy clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium, never Playwright's own browser download (this kind of machine has no
+# route to it). Installs only what is missing; as root directly, otherwise with sudo.
+browser:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# The whole suite on the embedded default (SQLite, eager Celery). pytest's exit code 5
+# ("no tests ran") is a failure like any other non-zero code.
+test: install browser
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py load_ladder $(LADDER) --publish
+	# ServiceNow (issue #3): start the emulator and run a first sync here.
+	$(BIN)/python manage.py demo_org
+	@echo ""
+	@echo "ladder_tracker is starting on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
+	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+check-deploy: install
+	DJANGO_SETTINGS_MODULE=ladder_tracker.settings.production \
+	SECRET_KEY=$${SECRET_KEY:-check-deploy-only-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFG} \
+	SECRETS_ENCRYPTION_KEY=$${SECRETS_ENCRYPTION_KEY:-check-deploy-only} \
+	ALLOWED_HOSTS=$${ALLOWED_HOSTS:-ladder.example.com} \
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,43 @@
+"""People: an engineer's profile, their place on a ladder and in the org chart."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Person(models.Model):
+    # Null until the person logs in: people may arrive from ServiceNow before they have a login.
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="person",
+    )
+    email = models.EmailField(blank=True)
+    name = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, blank=True)
+    ladder = models.ForeignKey(
+        "ladders.Ladder", on_delete=models.PROTECT, null=True, blank=True, related_name="people"
+    )
+    level = models.PositiveSmallIntegerField(null=True, blank=True)
+    manager = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reports"
+    )
+    servicenow_sys_id = models.CharField(max_length=32, blank=True, db_index=True)
+    is_committee = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "people"
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="person_email_ci_unique",
+                condition=~models.Q(email=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email

@@ -1,0 +1,45 @@
+"""Reads of people, scoped to what the viewer may see (DESIGN.md "Who sees what").
+
+Self, reports at any depth, and for admins everyone. Anything else is a 404 upstream.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from .models import Person
+
+
+def person_for_user(*, user: AbstractBaseUser) -> Person | None:
+    if not user.is_authenticated:
+        return None
+    try:
+        return Person.objects.select_related("ladder", "manager").get(user=user)
+    except Person.DoesNotExist:
+        return None
+
+
+def person_report_ids(*, person: Person) -> set[int]:
+    """Ids of everyone below `person` in the org chart, any depth (one query per level)."""
+    found: set[int] = set()
+    frontier = {person.pk}
+    while frontier:
+        below = set(Person.objects.filter(manager_id__in=frontier).values_list("pk", flat=True))
+        frontier = below - found - {person.pk}  # a cycle must not loop forever
+        found |= frontier
+    return found
+
+
+def person_has_reports(*, person: Person) -> bool:
+    return Person.objects.filter(manager=person).exists()
+
+
+def person_list(*, viewer: AbstractBaseUser) -> QuerySet[Person]:
+    qs = Person.objects.select_related("user", "ladder")
+    if viewer.is_staff:
+        return qs
+    me = person_for_user(user=viewer)
+    if me is None:
+        return qs.none()
+    return qs.filter(pk__in={me.pk} | person_report_ids(person=me))

@@ -1,0 +1,56 @@
+"""API-wide pieces: JSON errors everywhere under /api/, and the error body shape.
+
+Every API error is `{"error": {"code", "message", "detail"}}` with a 4xx status; DRF's own
+field errors stay under `detail` so clients can point at the field.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+def _message(detail) -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            inner = _message(value)
+            return inner if key in ("detail", "non_field_errors") else f"{key}: {inner}"
+        return "Invalid request."
+    if isinstance(detail, list):
+        return _message(detail[0]) if detail else "Invalid request."
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a real bug: let Django log it and answer 500
+    detail = response.data
+    code = getattr(exc, "default_code", "error")
+    if isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        if isinstance(codes, str):
+            code = codes
+    body = {"error": {"code": code, "message": _message(detail), "detail": detail}}
+    return Response(body, status=response.status_code, headers=_passthrough(response))
+
+
+def _passthrough(response) -> dict[str, str]:
+    return {k: v for k, v in response.items() if k in ("WWW-Authenticate", "Retry-After")}
+
+
+def json_error(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"code": code, "message": message, "detail": message}}, status=status_code
+    )
