@@ -30,8 +30,12 @@ def _check_broker() -> str:
         return "not configured (tasks run inline)"
     from ladder_tracker.celery import app
 
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
+    # A fresh connection to the configured URL, not the app's pool: the probe must see the
+    # broker as it is now.
+    with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
+        conn.ensure_connection(
+            max_retries=1, interval_start=0, interval_step=0.2, timeout=BROKER_TIMEOUT_SECONDS
+        )
     return "ok"
 
 
