@@ -10,6 +10,7 @@ from . import errors, health
 api_v1 = [
     path("", include("apps.ladders.api.urls")),
     path("", include("apps.people.api.urls")),
+    path("", include("servicenow.api.urls")),
 ]
 
 urlpatterns = [
@@ -19,6 +20,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("ladders/", include("apps.ladders.urls")),
+    path("servicenow/", include("servicenow.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -25,6 +25,11 @@ class Person(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reports"
     )
     servicenow_sys_id = models.CharField(max_length=32, blank=True, db_index=True)
+    # What the users source last saw, so a stale row never overwrites a newer one and a
+    # manager who arrives on a later page is still linked.
+    servicenow_updated_on = models.DateTimeField(null=True, blank=True)
+    servicenow_mod_count = models.IntegerField(null=True, blank=True)
+    servicenow_manager_sys_id = models.CharField(max_length=32, blank=True)
     is_committee = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
 

@@ -22,6 +22,20 @@ def person_would_cycle(*, person: Person, manager: Person | None) -> bool:
     return False
 
 
+def person_would_cycle_ids(
+    *, person_id: int, manager_id: int, managers: dict[int, int | None]
+) -> bool:
+    """The same check over an in-memory {person: manager} map (bulk org-chart updates)."""
+    seen: set[int] = set()
+    current: int | None = manager_id
+    while current is not None:
+        if current == person_id or current in seen:
+            return True
+        seen.add(current)
+        current = managers.get(current)
+    return False
+
+
 @transaction.atomic
 def person_create(
     *,

@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "apps.people",
     "apps.ladders",
+    "apps.evidence",
+    "servicenow",
 ]
 
 MIDDLEWARE = [
@@ -168,6 +170,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# ServiceNow sync. A running run with no progress for this long is taken to be dead (its
+# worker was killed) and a new request may replace it. Pages take seconds; 10 minutes leaves
+# room for slow instances.
+SERVICENOW_STALE_RUN_SECONDS = env.int("SERVICENOW_STALE_RUN_SECONDS", default=600)
+# Transient ServiceNow failures (429/5xx after the client's own retries, hibernation,
+# timeouts) retry the whole run this many times, with exponential backoff from this base.
+SERVICENOW_RUN_RETRIES = env.int("SERVICENOW_RUN_RETRIES", default=5)
+SERVICENOW_RUN_RETRY_BASE_SECONDS = env.float("SERVICENOW_RUN_RETRY_BASE_SECONDS", default=10.0)
 
 # Logs carry a request id (from X-Request-ID or generated) or a Celery task id, so one
 # request or one task can be followed through every line it wrote.

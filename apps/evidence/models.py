@@ -1,0 +1,105 @@
+"""Evidence of work against a ladder, written by hand or imported from ServiceNow.
+
+This is the part the ServiceNow sync needs (imported candidates with their snapshot and
+suggested links); the evidence issue grows it (attachments, history, pages).
+"""
+
+from django.db import models
+
+
+class Evidence(models.Model):
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SERVICENOW = "servicenow", "ServiceNow"
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACCEPTED = "accepted", "Accepted"
+        DISMISSED = "dismissed", "Dismissed"
+
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private"
+        MANAGER = "manager", "Manager"
+
+    person = models.ForeignKey("people.Person", on_delete=models.CASCADE, related_name="evidence")
+    # The engineer's own words; an import sets them once and a re-sync never touches them.
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    occurred_on = models.DateField(null=True, blank=True)
+    occurred_until = models.DateField(null=True, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED)
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.MANAGER
+    )
+    work_item = models.ForeignKey(
+        "servicenow.WorkItem",
+        on_delete=models.PROTECT,  # evidence on a deleted record is kept and flagged, not dropped
+        null=True,
+        blank=True,
+        related_name="evidence",
+    )
+    # The work item's mapped fields as last synced: read-only for people, refreshed by syncs.
+    snapshot = models.JSONField(default=dict, blank=True)
+    snapshot_updated_at = models.DateTimeField(null=True, blank=True)
+    skills = models.ManyToManyField("ladders.Skill", blank=True, related_name="evidence")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-occurred_on", "-id"]
+        verbose_name_plural = "evidence"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "work_item"],
+                condition=models.Q(work_item__isnull=False),
+                name="evidence_one_per_person_and_work_item",
+            ),
+        ]
+        indexes = [models.Index(fields=["person", "status"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class EvidenceLink(models.Model):
+    class Origin(models.TextChoices):
+        SUGGESTED = "suggested", "Suggested"
+        ENGINEER = "engineer", "Engineer"
+        MANAGER = "manager", "Manager"
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.CASCADE, related_name="links")
+    expectation = models.ForeignKey(
+        "ladders.Expectation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="evidence_links",
+    )
+    deliverable = models.ForeignKey(
+        "ladders.Deliverable",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="evidence_links",
+    )
+    rationale = models.TextField(blank=True)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.ENGINEER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["evidence", "expectation"],
+                condition=models.Q(expectation__isnull=False),
+                name="evidence_link_expectation_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expectation__isnull=False) | models.Q(deliverable__isnull=False),
+                name="evidence_link_has_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.evidence_id} → {self.expectation_id or self.deliverable_id}"

@@ -1,0 +1,183 @@
+import re
+
+from rest_framework import serializers
+
+from servicenow.models import Connection, Source, SuggestionRule, SyncRun, WorkItem
+
+FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _field_names(value, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise serializers.ValidationError(f"{what} must be a list of field names.")
+    bad = [v for v in value if not FIELD_NAME.match(v)]
+    if bad:
+        raise serializers.ValidationError(f"Not a ServiceNow field name: {', '.join(bad)}")
+    return value
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+    )
+    client_secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+    )
+
+    class Meta:
+        model = Connection
+        fields = [
+            "id", "name", "instance_url", "auth_type", "username", "password", "client_id",
+            "client_secret", "has_password", "has_client_secret", "verify_tls", "page_size",
+            "api_path", "last_checked_at", "last_check_ok", "last_check_message",
+        ]  # fmt: skip
+        read_only_fields = [
+            "has_password", "has_client_secret", "last_checked_at", "last_check_ok",
+            "last_check_message",
+        ]  # fmt: skip
+
+    def validate_page_size(self, value: int) -> int:
+        if not 1 <= value <= 10000:
+            raise serializers.ValidationError("Between 1 and 10000.")
+        return value
+
+    def validate_api_path(self, value: str) -> str:
+        if value not in ("/api/now/table", "/api/now/v1/table", "/api/now/v2/table"):
+            raise serializers.ValidationError(
+                "One of /api/now/table, /api/now/v1/table, /api/now/v2/table."
+            )
+        return value
+
+    def validate(self, attrs):
+        auth = attrs.get("auth_type", getattr(self.instance, "auth_type", "basic"))
+        if auth != "basic" and not attrs.get("client_id", getattr(self.instance, "client_id", "")):
+            raise serializers.ValidationError({"client_id": "OAuth needs a client id."})
+        if auth != "oauth_client_credentials" and not attrs.get(
+            "username", getattr(self.instance, "username", "")
+        ):
+            raise serializers.ValidationError({"username": "This auth type needs a username."})
+        return attrs
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    last_run = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Source
+        fields = [
+            "id", "connection", "name", "table", "kind", "query", "fields",
+            "attribution_fields", "enabled", "interval_minutes", "overlap_seconds",
+            "track_deletes", "last_run",
+        ]  # fmt: skip
+
+    def get_last_run(self, source) -> int | None:
+        if hasattr(source, "last_run_id"):  # annotated by selectors.source_list
+            return source.last_run_id
+        return source.runs.order_by("-created_at", "-id").values_list("pk", flat=True).first()
+
+    def validate_table(self, value: str) -> str:
+        if not TABLE_NAME.match(value):
+            raise serializers.ValidationError("Not a ServiceNow table name.")
+        return value
+
+    def validate_fields(self, value):
+        return _field_names(value, "fields")
+
+    def validate_attribution_fields(self, value):
+        return _field_names(value, "attribution_fields")
+
+    def validate_query(self, value: str) -> str:
+        if "\n" in value:
+            raise serializers.ValidationError("An encoded query is one line.")
+        return value.strip()
+
+    def validate_interval_minutes(self, value):
+        if value is not None and not 1 <= value <= 10080:
+            raise serializers.ValidationError("Between 1 minute and one week.")
+        return value
+
+    def validate(self, attrs):
+        kind = attrs.get("kind", getattr(self.instance, "kind", "work_items"))
+        table = attrs.get("table", getattr(self.instance, "table", ""))
+        if kind == Source.Kind.USERS and table != "sys_user":
+            raise serializers.ValidationError({"table": "A users source reads sys_user."})
+        return attrs
+
+
+class SyncRequestSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=SyncRun.Mode.choices, default=SyncRun.Mode.INCREMENTAL)
+
+
+class SyncAcceptedSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+
+
+class SyncRunSerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField(allow_null=True, read_only=True)
+
+    class Meta:
+        model = SyncRun
+        fields = [
+            "id", "source", "mode", "status", "created_at", "started_at", "finished_at",
+            "attempts", "pages", "requests", "rows_seen", "created", "updated",
+            "skipped_stale", "deleted", "evidence_created", "total_estimate", "progress",
+            "error", "log",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class WorkItemSerializer(serializers.ModelSerializer):
+    person = serializers.PrimaryKeyRelatedField(read_only=True)
+    deleted = serializers.SerializerMethodField()
+    url = serializers.CharField(source="record_url", read_only=True)
+
+    class Meta:
+        model = WorkItem
+        fields = [
+            "id", "source", "sys_id", "number", "table", "short_description", "state",
+            "priority", "person", "attributions", "opened_at", "resolved_at", "closed_at",
+            "sys_updated_on", "sys_mod_count", "deleted", "deleted_at", "url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_deleted(self, item) -> bool:
+        return item.deleted_at is not None
+
+
+class ConnectionCheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+    reachable = serializers.BooleanField(required=False)
+    authenticated = serializers.BooleanField(required=False)
+
+
+class SuggestionRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SuggestionRule
+        fields = [
+            "id", "name", "table", "conditions", "expectation_codes", "skills", "rationale",
+            "enabled", "position",
+        ]  # fmt: skip
+
+    def validate_conditions(self, value):
+        if not isinstance(value, list):
+            raise serializers.ValidationError("A list of {field, op, value}.")
+        for i, cond in enumerate(value):
+            if not isinstance(cond, dict) or not FIELD_NAME.match(str(cond.get("field", ""))):
+                raise serializers.ValidationError(f"[{i}]: needs a field name.")
+            if cond.get("op", "=") not in ("=", "!=", "contains", "startswith", "in"):
+                raise serializers.ValidationError(
+                    f"[{i}]: op is one of = != contains startswith in"
+                )
+            if cond.get("op") == "in" and not isinstance(cond.get("value"), list):
+                raise serializers.ValidationError(f"[{i}]: 'in' takes a list.")
+        return value

@@ -1,0 +1,106 @@
+"""ServiceNow API: configuration for admins, sync commands, runs, work items."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from ladder_tracker.api import Conflict
+from servicenow import selectors, services
+from servicenow.models import Connection, Source, SuggestionRule
+
+from . import serializers as s
+
+
+class _AdminViewSet(viewsets.ModelViewSet):
+    permission_classes = [permissions.IsAdminUser]
+
+
+class ConnectionViewSet(_AdminViewSet):
+    serializer_class = s.ConnectionSerializer
+
+    def get_queryset(self):
+        return selectors.connection_list()
+
+    def perform_create(self, serializer):
+        self._save(serializer)
+
+    def perform_update(self, serializer):
+        self._save(serializer)
+
+    def _save(self, serializer):
+        data = dict(serializer.validated_data)
+        password = data.pop("password", None)
+        client_secret = data.pop("client_secret", None)
+        connection = serializer.instance or Connection()
+        for key, value in data.items():
+            setattr(connection, key, value)
+        serializer.instance = services.connection_save(
+            connection=connection, password=password, client_secret=client_secret
+        )
+
+    @extend_schema(request=None, responses=s.ConnectionCheckSerializer)
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        result = services.connection_check(connection=self.get_object())
+        return Response(result)
+
+
+class SourceViewSet(_AdminViewSet):
+    serializer_class = s.SourceSerializer
+
+    def get_queryset(self):
+        return selectors.source_list()
+
+    def perform_create(self, serializer):
+        serializer.instance = services.source_save(source=Source(**serializer.validated_data))
+
+    def perform_update(self, serializer):
+        source = serializer.instance
+        for key, value in serializer.validated_data.items():
+            setattr(source, key, value)
+        serializer.instance = services.source_save(source=source)
+
+    @extend_schema(request=s.SyncRequestSerializer, responses={202: s.SyncAcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def sync(self, request, pk=None):
+        source = self.get_object()
+        body = s.SyncRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            run = services.sync_run_request(
+                source=source, mode=body.validated_data["mode"], requested_by=request.user
+            )
+        except services.RunAlreadyActive as exc:
+            raise Conflict(
+                f"Source {source.pk} already has run {exc.run.pk} ({exc.run.status}); "
+                "wait for it to finish."
+            ) from exc
+        except services.SourceDisabled as exc:
+            raise Conflict(str(exc)) from exc
+        return Response({"run": run.pk}, status=status.HTTP_202_ACCEPTED)
+
+
+class SyncRunViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [permissions.IsAdminUser]
+    serializer_class = s.SyncRunSerializer
+    filterset_fields = ["source", "status", "mode"]
+
+    def get_queryset(self):
+        return selectors.sync_run_list()
+
+
+@extend_schema(parameters=[OpenApiParameter("source", int), OpenApiParameter("table", str)])
+class WorkItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.WorkItemSerializer
+    filterset_fields = ["source", "table", "person"]
+
+    def get_queryset(self):
+        return selectors.work_item_list(viewer=self.request.user)
+
+
+class SuggestionRuleViewSet(_AdminViewSet):
+    serializer_class = s.SuggestionRuleSerializer
+
+    def get_queryset(self):
+        return SuggestionRule.objects.all()

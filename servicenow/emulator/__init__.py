@@ -1,0 +1,16 @@
+"""A local ServiceNow Table API emulator for the demo, tests and benchmarks.
+
+Serves a JSON dataset over HTTP on loopback with ServiceNow's wire format (Basic and
+OAuth auth, encoded queries, pagination headers, reference shapes) and switchable faults.
+Standard library only: nothing here imports Django, so it runs anywhere Python does.
+
+    from servicenow.emulator import Emulator, Faults
+    with Emulator(dataset) as emu:
+        requests.get(f"{emu.url}/api/now/table/incident", auth=("integration", "..."))
+"""
+
+from .faults import Faults
+from .server import Emulator
+from .store import Store
+
+__all__ = ["Emulator", "Faults", "Store"]

@@ -1,0 +1,226 @@
+"""ServiceNow connections, sources, cursors, runs and the work items they bring in."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Connection(models.Model):
+    class AuthType(models.TextChoices):
+        BASIC = "basic", "Basic"
+        OAUTH_PASSWORD = "oauth_password", "OAuth (password grant)"
+        OAUTH_CLIENT_CREDENTIALS = "oauth_client_credentials", "OAuth (client credentials)"
+
+    name = models.CharField(max_length=100, unique=True)
+    instance_url = models.URLField(help_text="e.g. https://acme.service-now.com")
+    auth_type = models.CharField(max_length=32, choices=AuthType.choices, default=AuthType.BASIC)
+    username = models.CharField(max_length=200, blank=True)
+    # Encrypted at rest (servicenow.secrets); never shown anywhere, only replaced.
+    password_encrypted = models.TextField(blank=True, editable=False)
+    client_id = models.CharField(max_length=200, blank=True)
+    client_secret_encrypted = models.TextField(blank=True, editable=False)
+    verify_tls = models.BooleanField(default=True)
+    page_size = models.PositiveIntegerField(default=1000)
+    api_path = models.CharField(max_length=64, default="/api/now/table")
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True, blank=True)
+    last_check_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_encrypted)
+
+    @property
+    def has_client_secret(self) -> bool:
+        return bool(self.client_secret_encrypted)
+
+
+class Source(models.Model):
+    class Kind(models.TextChoices):
+        WORK_ITEMS = "work_items", "Work items"
+        USERS = "users", "Users (sys_user)"
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="sources")
+    name = models.CharField(max_length=100)
+    table = models.CharField(max_length=80)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.WORK_ITEMS)
+    query = models.TextField(blank=True, help_text="Base encoded query, e.g. active=true")
+    fields = models.JSONField(default=list, blank=True, help_text="Extra fields to keep")
+    attribution_fields = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+    interval_minutes = models.PositiveIntegerField(null=True, blank=True)
+    overlap_seconds = models.PositiveIntegerField(default=300)
+    track_deletes = models.BooleanField(default=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # Work items are unique per connection and table; two sources on one table would
+            # fight over them (and a reconcile of one would tombstone the other's rows).
+            models.UniqueConstraint(
+                fields=["connection", "table"], name="source_one_per_connection_table"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SyncCursor(models.Model):
+    """Keyset high-water marks: (sys_updated_on, sys_id) for rows, one more for deletes."""
+
+    source = models.OneToOneField(Source, on_delete=models.CASCADE, related_name="cursor")
+    hwm_ts = models.DateTimeField(null=True, blank=True)
+    hwm_sys_id = models.CharField(max_length=32, blank=True)
+    delete_hwm_ts = models.DateTimeField(null=True, blank=True)
+    delete_hwm_sys_id = models.CharField(max_length=32, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.source_id} @ {self.hwm_ts} {self.hwm_sys_id}"
+
+
+class SyncRun(models.Model):
+    class Mode(models.TextChoices):
+        INCREMENTAL = "incremental", "Incremental"
+        FULL = "full", "Full"
+        RECONCILE = "reconcile", "Reconcile"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="runs")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.INCREMENTAL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    upper_bound = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    rows_seen = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    skipped_stale = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    evidence_created = models.PositiveIntegerField(default=0)
+    total_estimate = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)  # warnings and retried errors, one per line
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One run per source at a time, enforced by the database itself.
+            models.UniqueConstraint(
+                fields=["source"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="syncrun_one_active_per_source",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.mode} #{self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float | None:
+        """0..1 for the progress bar, when the first page told us how many rows to expect."""
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        if not self.total_estimate:
+            return None
+        return min(1.0, self.rows_seen / self.total_estimate)
+
+
+class WorkItem(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="work_items")
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="work_items")
+    table = models.CharField(max_length=80)
+    sys_id = models.CharField(max_length=32)
+    number = models.CharField(max_length=40, blank=True)
+    short_description = models.TextField(blank=True)
+    state = models.CharField(max_length=40, blank=True)
+    priority = models.CharField(max_length=40, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    person = models.ForeignKey(
+        "people.Person",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="work_items",
+    )
+    # {attribution field: sys_user sys_id}, e.g. {"assigned_to": "6816f79c…"}
+    attributions = models.JSONField(default=dict, blank=True)
+    sys_updated_on = models.DateTimeField()
+    sys_mod_count = models.IntegerField(default=0)
+    raw = models.JSONField(default=dict, blank=True)  # the selected fields, as values
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_reason = models.CharField(max_length=32, blank=True)  # audit_delete | reconcile
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-sys_updated_on", "sys_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "table", "sys_id"], name="workitem_unique_per_table"
+            ),
+        ]
+        indexes = [models.Index(fields=["source", "sys_updated_on"])]
+
+    def __str__(self) -> str:
+        return self.number or self.sys_id
+
+    @property
+    def record_url(self) -> str:
+        base = self.connection.instance_url.rstrip("/")
+        return f"{base}/nav_to.do?uri={self.table}.do?sys_id={self.sys_id}"
+
+
+class SuggestionRule(models.Model):
+    """Pre-links imported candidates: when a record matches, suggest expectations and skills.
+
+    conditions: [{"field": "category", "op": "=", "value": "ml_model"}, …] (all must hold);
+    ops: = != contains startswith in (value a list for `in`).
+    """
+
+    name = models.CharField(max_length=100)
+    table = models.CharField(max_length=80)
+    conditions = models.JSONField(default=list)
+    expectation_codes = models.JSONField(default=list, blank=True)
+    skills = models.JSONField(default=list, blank=True)
+    rationale = models.CharField(max_length=300, blank=True)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,181 @@
+"""Writes for ServiceNow configuration and runs: connections (with secrets), sources (with
+their beat schedule), run requests (one active run per source) and connection checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from .client import ClientConfig, ServiceNowClient, ServiceNowError
+from .models import Connection, Source, SyncRun
+from .secrets import SecretUnreadable, secret_decrypt, secret_encrypt
+
+logger = logging.getLogger(__name__)
+
+
+def stale_run_after() -> timedelta:
+    """A running run whose heartbeat (written per page) is older than this is taken to be
+    dead: its worker was killed (settings.SERVICENOW_STALE_RUN_SECONDS)."""
+    return timedelta(seconds=settings.SERVICENOW_STALE_RUN_SECONDS)
+
+
+class RunAlreadyActive(Exception):
+    def __init__(self, run: SyncRun):
+        self.run = run
+        super().__init__(f"Source {run.source_id} already has run {run.pk} ({run.status}).")
+
+
+class SourceDisabled(Exception):
+    pass
+
+
+def connection_save(
+    *,
+    connection: Connection,
+    password: str | None = None,
+    client_secret: str | None = None,
+) -> Connection:
+    """Save a connection; a secret given as None is left as it is, "" clears it."""
+    if password is not None:
+        connection.password_encrypted = secret_encrypt(password)
+    if client_secret is not None:
+        connection.client_secret_encrypted = secret_encrypt(client_secret)
+    connection.instance_url = connection.instance_url.rstrip("/")
+    connection.save()
+    return connection
+
+
+def connection_client_config(*, connection: Connection) -> ClientConfig:
+    return ClientConfig(
+        instance_url=connection.instance_url,
+        auth_type=connection.auth_type,
+        username=connection.username,
+        password=secret_decrypt(connection.password_encrypted),
+        client_id=connection.client_id,
+        client_secret=secret_decrypt(connection.client_secret_encrypted),
+        verify_tls=connection.verify_tls,
+        api_path=connection.api_path,
+    )
+
+
+def connection_client(*, connection: Connection) -> ServiceNowClient:
+    return ServiceNowClient(connection_client_config(connection=connection))
+
+
+def connection_check(*, connection: Connection) -> dict:
+    """Reachability and auth, recorded on the connection. Never raises for a remote failure."""
+    try:
+        client = connection_client(connection=connection)
+        try:
+            result = {"ok": True, **client.check()}
+            message = f"Reachable and authenticated ({result.get('elapsed_ms', '?')} ms)."
+        finally:
+            client.close()
+    except (ServiceNowError, SecretUnreadable) as exc:
+        result = {
+            "ok": False,
+            "error": type(exc).__name__,
+            "reachable": not isinstance(exc, SecretUnreadable)
+            and getattr(exc, "status_code", None) is not None,
+            "authenticated": False,
+        }
+        message = str(exc)
+    result["message"] = message
+    connection.last_checked_at = timezone.now()
+    connection.last_check_ok = result["ok"]
+    connection.last_check_message = message[:2000]
+    connection.save(update_fields=["last_checked_at", "last_check_ok", "last_check_message"])
+    logger.info("connection %s check: %s", connection.pk, "ok" if result["ok"] else message)
+    return result
+
+
+@transaction.atomic
+def source_save(*, source: Source) -> Source:
+    """Save a source and keep its beat schedule in step with interval_minutes / enabled."""
+    if not source.attribution_fields and source.kind == Source.Kind.WORK_ITEMS:
+        source.attribution_fields = ["assigned_to"]
+    source.save()
+    _source_schedule_sync(source=source)
+    return source
+
+
+def _source_schedule_sync(*, source: Source) -> None:
+    task = source.periodic_task
+    if not source.interval_minutes:
+        if task is not None:
+            source.periodic_task = None
+            source.save(update_fields=["periodic_task"])
+            task.delete()
+        return
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=source.interval_minutes, period=IntervalSchedule.MINUTES
+    )
+    values = {
+        "interval": interval,
+        "task": "servicenow.sync_source_scheduled",
+        "kwargs": json.dumps({"source_id": source.pk, "mode": "incremental"}),
+        "enabled": source.enabled,
+    }
+    if task is None:
+        task = PeriodicTask.objects.create(name=f"servicenow source {source.pk} sync", **values)
+        source.periodic_task = task
+        source.save(update_fields=["periodic_task"])
+    else:
+        for key, value in values.items():
+            setattr(task, key, value)
+        task.save()
+
+
+def _expire_stale_runs(*, source: Source) -> None:
+    cutoff = timezone.now() - stale_run_after()
+    stale = SyncRun.objects.filter(source=source, status__in=SyncRun.ACTIVE).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+    for run in stale.select_for_update():
+        run.status = SyncRun.Status.FAILED
+        run.finished_at = timezone.now()
+        run.error = (
+            "The worker running this sync stopped answering (no progress for "
+            f"{stale_run_after().seconds} s); a new run continues from the last saved page."
+        )
+        run.save(update_fields=["status", "finished_at", "error"])
+        logger.warning("sync run %s marked failed: stale heartbeat", run.pk)
+
+
+def sync_run_request(
+    *,
+    source: Source,
+    mode: str = SyncRun.Mode.INCREMENTAL,
+    requested_by=None,
+    enqueue: bool = True,
+) -> SyncRun:
+    """Create a queued run and (unless the caller runs it itself) enqueue it after commit.
+
+    Raises RunAlreadyActive (the API's 409) while another run of the source is queued or
+    running, and SourceDisabled."""
+    from .tasks import sync_source
+
+    if not source.enabled:
+        raise SourceDisabled(f"Source {source.name!r} is disabled.")
+    try:
+        with transaction.atomic():
+            _expire_stale_runs(source=source)
+            run = SyncRun.objects.create(source=source, mode=mode, requested_by=requested_by)
+            if enqueue:
+                transaction.on_commit(lambda: sync_source.delay(run.pk))
+    except IntegrityError:
+        active = SyncRun.objects.filter(source=source, status__in=SyncRun.ACTIVE).first()
+        if active is None:  # it finished between our insert and this read: try once more
+            return sync_run_request(
+                source=source, mode=mode, requested_by=requested_by, enqueue=enqueue
+            )
+        raise RunAlreadyActive(active) from None
+    logger.info("sync run %s queued: source %s mode %s", run.pk, source.pk, mode)
+    return run

@@ -1,0 +1,836 @@
+"""The sync engine: keyset paging from the Table API into work items, people and evidence.
+
+One run reads `BASE ∧ (ts, sys_id) > cursor ∧ ts ≤ upper` page by page, ordered by
+(sys_updated_on, sys_id), with no offsets. Each page's upserts, the cursor and the run's
+counters commit in one transaction, so a run killed at any point resumes from its last page
+and converges: the next run starts `overlap` seconds before the cursor, and an incoming row
+older than the stored one (by sys_updated_on, then sys_mod_count) is skipped.
+
+Facts this relies on (DESIGN.md, "ServiceNow sync"): pages may come back short when ACLs
+hide rows (X-Total-Count still counts them), may repeat a row, and rows change while we page;
+the upper bound fixed at the start keeps a run finite, and edits after it land in the next
+run's window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from apps.evidence.models import Evidence, EvidenceLink
+from apps.ladders.models import Expectation, LadderVersion, Skill
+from apps.people.models import Person
+from apps.people.services import person_would_cycle_ids
+
+from .client import (
+    AuthorizationError,
+    Page,
+    ServiceNowClient,
+    TransactionCancelledError,
+    field_value,
+)
+from .models import Source, SuggestionRule, SyncCursor, SyncRun, WorkItem
+from .query import format_timestamp, id_keyset_query, keyset_query, parse_timestamp
+
+logger = logging.getLogger(__name__)
+
+# Smallest page we shrink to when the instance cancels a transaction for taking too long.
+MIN_PAGE_SIZE = 10
+WORK_ITEM_FIELDS = (
+    "sys_id", "number", "short_description", "description", "state", "priority", "category",
+    "opened_at", "resolved_at", "closed_at", "sys_created_on", "sys_updated_on", "sys_mod_count",
+)  # fmt: skip
+USER_FIELDS = (
+    "sys_id", "user_name", "email", "name", "first_name", "last_name", "title", "manager",
+    "active", "sys_updated_on", "sys_mod_count",
+)  # fmt: skip
+SNAPSHOT_FIELDS = (
+    "number", "short_description", "description", "state", "priority", "category",
+    "opened_at", "resolved_at", "closed_at",
+)  # fmt: skip
+ATTRIBUTION_CHUNK = 2000  # work items per query when attaching newly known people
+
+
+@dataclass
+class Counters:
+    rows_seen: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped_stale: int = 0
+    deleted: int = 0
+    evidence_created: int = 0
+
+
+# --- paging -------------------------------------------------------------------------------
+
+
+def iter_keyset_pages(
+    client: ServiceNowClient,
+    table: str,
+    *,
+    query_for: Callable[[tuple[datetime, str] | None], str],
+    key: Callable[[dict], tuple[datetime, str]],
+    fields: list[str],
+    page_size: int,
+    after: tuple[datetime, str] | None,
+    on_note: Callable[[str], None] = lambda _msg: None,
+    on_total: Callable[[int | None], None] = lambda _total: None,
+) -> Iterator[list[dict]]:
+    """Yield the non-empty pages of a keyset query, fetching the next page while the caller
+    stores the current one.
+
+    The first request asks for X-Total-Count: when everything fits in it we are done after
+    one request. An empty page later on may only mean that ACLs hide a whole window of rows,
+    so a one-row count probe decides; if rows exist but none is visible we step over them by
+    offset and resume keyset paging after the next visible row.
+    """
+    size = page_size
+
+    def fetch(after_: tuple[datetime, str] | None, offset: int | None, count: bool) -> Page:
+        nonlocal size
+        while True:
+            try:
+                return client.get_page(
+                    table,
+                    query=query_for(after_),
+                    fields=fields,
+                    limit=size,
+                    offset=offset,
+                    count=count,
+                )
+            except TransactionCancelledError:
+                if size <= MIN_PAGE_SIZE:
+                    raise
+                size = max(MIN_PAGE_SIZE, size // 2)
+                on_note(f"instance cancelled a page as too slow; page size now {size}")
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sn-prefetch") as pool:
+        offset: int | None = None
+        first = True
+        # Rows the last count said lie beyond the cursor, and distinct rows read since then:
+        # once we have read them all there is nothing left to ask for.
+        expected: int | None = None
+        seen = 0
+        future = pool.submit(fetch, after, offset, True)
+        while future is not None:
+            page = future.result()
+            future = None
+            if first:
+                on_total(page.total_count)
+                expected = page.total_count
+            if page.rows:
+                keys = {key(row) for row in page.rows}
+                last = max(keys)
+                after = last if after is None else max(after, last)
+                seen += len(keys)
+                offset, first = None, False
+                if expected is None or seen < expected:
+                    future = pool.submit(fetch, after, None, False)
+                yield page.rows
+                continue
+            expected = page.total_count if first else fetch(after, None, True).total_count
+            seen, first = 0, False
+            if not expected:
+                return
+            offset = (offset or 0) + size
+            if offset >= expected:
+                return
+            on_note(f"{offset} rows in a row are hidden from this user; stepping over them")
+            future = pool.submit(fetch, after, offset, False)
+
+
+# --- row helpers --------------------------------------------------------------------------
+
+
+def _ts(value) -> datetime | None:
+    raw = field_value(value)
+    return parse_timestamp(raw) if raw else None
+
+
+def _int(value, default: int = 0) -> int:
+    try:
+        return int(field_value(value) or default)
+    except ValueError:
+        return default
+
+
+def _row_key(ts_field: str) -> Callable[[dict], tuple[datetime, str]]:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def key(row: dict) -> tuple[datetime, str]:
+        return (_ts(row.get(ts_field)) or epoch, field_value(row.get("sys_id")))
+
+    return key
+
+
+def _newest_per_sys_id(rows: list[dict]) -> dict[str, tuple[datetime, int, dict]]:
+    """Duplicates inside a page collapse to the newest copy of each record."""
+    newest: dict[str, tuple[datetime, int, dict]] = {}
+    for row in rows:
+        sys_id = field_value(row.get("sys_id"))
+        ts = _ts(row.get("sys_updated_on"))
+        if not sys_id or ts is None:
+            continue
+        version = (ts, _int(row.get("sys_mod_count")), row)
+        held = newest.get(sys_id)
+        if held is None or version[:2] > held[:2]:
+            newest[sys_id] = version
+    return newest
+
+
+# --- work items and evidence --------------------------------------------------------------
+
+
+@dataclass
+class LadderIndex:
+    """Per ladder: expectation ids by code and skill ids by name, of its published version."""
+
+    expectations: dict[int, dict[str, int]]
+    skills: dict[int, dict[str, list[int]]]
+
+    @classmethod
+    def load(cls) -> LadderIndex:
+        published = {}
+        for version in LadderVersion.objects.filter(status=LadderVersion.Status.PUBLISHED):
+            held = published.get(version.ladder_id)
+            if held is None or version.number > held.number:
+                published[version.ladder_id] = version
+        by_version = {v.pk: ladder_id for ladder_id, v in published.items()}
+        expectations: dict[int, dict[str, int]] = {lid: {} for lid in published}
+        for pk, code, version_id in Expectation.objects.filter(
+            version_id__in=by_version
+        ).values_list("pk", "code", "version_id"):
+            expectations[by_version[version_id]][code] = pk
+        skills: dict[int, dict[str, list[int]]] = {lid: {} for lid in published}
+        for pk, name, version_id in Skill.objects.filter(version_id__in=by_version).values_list(
+            "pk", "name", "version_id"
+        ):
+            skills[by_version[version_id]].setdefault(name.lower(), []).append(pk)
+        return cls(expectations=expectations, skills=skills)
+
+
+def _rule_matches(rule: SuggestionRule, raw: dict) -> bool:
+    for cond in rule.conditions:
+        actual = str(raw.get(cond.get("field", ""), ""))
+        op, expected = cond.get("op", "="), cond.get("value", "")
+        if op == "=" and actual != str(expected):
+            return False
+        if op == "!=" and actual == str(expected):
+            return False
+        if op == "contains" and str(expected).lower() not in actual.lower():
+            return False
+        if op == "startswith" and not actual.lower().startswith(str(expected).lower()):
+            return False
+        if op == "in" and actual not in [str(v) for v in expected]:
+            return False
+    return True
+
+
+class WorkItemWriter:
+    """Stores pages of a work-item source; one instance per run (holds lookups it reuses)."""
+
+    def __init__(self, *, source: Source, counters: Counters):
+        self.source = source
+        self.counters = counters
+        self.fields = sorted(
+            set(WORK_ITEM_FIELDS)
+            | set(source.fields or [])
+            | set(self.attribution_fields)
+            | {c.get("field", "") for r in self.rules for c in r.conditions} - {""}
+        )
+        self.ladders = LadderIndex.load()
+
+    @property
+    def attribution_fields(self) -> list[str]:
+        return list(self.source.attribution_fields or ["assigned_to"])
+
+    @property
+    def rules(self) -> list[SuggestionRule]:
+        if not hasattr(self, "_rules"):
+            self._rules = list(SuggestionRule.objects.filter(enabled=True, table=self.source.table))
+        return self._rules
+
+    def store(self, rows: list[dict]) -> None:
+        source = self.source
+        newest = _newest_per_sys_id(rows)
+        self.counters.rows_seen += len(rows)
+        existing = {
+            sys_id: (pk, ts, mod, deleted)
+            for sys_id, pk, ts, mod, deleted in WorkItem.objects.filter(
+                connection_id=source.connection_id, table=source.table, sys_id__in=list(newest)
+            ).values_list("sys_id", "pk", "sys_updated_on", "sys_mod_count", "deleted_at")
+        }
+        people = self._people_by_sys_id(newest.values())
+        objs: list[WorkItem] = []
+        for sys_id, (ts, mod, row) in newest.items():
+            held = existing.get(sys_id)
+            if held is not None and (ts, mod) <= (held[1], held[2]) and held[3] is None:
+                self.counters.skipped_stale += 1
+                continue
+            raw = {f: field_value(row.get(f)) for f in self.fields if f in row}
+            attributions = {f: raw[f] for f in self.attribution_fields if raw.get(f)}
+            primary = next((people[v] for v in attributions.values() if v in people), None)
+            objs.append(
+                WorkItem(
+                    pk=held[0] if held else None,
+                    connection_id=source.connection_id,
+                    source=source,
+                    table=source.table,
+                    sys_id=sys_id,
+                    number=raw.get("number", "")[:40],
+                    short_description=raw.get("short_description", ""),
+                    state=raw.get("state", "")[:40],
+                    priority=raw.get("priority", "")[:40],
+                    opened_at=_ts(raw.get("opened_at")),
+                    resolved_at=_ts(raw.get("resolved_at")),
+                    closed_at=_ts(raw.get("closed_at")),
+                    person_id=primary,
+                    attributions=attributions,
+                    sys_updated_on=ts,
+                    sys_mod_count=mod,
+                    raw=raw,
+                    deleted_at=None,  # the instance returned it: it exists
+                    deleted_reason="",
+                )
+            )
+            if held:
+                self.counters.updated += 1
+            else:
+                self.counters.created += 1
+        if not objs:
+            return
+        now = timezone.now()
+        for obj in objs:
+            obj.last_synced_at = now
+        WorkItem.objects.bulk_create(
+            objs,
+            update_conflicts=True,
+            unique_fields=["connection", "table", "sys_id"],
+            update_fields=[
+                "source", "number", "short_description", "state", "priority", "opened_at",
+                "resolved_at", "closed_at", "person", "attributions", "sys_updated_on",
+                "sys_mod_count", "raw", "deleted_at", "deleted_reason", "last_synced_at",
+            ],
+        )  # fmt: skip
+        missing_pk = [o.sys_id for o in objs if o.pk is None]
+        if missing_pk:  # backends that do not return ids from an upsert
+            ids = dict(
+                WorkItem.objects.filter(
+                    connection_id=source.connection_id,
+                    table=source.table,
+                    sys_id__in=missing_pk,
+                ).values_list("sys_id", "pk")
+            )
+            for obj in objs:
+                if obj.pk is None:
+                    obj.pk = ids[obj.sys_id]
+        self.counters.evidence_created += evidence_sync_for_work_items(
+            work_items=objs, people=people, ladders=self.ladders, rules=self.rules
+        )
+
+    def _people_by_sys_id(self, versions) -> dict[str, int]:
+        wanted = {
+            field_value(row.get(f)) for _ts_, _mod, row in versions for f in self.attribution_fields
+        } - {""}
+        if not wanted:
+            return {}
+        return dict(
+            Person.objects.filter(servicenow_sys_id__in=wanted).values_list(
+                "servicenow_sys_id", "pk"
+            )
+        )
+
+
+def _snapshot(work_item: WorkItem) -> dict:
+    snap = {f: work_item.raw.get(f, "") for f in SNAPSHOT_FIELDS}
+    snap.update(
+        table=work_item.table,
+        sys_id=work_item.sys_id,
+        sys_updated_on=format_timestamp(work_item.sys_updated_on),
+        url=work_item.record_url,
+    )
+    return snap
+
+
+def evidence_sync_for_work_items(
+    *,
+    work_items: list[WorkItem],
+    people: dict[str, int],
+    ladders: LadderIndex,
+    rules: list[SuggestionRule],
+) -> int:
+    """One evidence candidate per attributed person and work item; refresh the snapshot of
+    the ones that exist (never the engineer's own title or text). Returns how many were new."""
+    if not work_items:
+        return 0
+    now = timezone.now()
+    existing = {
+        (person_id, wi_id): pk
+        for pk, person_id, wi_id in Evidence.objects.filter(
+            work_item_id__in=[w.pk for w in work_items]
+        ).values_list("pk", "person_id", "work_item_id")
+    }
+    person_ladder = dict(
+        Person.objects.filter(pk__in=set(people.values())).values_list("pk", "ladder_id")
+    )
+    new: list[Evidence] = []
+    refreshed: list[Evidence] = []
+    for wi in work_items:
+        snapshot = _snapshot(wi)
+        for person_id in {people[s] for s in wi.attributions.values() if s in people}:
+            pk = existing.get((person_id, wi.pk))
+            if pk is not None:
+                refreshed.append(Evidence(pk=pk, snapshot=snapshot, snapshot_updated_at=now))
+                continue
+            occurred = wi.resolved_at or wi.closed_at or wi.opened_at or wi.sys_updated_on
+            title = f"{wi.number}: {wi.short_description}" if wi.number else wi.short_description
+            new.append(
+                Evidence(
+                    person_id=person_id,
+                    title=(title or wi.sys_id)[:300],
+                    description="",
+                    occurred_on=occurred.date(),
+                    url=snapshot["url"],
+                    source=Evidence.Source.SERVICENOW,
+                    status=Evidence.Status.CANDIDATE,
+                    work_item_id=wi.pk,
+                    snapshot=snapshot,
+                    snapshot_updated_at=now,
+                )
+            )
+    if refreshed:
+        Evidence.objects.bulk_update(refreshed, ["snapshot", "snapshot_updated_at"])
+    if not new:
+        return 0
+    Evidence.objects.bulk_create(new)
+    if any(e.pk is None for e in new):  # backends that do not return ids
+        ids = {
+            (p, w): pk
+            for pk, p, w in Evidence.objects.filter(
+                work_item_id__in=[e.work_item_id for e in new]
+            ).values_list("pk", "person_id", "work_item_id")
+        }
+        for e in new:
+            e.pk = ids[(e.person_id, e.work_item_id)]
+    _suggest_links(new, {w.pk: w for w in work_items}, person_ladder, ladders, rules)
+    return len(new)
+
+
+def _suggest_links(evidence, work_items, person_ladder, ladders: LadderIndex, rules) -> None:
+    if not rules:
+        return
+    links: list[EvidenceLink] = []
+    skill_rows = []
+    through = Evidence.skills.through
+    for ev in evidence:
+        ladder_id = person_ladder.get(ev.person_id)
+        if ladder_id is None or ladder_id not in ladders.expectations:
+            continue
+        seen_codes, seen_skills = set(), set()
+        raw = work_items[ev.work_item_id].raw
+        for rule in rules:
+            if not _rule_matches(rule, raw):
+                continue
+            for code in rule.expectation_codes:
+                exp_id = ladders.expectations[ladder_id].get(code)
+                if exp_id and code not in seen_codes:
+                    seen_codes.add(code)
+                    links.append(
+                        EvidenceLink(
+                            evidence_id=ev.pk,
+                            expectation_id=exp_id,
+                            rationale=rule.rationale or f"Suggested by rule {rule.name!r}",
+                            origin=EvidenceLink.Origin.SUGGESTED,
+                        )
+                    )
+            for name in rule.skills:
+                for skill_id in ladders.skills[ladder_id].get(name.lower(), []):
+                    if skill_id not in seen_skills:
+                        seen_skills.add(skill_id)
+                        skill_rows.append(through(evidence_id=ev.pk, skill_id=skill_id))
+    EvidenceLink.objects.bulk_create(links, ignore_conflicts=True)
+    through.objects.bulk_create(skill_rows, ignore_conflicts=True)
+
+
+def work_items_attach_people(*, connection_id: int, table: str | None = None) -> int:
+    """Create the candidates a work item owes to people who became known after it synced
+    (the users source ran later). Returns how many evidence rows were created."""
+    people = dict(
+        Person.objects.exclude(servicenow_sys_id="").values_list("servicenow_sys_id", "pk")
+    )
+    if not people:
+        return 0
+    ladders = LadderIndex.load()
+    created = 0
+    qs = WorkItem.objects.filter(connection_id=connection_id).exclude(attributions={})
+    if table:
+        qs = qs.filter(table=table)
+    last_pk = 0
+    while True:
+        chunk = list(qs.filter(pk__gt=last_pk).order_by("pk")[:ATTRIBUTION_CHUNK])
+        if not chunk:
+            return created
+        last_pk = chunk[-1].pk
+        owed = [w for w in chunk if any(s in people for s in w.attributions.values())]
+        have = set(
+            Evidence.objects.filter(work_item__in=owed).values_list("person_id", "work_item_id")
+        )
+        todo = [
+            w
+            for w in owed
+            if any((people[s], w.pk) not in have for s in w.attributions.values() if s in people)
+        ]
+        if not todo:
+            continue
+        with transaction.atomic():
+            for w in todo:
+                primary = next(people[s] for s in w.attributions.values() if s in people)
+                if w.person_id != primary:
+                    WorkItem.objects.filter(pk=w.pk).update(person_id=primary)
+            rules_by_table: dict[str, list[SuggestionRule]] = {}
+            for t in {w.table for w in todo}:
+                rules_by_table[t] = list(SuggestionRule.objects.filter(enabled=True, table=t))
+            for t, rules in rules_by_table.items():
+                created += evidence_sync_for_work_items(
+                    work_items=[w for w in todo if w.table == t],
+                    people=people,
+                    ladders=ladders,
+                    rules=rules,
+                )
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+class UserWriter:
+    """Stores pages of sys_user: people matched by sys_id, else by email (any case)."""
+
+    fields = list(USER_FIELDS)
+
+    def __init__(self, *, source: Source, counters: Counters):
+        self.source = source
+        self.counters = counters
+
+    def store(self, rows: list[dict]) -> None:
+        newest = _newest_per_sys_id(rows)
+        self.counters.rows_seen += len(rows)
+        by_sys_id = {
+            p.servicenow_sys_id: p
+            for p in Person.objects.filter(servicenow_sys_id__in=list(newest))
+        }
+        emails = {
+            field_value(row.get("email")).strip().lower()
+            for sys_id, (_t, _m, row) in newest.items()
+            if sys_id not in by_sys_id
+        } - {""}
+        by_email = {
+            p.email_lower: p
+            for p in Person.objects.annotate(email_lower=Lower("email")).filter(
+                email_lower__in=emails
+            )
+        }
+        create, update = [], []
+        for sys_id, (ts, mod, row) in newest.items():
+            email = field_value(row.get("email")).strip()
+            person = by_sys_id.get(sys_id) or by_email.get(email.lower())
+            if (
+                person is not None
+                and person.servicenow_updated_on is not None
+                and ((ts, mod) <= (person.servicenow_updated_on, person.servicenow_mod_count or 0))
+            ):
+                self.counters.skipped_stale += 1
+                continue
+            name = (
+                field_value(row.get("name"))
+                or " ".join(
+                    x
+                    for x in (field_value(row.get("first_name")), field_value(row.get("last_name")))
+                    if x
+                )
+                or field_value(row.get("user_name"))
+                or email
+            )
+            target = person or Person()
+            target.servicenow_sys_id = sys_id
+            target.servicenow_updated_on = ts
+            target.servicenow_mod_count = mod
+            target.servicenow_manager_sys_id = field_value(row.get("manager"))
+            target.is_active = field_value(row.get("active")).lower() != "false"
+            if not target.name:
+                target.name = name[:200]
+            if not target.email:
+                target.email = email
+            if not target.title:
+                target.title = field_value(row.get("title"))[:200]
+            if person is None:
+                create.append(target)
+                by_email[email.lower()] = target  # a second row with this email merges
+                self.counters.created += 1
+            elif target not in update:
+                update.append(target)
+                self.counters.updated += 1
+        Person.objects.bulk_create([p for p in create if p.pk is None])
+        if update:
+            Person.objects.bulk_update(
+                update,
+                ["servicenow_sys_id", "servicenow_updated_on", "servicenow_mod_count",
+                 "servicenow_manager_sys_id", "is_active", "name", "email", "title"],
+            )  # fmt: skip
+
+    def finish(self) -> None:
+        people_managers_resolve()
+
+
+def people_managers_resolve() -> int:
+    """Point each person's manager at the person ServiceNow names, unless that makes a cycle
+    (the chart keeps its previous manager then). In memory: one read, one bulk write."""
+    rows = list(
+        Person.objects.values_list(
+            "pk", "manager_id", "servicenow_sys_id", "servicenow_manager_sys_id"
+        )
+    )
+    by_sys_id = {sys_id: pk for pk, _m, sys_id, _ms in rows if sys_id}
+    managers = {pk: manager_id for pk, manager_id, _s, _ms in rows}
+    changed = []
+    for pk, manager_id, _sys_id, manager_sys_id in rows:
+        if not manager_sys_id:
+            continue
+        wanted = by_sys_id.get(manager_sys_id)
+        if wanted is None or wanted == manager_id:
+            continue
+        if person_would_cycle_ids(person_id=pk, manager_id=wanted, managers=managers):
+            logger.warning("person %s: manager %s would make a cycle; kept", pk, wanted)
+            continue
+        managers[pk] = wanted
+        changed.append(Person(pk=pk, manager_id=wanted))
+    Person.objects.bulk_update(changed, ["manager"])
+    return len(changed)
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+class RunContext:
+    """Progress written per page: counters, requests, heartbeat, notes."""
+
+    def __init__(self, run: SyncRun, client: ServiceNowClient, counters: Counters, on_progress):
+        self.on_progress = on_progress
+        self.run = run
+        self.client = client
+        self.counters = counters
+        self.requests_before = client.request_count
+        self.requests_base = run.requests  # from earlier attempts of this run
+
+    def note(self, message: str) -> None:
+        logger.warning("sync run %s: %s", self.run.pk, message)
+        stamp = timezone.now().strftime("%H:%M:%S")
+        self.run.log = (self.run.log + f"{stamp} {message}\n")[-20000:]
+
+    def total(self, total: int | None) -> None:
+        if total is not None and self.run.total_estimate is None:
+            self.run.total_estimate = total
+
+    def save_progress(self) -> None:
+        run, c = self.run, self.counters
+        run.pages += 1
+        run.requests = self.run_requests()
+        run.rows_seen, run.created, run.updated = c.rows_seen, c.created, c.updated
+        run.skipped_stale, run.deleted, run.evidence_created = (
+            c.skipped_stale,
+            c.deleted,
+            c.evidence_created,
+        )
+        run.heartbeat_at = timezone.now()
+        run.save(
+            update_fields=[
+                "pages", "requests", "rows_seen", "created", "updated", "skipped_stale",
+                "deleted", "evidence_created", "heartbeat_at", "total_estimate", "log",
+            ]
+        )  # fmt: skip
+        if self.on_progress is not None:
+            self.on_progress(run)
+
+    def run_requests(self) -> int:
+        return self.requests_base + (self.client.request_count - self.requests_before)
+
+
+def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, full: bool):
+    run = ctx.run
+    overlap = timedelta(seconds=source.overlap_seconds)
+    after = None
+    if not full and cursor.hwm_ts is not None:
+        after = (cursor.hwm_ts - overlap, "")
+    for rows in iter_keyset_pages(
+        ctx.client, source.table,
+        query_for=lambda a: keyset_query(base=source.query, after=a, upper=run.upper_bound),
+        key=_row_key("sys_updated_on"), fields=writer.fields,
+        page_size=source.connection.page_size, after=after,
+        on_note=ctx.note, on_total=ctx.total,
+    ):  # fmt: skip
+        last = max(_row_key("sys_updated_on")(r) for r in rows)
+        with transaction.atomic():
+            writer.store(rows)
+            # Moving the cursor back is safe (we re-read); moving it past unseen rows is not.
+            # Within a run rows come in order, so `last` is the furthest point fully read.
+            if full or cursor.hwm_ts is None or last > (cursor.hwm_ts, cursor.hwm_sys_id):
+                cursor.hwm_ts, cursor.hwm_sys_id = last
+                cursor.save(update_fields=["hwm_ts", "hwm_sys_id", "updated_at"])
+            ctx.save_progress()
+
+
+def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
+    run = ctx.run
+    overlap = timedelta(seconds=source.overlap_seconds)
+    after = (cursor.delete_hwm_ts - overlap, "")
+    base = f"tablename={source.table}"
+    try:
+        for rows in iter_keyset_pages(
+            ctx.client, "sys_audit_delete",
+            query_for=lambda a: keyset_query(
+                base=base, after=a, upper=run.upper_bound, ts_field="sys_created_on"
+            ),
+            key=_row_key("sys_created_on"),
+            fields=["sys_id", "documentkey", "tablename", "sys_created_on"],
+            page_size=source.connection.page_size, after=after, on_note=ctx.note,
+        ):  # fmt: skip
+            deleted_on = {}
+            for row in rows:
+                deleted_on[field_value(row.get("documentkey"))] = _ts(row.get("sys_created_on"))
+            last = max(_row_key("sys_created_on")(r) for r in rows)
+            with transaction.atomic():
+                for sys_id, when in deleted_on.items():
+                    ctx.counters.deleted += WorkItem.objects.filter(
+                        connection_id=source.connection_id,
+                        table=source.table,
+                        sys_id=sys_id,
+                        deleted_at__isnull=True,
+                    ).update(deleted_at=when or timezone.now(), deleted_reason="audit_delete")
+                if last > (cursor.delete_hwm_ts, cursor.delete_hwm_sys_id):
+                    cursor.delete_hwm_ts, cursor.delete_hwm_sys_id = last
+                    cursor.save(update_fields=["delete_hwm_ts", "delete_hwm_sys_id", "updated_at"])
+                ctx.save_progress()
+    except AuthorizationError:
+        ctx.note("no read access to sys_audit_delete: deletes come from reconcile runs only")
+
+
+def _reconcile(ctx: RunContext, source: Source) -> None:
+    remote: set[str] = set()
+    for rows in iter_keyset_pages(
+        ctx.client, source.table,
+        query_for=lambda a: id_keyset_query(base=source.query, after_sys_id=a[1] if a else None),
+        key=lambda r: (datetime.min.replace(tzinfo=UTC), field_value(r.get("sys_id"))),
+        fields=["sys_id"], page_size=source.connection.page_size, after=None,
+        on_note=ctx.note, on_total=ctx.total,
+    ):  # fmt: skip
+        remote.update(field_value(r.get("sys_id")) for r in rows)
+        ctx.counters.rows_seen += len(rows)
+        with transaction.atomic():
+            ctx.save_progress()
+    local = WorkItem.objects.filter(
+        connection_id=source.connection_id, table=source.table, deleted_at__isnull=True
+    )
+    gone = [s for s in local.values_list("sys_id", flat=True).iterator() if s not in remote]
+    now = timezone.now()
+    with transaction.atomic():
+        for start in range(0, len(gone), 500):
+            ctx.counters.deleted += local.filter(sys_id__in=gone[start : start + 500]).update(
+                deleted_at=now, deleted_reason="reconcile"
+            )
+        ctx.save_progress()
+
+
+def sync_run_start(*, run_id: int, stale_after: timedelta) -> SyncRun | None:
+    """Claim a queued run (or a running one whose worker died). None: nothing to do."""
+    with transaction.atomic():
+        run = (
+            SyncRun.objects.select_for_update().select_related("source__connection").get(pk=run_id)
+        )
+        now = timezone.now()
+        if run.status not in SyncRun.ACTIVE:
+            return None
+        if (
+            run.status == SyncRun.Status.RUNNING
+            and run.heartbeat_at
+            and (now - run.heartbeat_at < stale_after)
+        ):
+            return None  # another worker is on it (a redelivered duplicate of the task)
+        run.status = SyncRun.Status.RUNNING
+        run.started_at = run.started_at or now
+        run.heartbeat_at = now
+        run.upper_bound = now.replace(microsecond=0)
+        run.attempts += 1
+        run.save(update_fields=["status", "started_at", "heartbeat_at", "upper_bound", "attempts"])
+        cursor, _ = SyncCursor.objects.get_or_create(source=run.source)
+        if cursor.delete_hwm_ts is None:
+            # Deletes older than our first look cannot concern rows we hold.
+            cursor.delete_hwm_ts = run.upper_bound
+            cursor.save(update_fields=["delete_hwm_ts", "updated_at"])
+    return run
+
+
+def sync_run_execute(
+    *,
+    run: SyncRun,
+    client: ServiceNowClient,
+    on_progress: Callable[[SyncRun], None] | None = None,
+) -> SyncRun:
+    """Do the work of a claimed run. Remote errors propagate (the task decides to retry)."""
+    source = run.source
+    counters = Counters(
+        rows_seen=run.rows_seen, created=run.created, updated=run.updated,
+        skipped_stale=run.skipped_stale, deleted=run.deleted,
+        evidence_created=run.evidence_created,
+    )  # fmt: skip
+    ctx = RunContext(run, client, counters, on_progress)
+    cursor = SyncCursor.objects.get(source=source)
+    if run.mode == SyncRun.Mode.RECONCILE:
+        _reconcile(ctx, source)
+    elif source.kind == Source.Kind.USERS:
+        writer = UserWriter(source=source, counters=counters)
+        _sync_rows(ctx, source, cursor, writer, full=run.mode == SyncRun.Mode.FULL)
+        writer.finish()
+        counters.evidence_created += work_items_attach_people(connection_id=source.connection_id)
+    else:
+        writer = WorkItemWriter(source=source, counters=counters)
+        _sync_rows(ctx, source, cursor, writer, full=run.mode == SyncRun.Mode.FULL)
+        if source.track_deletes:
+            _sync_deletes(ctx, source, cursor)
+    with transaction.atomic():
+        ctx.save_progress()
+        run.pages -= 1  # the closing save is not a page
+        run.status = SyncRun.Status.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.error = ""
+        run.save(update_fields=["pages", "status", "finished_at", "error"])
+    logger.info(
+        "sync run %s done: %s rows, %s new, %s changed, %s stale, %s deleted, %s requests",
+        run.pk, counters.rows_seen, counters.created, counters.updated,
+        counters.skipped_stale, counters.deleted, run.requests,
+    )  # fmt: skip
+    return run
+
+
+def sync_run_fail(*, run_id: int, error: str, retrying: bool) -> None:
+    """Record a failure; a run that will be retried goes back to the queue."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().get(pk=run_id)
+        if retrying:
+            run.status = SyncRun.Status.QUEUED
+            stamp = timezone.now().strftime("%H:%M:%S")
+            run.log = (run.log + f"{stamp} attempt {run.attempts} failed, retrying: {error}\n")[
+                -20000:
+            ]
+        else:
+            run.status = SyncRun.Status.FAILED
+            run.finished_at = timezone.now()
+            run.error = error[:5000]
+        run.heartbeat_at = timezone.now()
+        run.save(update_fields=["status", "finished_at", "error", "log", "heartbeat_at"])
+    logger.warning("sync run %s %s: %s", run_id, "will retry" if retrying else "failed", error)

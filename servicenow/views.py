@@ -1,0 +1,80 @@
+"""The admin's Sync page: test connections, start syncs, watch runs with a live bar (htmx)."""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_POST
+
+from . import selectors, services
+from .models import SyncRun
+
+RECENT_RUNS = 20
+
+
+def admin_only(view):
+    """Signed-in non-admins get a 404, as for anything outside their scope."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _runs_context():
+    runs = list(selectors.sync_run_list()[:RECENT_RUNS])
+    return {"runs": runs, "any_active": any(r.status in SyncRun.ACTIVE for r in runs)}
+
+
+@admin_only
+def sync_page(request):
+    context = {
+        "connections": selectors.connection_list(),
+        "sources": selectors.source_list(),
+        "modes": SyncRun.Mode.choices,
+        **_runs_context(),
+    }
+    return render(request, "servicenow/sync.html", context)
+
+
+@admin_only
+def runs_partial(request):
+    return render(request, "servicenow/_runs.html", _runs_context())
+
+
+@admin_only
+@require_POST
+def connection_test(request, pk: int):
+    connection = get_object_or_404(selectors.connection_list(), pk=pk)
+    result = services.connection_check(connection=connection)
+    return render(request, "servicenow/_check.html", {"connection": connection, "result": result})
+
+
+@admin_only
+@require_POST
+def source_sync(request, pk: int):
+    source = get_object_or_404(selectors.source_list(), pk=pk)
+    mode = request.POST.get("mode", SyncRun.Mode.INCREMENTAL)
+    status, notice = 200, None
+    if mode not in SyncRun.Mode.values:
+        status, notice = 400, f"Unknown mode {mode!r}."
+    else:
+        try:
+            run = services.sync_run_request(source=source, mode=mode, requested_by=request.user)
+            notice = f"{source.name}: run {run.pk} started ({mode})."
+        except (services.RunAlreadyActive, services.SourceDisabled) as exc:
+            status, notice = 409, str(exc)
+    context = {**_runs_context(), "notice": notice, "notice_is_error": status != 200}
+    # htmx swaps 2xx only by default; the page's hx-on handler lets 4xx through too.
+    return render(request, "servicenow/_runs.html", context, status=status)
+
+
+@admin_only
+def run_detail(request, pk: int):
+    run = get_object_or_404(selectors.sync_run_list(), pk=pk)
+    return render(request, "servicenow/run_detail.html", {"run": run})
