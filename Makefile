@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+EMULATOR_PORT ?= 8001
 LADDER := fixtures/ladders/ai-ml-engineer.yaml
 # Debian packages the suite needs: Chromium for the browser tests.
 DEBIAN_PACKAGES := chromium
@@ -35,13 +36,25 @@ browser:
 test: install browser
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
+# The demo: SQLite, the ladder, a demo org, the ServiceNow emulator with a dataset for that
+# org, a first sync, then the app. Ctrl-C stops the app and the emulator.
 demo: install
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py load_ladder $(LADDER) --publish
-	# ServiceNow (issue #3): start the emulator and run a first sync here.
-	$(BIN)/python manage.py demo_org
-	@echo ""
-	@echo "ladder_tracker is starting on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
+	$(BIN)/python manage.py demo_org > /dev/null
+	$(BIN)/python manage.py servicenow_demo --write-dataset var/demo-servicenow.json
+	@set -e; \
+	$(BIN)/python -m servicenow.emulator --port $(EMULATOR_PORT) --dataset var/demo-servicenow.json \
+	  > var/emulator.log 2>&1 & emu=$$!; \
+	trap 'kill $$emu 2>/dev/null || true' EXIT INT TERM; \
+	for i in $$(seq 100); do grep -q listening var/emulator.log && break; sleep 0.1; done; \
+	grep -q listening var/emulator.log || { cat var/emulator.log; exit 1; }; \
+	echo "ServiceNow emulator on http://127.0.0.1:$(EMULATOR_PORT) (log: var/emulator.log)"; \
+	$(BIN)/python manage.py servicenow_demo --url http://127.0.0.1:$(EMULATOR_PORT); \
+	LOG_LEVEL=WARNING $(BIN)/python manage.py servicenow_sync --all; \
+	$(BIN)/python manage.py demo_org; \
+	echo ""; \
+	echo "ladder_tracker: http://$(HOST):$(PORT)/  (Ctrl-C stops it and the emulator)"; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
 
 lint: install
