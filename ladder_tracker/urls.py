@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("apps.ladders.api.urls")),
     path("", include("apps.people.api.urls")),
     path("", include("servicenow.api.urls")),
+    path("", include("apps.evidence.api.urls")),
 ]
 
 urlpatterns = [

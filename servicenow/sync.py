@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from apps.evidence.models import Evidence, EvidenceLink
+from apps.evidence.models import Evidence, EvidenceEvent, EvidenceLink
 from apps.ladders.models import Expectation, LadderVersion, Skill
 from apps.people.models import Person
 from apps.people.services import person_would_cycle_ids
@@ -419,6 +419,9 @@ def evidence_sync_for_work_items(
         }
         for e in new:
             e.pk = ids[(e.person_id, e.work_item_id)]
+    EvidenceEvent.objects.bulk_create(
+        EvidenceEvent(evidence_id=e.pk, action=EvidenceEvent.Action.IMPORTED) for e in new
+    )
     _suggest_links(new, {w.pk: w for w in work_items}, person_ladder, ladders, rules)
     return len(new)
 

@@ -4,6 +4,7 @@ This is the part the ServiceNow sync needs (imported candidates with their snaps
 suggested links); the evidence issue grows it (attachments, history, pages).
 """
 
+from django.conf import settings
 from django.db import models
 
 
@@ -44,6 +45,10 @@ class Evidence(models.Model):
     snapshot = models.JSONField(default=dict, blank=True)
     snapshot_updated_at = models.DateTimeField(null=True, blank=True)
     skills = models.ManyToManyField("ladders.Skill", blank=True, related_name="evidence")
+    # The description rendered and sanitised once, on write (services.markdown_render).
+    description_html = models.TextField(blank=True, editable=False)
+    # Soft delete: hidden everywhere but the owner's trash, restorable (undo).
+    deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -57,7 +62,10 @@ class Evidence(models.Model):
                 name="evidence_one_per_person_and_work_item",
             ),
         ]
-        indexes = [models.Index(fields=["person", "status"])]
+        indexes = [
+            models.Index(fields=["person", "status"]),
+            models.Index(fields=["person", "-occurred_on", "-id"]),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -103,3 +111,58 @@ class EvidenceLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evidence_id} → {self.expectation_id or self.deliverable_id}"
+
+
+def _attachment_path(instance, filename: str) -> str:
+    # Never the user's file name on disk: a random name under a private folder.
+    import uuid
+
+    return f"evidence/{instance.evidence.person_id}/{uuid.uuid4().hex}"
+
+
+class Attachment(models.Model):
+    evidence = models.ForeignKey(Evidence, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to=_attachment_path, max_length=300)
+    name = models.CharField(max_length=255)  # the uploaded name, for display and download
+    size = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=100)  # detected from the content
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvidenceEvent(models.Model):
+    """The item's history: who did what, when, and which fields changed (old → new)."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        IMPORTED = "imported", "Imported from ServiceNow"
+        UPDATED = "updated", "Updated"
+        ACCEPTED = "accepted", "Accepted"
+        DISMISSED = "dismissed", "Dismissed"
+        DELETED = "deleted", "Deleted"
+        RESTORED = "restored", "Restored"
+        ATTACHED = "attached", "File attached"
+        DETACHED = "detached", "File removed"
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=16, choices=Action.choices)
+    changes = models.JSONField(default=dict, blank=True)  # {field: [before, after]}
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.evidence_id} {self.action} {self.at:%Y-%m-%d %H:%M}"

@@ -46,3 +46,30 @@ class Person(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.email
+
+
+class LevelChange(models.Model):
+    """A person's level history: every change of level is a row (promotions point at the
+    packet that decided them)."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="level_changes")
+    from_level = models.PositiveSmallIntegerField(null=True, blank=True)
+    to_level = models.PositiveSmallIntegerField(null=True, blank=True)
+    effective_on = models.DateField()
+    reason = models.CharField(max_length=200, blank=True)
+    # The packet that decided a promotion; a plain id until the packets app exists.
+    packet_id = models.BigIntegerField(null=True, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["person", "effective_on", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.person}: {self.from_level} → {self.to_level} on {self.effective_on}"

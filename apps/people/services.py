@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from apps.ladders.models import Ladder
 
-from .models import Person
+from .models import LevelChange, Person
 
 
 def person_would_cycle(*, person: Person, manager: Person | None) -> bool:
@@ -53,6 +54,9 @@ def person_create(
     """Create a login and its person in one go (email matched case-insensitively)."""
     if Person.objects.filter(email__iexact=email).exists():
         raise ValidationError({"email": f"A person with email {email} already exists."})
+    if get_user_model().objects.filter(username=username).exists():
+        raise ValidationError({"username": f"The username {username} is taken."})
+    _level_check(ladder, level)
     user_model = get_user_model()
     user = user_model(username=username, email=email, is_staff=is_admin, is_superuser=is_admin)
     if password:
@@ -60,7 +64,7 @@ def person_create(
     else:
         user.set_unusable_password()
     user.save()
-    return Person.objects.create(
+    person = Person.objects.create(
         user=user,
         email=email,
         name=name,
@@ -70,3 +74,67 @@ def person_create(
         manager=manager,
         is_committee=is_committee,
     )
+    if level is not None:
+        LevelChange.objects.create(
+            person=person, from_level=None, to_level=level,
+            effective_on=timezone.localdate(), reason="created",
+        )  # fmt: skip
+    return person
+
+
+def _manager_check(person: Person, manager: Person | None) -> None:
+    if (
+        manager is not None
+        and person.pk is not None
+        and person_would_cycle(person=person, manager=manager)
+    ):
+        raise ValidationError(
+            {"manager": f"{manager} reports to {person} (directly or not): that would be a cycle."}
+        )
+
+
+def _level_check(ladder: Ladder | None, level: int | None) -> None:
+    if level is None:
+        return
+    if ladder is None:
+        raise ValidationError({"level": "A level needs a ladder."})
+    from apps.ladders.models import Level
+
+    if not Level.objects.filter(version__ladder=ladder, number=level).exists():
+        raise ValidationError({"level": f"{ladder.slug} has no level {level}."})
+
+
+@transaction.atomic
+def person_update(*, person: Person, actor=None, reason: str = "", **fields) -> Person:
+    """Update the named fields only. A level change writes a LevelChange row; a manager that
+    would close a cycle is refused."""
+    allowed = {"email", "name", "title", "ladder", "level", "manager", "is_committee", "is_active"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError({f: "This field cannot be changed." for f in sorted(unknown)})
+    person = Person.objects.select_for_update().get(pk=person.pk)
+    if "manager" in fields:
+        _manager_check(person, fields["manager"])
+    ladder = fields.get("ladder", person.ladder)
+    level = fields.get("level", person.level)
+    if "ladder" in fields or "level" in fields:
+        _level_check(ladder, level)
+    if (
+        "email" in fields
+        and fields["email"]
+        and (Person.objects.filter(email__iexact=fields["email"]).exclude(pk=person.pk).exists())
+    ):
+        raise ValidationError({"email": f"{fields['email']} belongs to someone else."})
+    old_level = person.level
+    for name, value in fields.items():
+        setattr(person, name, value)
+    person.save()
+    if "email" in fields and person.user_id:
+        person.user.email = person.email
+        person.user.save(update_fields=["email"])
+    if person.level != old_level:
+        LevelChange.objects.create(
+            person=person, from_level=old_level, to_level=person.level,
+            effective_on=timezone.localdate(), reason=reason, changed_by=actor,
+        )  # fmt: skip
+    return person

@@ -122,7 +122,13 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # production.py turns this off and serves the collected, hashed files.
 WHITENOISE_USE_FINDERS = True
 STATICFILES_DIRS = [BASE_DIR / "ladder_tracker" / "static"]
+# Uploaded files live outside the web root and are served only through a view that checks
+# who may see them (apps/evidence). Nothing routes MEDIA_URL.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+# Largest evidence attachment (bytes): bigger uploads get a 413.
+EVIDENCE_MAX_UPLOAD_BYTES = env.int("EVIDENCE_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+# Let Django stream big uploads to disk rather than memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # https://docs.djangoproject.com/en/5.2/topics/email/
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

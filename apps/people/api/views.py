@@ -1,26 +1,97 @@
+"""People API: visibility-scoped reads; admins create, edit and import people."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from rest_framework import exceptions, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from apps.people.imports import people_import
 from apps.people.selectors import person_for_user, person_list
+from apps.people.services import person_create, person_update
 
-from .serializers import PersonSerializer
+from .serializers import (
+    ImportReportSerializer,
+    ImportRequestSerializer,
+    LevelChangeSerializer,
+    PersonSerializer,
+    PersonWriteSerializer,
+)
 
 
-class PersonViewSet(viewsets.ReadOnlyModelViewSet):
-    """People you may see: yourself, your reports at any depth; admins see everyone."""
+class IsAdminForWrites(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return request.method in permissions.SAFE_METHODS or request.user.is_staff
+
+
+class PersonViewSet(viewsets.ModelViewSet):
+    """People you may see: yourself, your reports at any depth; admins see and edit everyone."""
 
     serializer_class = PersonSerializer
+    permission_classes = [permissions.IsAuthenticated, IsAdminForWrites]
+    http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
         return person_list(viewer=self.request.user)
+
+    @extend_schema(request=PersonWriteSerializer, responses={201: PersonSerializer})
+    def create(self, request, *args, **kwargs):
+        body = PersonWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            person = person_create(**body.validated_data, is_admin=False)
+        except DjangoValidationError as exc:
+            raise exceptions.ValidationError(exc.message_dict) from exc
+        return Response(PersonSerializer(person).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PersonWriteSerializer, responses=PersonSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        person = self.get_object()
+        body = PersonWriteSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        fields = dict(body.validated_data)
+        if "username" in fields or "password" in fields:
+            raise exceptions.ValidationError(
+                {"username": "Usernames and passwords change in the admin, not here."}
+            )
+        try:
+            person = person_update(person=person, actor=request.user, **fields)
+        except DjangoValidationError as exc:
+            raise exceptions.ValidationError(exc.message_dict) from exc
+        return Response(PersonSerializer(person).data)
 
     @extend_schema(responses=PersonSerializer)
     @action(detail=False, methods=["get"])
     def me(self, request):
         person = person_for_user(user=request.user)
         if person is None:
-            raise NotFound("You have no person profile; ask an admin to create one.")
+            raise exceptions.NotFound("You have no person profile; ask an admin to create one.")
         return Response(PersonSerializer(person).data)
+
+    @extend_schema(responses=LevelChangeSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="level-history")
+    def level_history(self, request, pk=None):
+        person = self.get_object()
+        changes = person.level_changes.select_related("changed_by").order_by("effective_on", "id")
+        return Response(LevelChangeSerializer(changes, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": ImportRequestSerializer},
+        responses={200: ImportReportSerializer, 400: ImportReportSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser,
+            JSONParser])  # fmt: skip
+    def import_csv(self, request):
+        body = ImportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        raw = body.validated_data["file"].read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise exceptions.ValidationError({"file": "The CSV must be UTF-8."}) from exc
+        report = people_import(
+            text=text, dry_run=body.validated_data["dry_run"], actor=request.user
+        )
+        data = ImportReportSerializer(report).data
+        return Response(data, status=status.HTTP_200_OK if report.ok else 400)

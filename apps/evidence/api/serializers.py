@@ -1,0 +1,117 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from apps.evidence.models import Attachment, Evidence, EvidenceEvent
+
+
+class AttachmentSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Attachment
+        fields = ["id", "name", "size", "content_type", "url", "created_at"]
+
+    def get_url(self, attachment) -> str:
+        return reverse(
+            "evidence-attachment-detail",
+            kwargs={"pk": attachment.evidence_id, "attachment_id": attachment.pk},
+        )
+
+
+class LinkOutSerializer(serializers.Serializer):
+    expectation = serializers.CharField(source="expectation.code", default=None)
+    deliverable = serializers.IntegerField(source="deliverable_id", allow_null=True)
+    rationale = serializers.CharField()
+    origin = serializers.CharField()
+
+
+class LinkInSerializer(serializers.Serializer):
+    expectation = serializers.CharField(required=False, allow_blank=False, max_length=32)
+    deliverable = serializers.IntegerField(required=False, min_value=1)
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+    def validate(self, attrs):
+        if bool(attrs.get("expectation")) == bool(attrs.get("deliverable")):
+            raise serializers.ValidationError("Give either an expectation code or a deliverable.")
+        return attrs
+
+
+class EvidenceSerializer(serializers.ModelSerializer):
+    """Read shape (the contract in DESIGN.md) plus write fields for the owner."""
+
+    expectations = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, write_only=False
+    )
+    links = LinkInSerializer(many=True, required=False)
+    skills = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    attachments = AttachmentSerializer(many=True, read_only=True)
+    person_name = serializers.CharField(source="person.name", read_only=True)
+    work_item_deleted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Evidence
+        fields = [
+            "id", "person", "person_name", "title", "description", "description_html",
+            "occurred_on", "occurred_until", "url", "source", "status", "visibility",
+            "expectations", "links", "skills", "work_item", "work_item_deleted", "snapshot",
+            "attachments", "deleted_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = [
+            "person", "description_html", "source", "status", "work_item", "snapshot",
+            "deleted_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        extra_kwargs = {"title": {"max_length": 300}, "url": {"max_length": 1000}}
+
+    def get_work_item_deleted(self, evidence) -> bool:
+        return bool(evidence.work_item_id and evidence.work_item.deleted_at)
+
+    def to_representation(self, evidence):
+        data = super().to_representation(evidence)
+        links = list(evidence.links.all())
+        data["expectations"] = [lk.expectation.code for lk in links if lk.expectation_id]
+        data["links"] = LinkOutSerializer(links, many=True).data
+        data["skills"] = [s.name for s in evidence.skills.all()]
+        return data
+
+    def validate(self, attrs):
+        if "expectations" in attrs and "links" in attrs:
+            raise serializers.ValidationError("Send either expectations (codes) or links.")
+        return attrs
+
+
+class EvidenceQuerySerializer(serializers.Serializer):
+    person = serializers.IntegerField(required=False, min_value=1)
+    status = serializers.ChoiceField(choices=Evidence.Status.choices, required=False)
+    source = serializers.ChoiceField(choices=Evidence.Source.choices, required=False)
+    visibility = serializers.ChoiceField(choices=Evidence.Visibility.choices, required=False)
+    competency = serializers.CharField(required=False, max_length=16)
+    level = serializers.IntegerField(required=False, min_value=1, max_value=20)
+    skill = serializers.CharField(required=False, max_length=100)
+    expectation = serializers.CharField(required=False, max_length=32)
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    q = serializers.CharField(required=False, max_length=200)
+    deleted = serializers.BooleanField(required=False, default=False)
+
+
+class AcceptSerializer(serializers.Serializer):
+    expectations = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
+    links = LinkInSerializer(many=True, required=False)
+
+
+class BulkTriageSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1,
+                                max_length=500)  # fmt: skip
+    action = serializers.ChoiceField(choices=["accept", "dismiss"])
+
+
+class AttachmentUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+
+
+class EvidenceEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", default=None)
+
+    class Meta:
+        model = EvidenceEvent
+        fields = ["id", "action", "actor", "changes", "at"]

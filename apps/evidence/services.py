@@ -1,0 +1,284 @@
+"""Writes to evidence. Each write records an EvidenceEvent (who, when, what changed).
+
+Imported evidence keeps its ServiceNow snapshot read-only: only the engineer's own fields
+(title, description, dates, url, visibility, skills, links) are editable, and a re-sync
+refreshes the snapshot without touching them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.ladders.models import Deliverable, Expectation, Skill
+from apps.people.models import Person
+
+from .markdown import markdown_render
+from .models import Attachment, Evidence, EvidenceEvent, EvidenceLink
+from .selectors import ladder_version_current
+from .uploads import upload_check
+
+EDITABLE_FIELDS = ("title", "description", "occurred_on", "occurred_until", "url", "visibility")
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    expectation: str | None = None  # code, e.g. "TE-3.1"
+    deliverable: int | None = None  # id
+    rationale: str = ""
+
+
+def _event(evidence: Evidence, actor, action: str, changes: dict | None = None) -> None:
+    EvidenceEvent.objects.create(
+        evidence=evidence, actor=actor, action=action, changes=changes or {}
+    )
+
+
+def _resolve_links(person: Person, links: list[LinkSpec]) -> list[EvidenceLink]:
+    version = ladder_version_current(person=person)
+    if links and version is None:
+        raise ValidationError({"links": "This person has no published ladder to link to."})
+    codes = {link.expectation for link in links if link.expectation}
+    expectations = {
+        e.code: e for e in Expectation.objects.filter(version=version, code__in=codes)
+    } if codes else {}  # fmt: skip
+    deliverable_ids = {link.deliverable for link in links if link.deliverable}
+    deliverables = {
+        d.pk: d for d in Deliverable.objects.filter(version=version, pk__in=deliverable_ids)
+    } if deliverable_ids else {}  # fmt: skip
+    problems, resolved, seen = [], [], set()
+    for i, link in enumerate(links):
+        if bool(link.expectation) == bool(link.deliverable):
+            problems.append(f"[{i}]: give either an expectation code or a deliverable id")
+            continue
+        if link.expectation and link.expectation not in expectations:
+            problems.append(f"[{i}]: {link.expectation!r} is not an expectation of your ladder")
+            continue
+        if link.deliverable and link.deliverable not in deliverables:
+            problems.append(f"[{i}]: deliverable {link.deliverable} is not in your ladder")
+            continue
+        key = (link.expectation, link.deliverable)
+        if key in seen:
+            continue
+        seen.add(key)
+        resolved.append(
+            EvidenceLink(
+                expectation=expectations.get(link.expectation) if link.expectation else None,
+                deliverable=deliverables.get(link.deliverable) if link.deliverable else None,
+                rationale=link.rationale.strip(),
+                origin=EvidenceLink.Origin.ENGINEER,
+            )
+        )
+    if problems:
+        raise ValidationError({"links": problems})
+    return resolved
+
+
+def _resolve_skills(person: Person, names: list[str]) -> list[Skill]:
+    version = ladder_version_current(person=person)
+    wanted = {n.strip().lower(): n for n in names if n.strip()}
+    if not wanted:
+        return []
+    found: dict[str, Skill] = {}
+    if version is not None:
+        for skill in Skill.objects.filter(version=version):
+            found.setdefault(skill.name.lower(), skill)
+    unknown = [orig for low, orig in wanted.items() if low not in found]
+    if unknown:
+        raise ValidationError({"skills": [f"{u!r} is not a skill of your ladder" for u in unknown]})
+    return [found[low] for low in wanted]
+
+
+def _check_dates(occurred_on: date | None, occurred_until: date | None) -> None:
+    if occurred_until and not occurred_on:
+        raise ValidationError({"occurred_on": "A range needs a start date."})
+    if occurred_on and occurred_until and occurred_until < occurred_on:
+        raise ValidationError({"occurred_until": "The range ends before it starts."})
+
+
+@transaction.atomic
+def evidence_create(
+    *,
+    person: Person,
+    actor,
+    title: str,
+    description: str = "",
+    occurred_on: date | None = None,
+    occurred_until: date | None = None,
+    url: str = "",
+    visibility: str = Evidence.Visibility.MANAGER,
+    skills: list[str] | None = None,
+    links: list[LinkSpec] | None = None,
+) -> Evidence:
+    if not title.strip():
+        raise ValidationError({"title": "A title is required."})
+    _check_dates(occurred_on, occurred_until)
+    resolved_links = _resolve_links(person, links or [])
+    resolved_skills = _resolve_skills(person, skills or [])
+    evidence = Evidence.objects.create(
+        person=person,
+        title=title.strip(),
+        description=description,
+        description_html=markdown_render(description),
+        occurred_on=occurred_on or timezone.localdate(),
+        occurred_until=occurred_until,
+        url=url,
+        visibility=visibility,
+        source=Evidence.Source.MANUAL,
+        status=Evidence.Status.ACCEPTED,
+    )
+    for link in resolved_links:
+        link.evidence = evidence
+    EvidenceLink.objects.bulk_create(resolved_links)
+    evidence.skills.set(resolved_skills)
+    _event(evidence, actor, EvidenceEvent.Action.CREATED)
+    return evidence
+
+
+def _links_summary(evidence: Evidence) -> list[str]:
+    out = []
+    for link in evidence.links.select_related("expectation", "deliverable").order_by("id"):
+        out.append(link.expectation.code if link.expectation else f"D{link.deliverable_id}")
+    return out
+
+
+@transaction.atomic
+def evidence_update(
+    *,
+    evidence: Evidence,
+    actor,
+    skills: list[str] | None = None,
+    links: list[LinkSpec] | None = None,
+    **fields,
+) -> Evidence:
+    """Update the named fields only (HackSoft model_update contract): what is not passed is
+    left alone; `links` and `skills`, when passed, replace the current set."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError({f: "This field cannot be changed." for f in sorted(unknown)})
+    evidence = Evidence.objects.select_for_update().get(pk=evidence.pk)
+    changes: dict[str, list] = {}
+    for name, value in fields.items():
+        if name == "title":
+            value = (value or "").strip()
+            if not value:
+                raise ValidationError({"title": "A title is required."})
+        old = getattr(evidence, name)
+        if old != value:
+            changes[name] = [_jsonable(old), _jsonable(value)]
+            setattr(evidence, name, value)
+    _check_dates(evidence.occurred_on, evidence.occurred_until)
+    if "description" in changes:
+        evidence.description_html = markdown_render(evidence.description)
+    if skills is not None:
+        new_skills = _resolve_skills(evidence.person, skills)
+        old_names = sorted(evidence.skills.values_list("name", flat=True))
+        if sorted(s.name for s in new_skills) != old_names:
+            changes["skills"] = [old_names, sorted(s.name for s in new_skills)]
+            evidence.skills.set(new_skills)
+    if links is not None:
+        resolved = _resolve_links(evidence.person, links)
+        before = _links_summary(evidence)
+        evidence.links.all().delete()
+        for link in resolved:
+            link.evidence = evidence
+        EvidenceLink.objects.bulk_create(resolved)
+        after = _links_summary(evidence)
+        if before != after:
+            changes["links"] = [before, after]
+    if changes:
+        evidence.save()
+        _event(evidence, actor, EvidenceEvent.Action.UPDATED, changes)
+    return evidence
+
+
+def _jsonable(value):
+    return value.isoformat() if isinstance(value, date) else value
+
+
+@transaction.atomic
+def evidence_accept(*, evidence: Evidence, actor, links: list[LinkSpec] | None = None) -> Evidence:
+    """Accept an imported candidate; suggested links become the engineer's unless replaced."""
+    evidence = Evidence.objects.select_for_update().get(pk=evidence.pk)
+    if links is not None:
+        evidence_update(evidence=evidence, actor=actor, links=links)
+    else:
+        evidence.links.filter(origin=EvidenceLink.Origin.SUGGESTED).update(
+            origin=EvidenceLink.Origin.ENGINEER
+        )
+    if evidence.status != Evidence.Status.ACCEPTED:
+        old = evidence.status
+        evidence.status = Evidence.Status.ACCEPTED
+        evidence.save(update_fields=["status", "updated_at"])
+        _event(evidence, actor, EvidenceEvent.Action.ACCEPTED, {"status": [old, "accepted"]})
+    return evidence
+
+
+@transaction.atomic
+def evidence_dismiss(*, evidence: Evidence, actor) -> Evidence:
+    evidence = Evidence.objects.select_for_update().get(pk=evidence.pk)
+    if evidence.status != Evidence.Status.DISMISSED:
+        old = evidence.status
+        evidence.status = Evidence.Status.DISMISSED
+        evidence.save(update_fields=["status", "updated_at"])
+        _event(evidence, actor, EvidenceEvent.Action.DISMISSED, {"status": [old, "dismissed"]})
+    return evidence
+
+
+@transaction.atomic
+def evidence_bulk_triage(*, evidence: list[Evidence], actor, action: str) -> int:
+    if action not in ("accept", "dismiss"):
+        raise ValidationError({"action": "accept or dismiss"})
+    for item in evidence:
+        if action == "accept":
+            evidence_accept(evidence=item, actor=actor)
+        else:
+            evidence_dismiss(evidence=item, actor=actor)
+    return len(evidence)
+
+
+@transaction.atomic
+def evidence_delete(*, evidence: Evidence, actor) -> Evidence:
+    """Soft delete: gone from every list, restorable by its owner (undo)."""
+    if evidence.deleted_at is None:
+        evidence.deleted_at = timezone.now()
+        evidence.save(update_fields=["deleted_at", "updated_at"])
+        _event(evidence, actor, EvidenceEvent.Action.DELETED)
+    return evidence
+
+
+@transaction.atomic
+def evidence_restore(*, evidence: Evidence, actor) -> Evidence:
+    if evidence.deleted_at is not None:
+        evidence.deleted_at = None
+        evidence.save(update_fields=["deleted_at", "updated_at"])
+        _event(evidence, actor, EvidenceEvent.Action.RESTORED)
+    return evidence
+
+
+@transaction.atomic
+def attachment_add(*, evidence: Evidence, actor, upload) -> Attachment:
+    checked = upload_check(upload)  # raises UploadRejected
+    attachment = Attachment(
+        evidence=evidence, name=checked.name, size=checked.size,
+        content_type=checked.content_type, sha256=checked.sha256, uploaded_by=actor,
+    )  # fmt: skip
+    attachment.file.save(checked.name, upload, save=False)
+    attachment.save()
+    _event(evidence, actor, EvidenceEvent.Action.ATTACHED, {"attachment": [None, checked.name]})
+    return attachment
+
+
+@transaction.atomic
+def attachment_remove(*, attachment: Attachment, actor) -> None:
+    evidence = attachment.evidence
+    name = attachment.name
+    stored = attachment.file.name
+    storage = attachment.file.storage
+    attachment.delete()
+    transaction.on_commit(lambda: storage.delete(stored))
+    _event(evidence, actor, EvidenceEvent.Action.DETACHED, {"attachment": [name, None]})

@@ -1,0 +1,217 @@
+"""CSV import of people: a dry run reports every bad row before anything is written.
+
+Columns: username, email, name, title, ladder, level, manager, is_committee (header row
+required; title, ladder, level, manager, is_committee may be empty). `manager` is a username
+or an email, of someone already here or in the same file. Rows upsert by username.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+
+from apps.ladders.models import Ladder, Level
+
+from .models import Person
+from .services import person_create, person_update, person_would_cycle_ids
+
+COLUMNS = ["username", "email", "name", "title", "ladder", "level", "manager", "is_committee"]
+REQUIRED = ["username", "email", "name"]
+MAX_ROWS = 10_000
+
+
+@dataclass
+class ImportError_:
+    row: int  # 1-based line number in the file (the header is line 1)
+    field: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    dry_run: bool
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    errors: list[ImportError_] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _truthy(value: str) -> bool | None:
+    v = value.strip().lower()
+    if v in ("", "0", "false", "no", "n"):
+        return False
+    if v in ("1", "true", "yes", "y"):
+        return True
+    return None
+
+
+def people_import(*, text: str, dry_run: bool = True, actor=None) -> ImportReport:
+    report = ImportReport(dry_run=dry_run)
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [c for c in header if c not in COLUMNS]
+    if missing or unknown:
+        if missing:
+            report.errors.append(ImportError_(1, ",".join(missing), "missing column(s)"))
+        if unknown:
+            report.errors.append(ImportError_(1, ",".join(unknown), "unknown column(s)"))
+        return report
+    rows = []
+    for line, raw in enumerate(reader, start=2):
+        if len(rows) >= MAX_ROWS:
+            report.errors.append(ImportError_(line, "", f"more than {MAX_ROWS} rows"))
+            break
+        rows.append((line, {k.strip(): (v or "").strip() for k, v in raw.items() if k}))
+    report.rows = len(rows)
+    ladders = {lad.slug: lad for lad in Ladder.objects.all()}
+    levels = set(Level.objects.values_list("version__ladder__slug", "number"))
+    users = {u.username: u for u in get_user_model().objects.all()}
+    people = list(Person.objects.select_related("user"))
+    by_username = {p.user.username: p for p in people if p.user_id}
+    by_email = {p.email.lower(): p for p in people if p.email}
+    file_usernames: dict[str, int] = {}
+    file_emails: dict[str, int] = {}
+    planned = []
+    for line, row in rows:
+        err = lambda f, m, line=line: report.errors.append(ImportError_(line, f, m))  # noqa: E731
+        username, email, name = row.get("username", ""), row.get("email", ""), row.get("name", "")
+        for col in REQUIRED:
+            if not row.get(col):
+                err(col, "required")
+        if email:
+            try:
+                validate_email(email)
+            except ValidationError:
+                err("email", f"{email!r} is not an email address")
+        if username in file_usernames:
+            err("username", f"also on line {file_usernames[username]}")
+        file_usernames.setdefault(username, line)
+        if email.lower() in file_emails:
+            err("email", f"also on line {file_emails[email.lower()]}")
+        file_emails.setdefault(email.lower(), line)
+        existing = by_username.get(username)
+        owner = by_email.get(email.lower())
+        if owner is not None and owner is not existing:
+            err("email", f"{email} belongs to {owner}")
+        if existing is None and username in users:
+            err("username", f"{username} is a login without a person; link it in the admin")
+        ladder = row.get("ladder", "")
+        if ladder and ladder not in ladders:
+            err("ladder", f"unknown ladder {ladder!r}")
+        level = row.get("level", "")
+        if level:
+            if not level.isdigit():
+                err("level", f"{level!r} is not a number")
+            elif not ladder:
+                err("level", "a level needs a ladder")
+            elif ladder in ladders and (ladder, int(level)) not in levels:
+                err("level", f"{ladder} has no level {level}")
+        committee = _truthy(row.get("is_committee", ""))
+        if committee is None:
+            err("is_committee", "use true/false")
+        planned.append((line, row, existing))
+    # managers: someone here already, or in this file; no cycles in the resulting chart
+    file_people = {row["username"]: line for line, row, _ in planned}
+    file_people.update({row["email"].lower(): line for line, row, _ in planned})
+    for line, row, _existing in planned:
+        manager = row.get("manager", "")
+        if (
+            manager
+            and manager not in file_people
+            and manager not in by_username
+            and (manager.lower() not in by_email)
+        ):
+            report.errors.append(ImportError_(line, "manager", f"unknown person {manager!r}"))
+    if not report.errors:
+        _check_cycles(planned, by_username, by_email, people, report)
+    if report.errors or dry_run:
+        report.created = sum(1 for _, _, e in planned if e is None)
+        report.updated = len(planned) - report.created
+        return report
+    with transaction.atomic():
+        _apply(planned, ladders, actor, report)
+    return report
+
+
+def _key_for(ref: str, file_rows: dict[str, str], by_username, by_email) -> str | None:
+    """Resolve a manager reference to a username key (file or database)."""
+    if ref in file_rows:
+        return file_rows[ref]
+    if ref in by_username:
+        return ref
+    person = by_email.get(ref.lower())
+    if person is not None and person.user_id:
+        return person.user.username
+    return f"pk:{person.pk}" if person else None
+
+
+def _check_cycles(planned, by_username, by_email, people, report) -> None:
+    file_rows = {row["username"]: row["username"] for _, row, _ in planned}
+    file_rows.update({row["email"].lower(): row["username"] for _, row, _ in planned})
+    chart: dict[str, str | None] = {}
+    for p in people:
+        key = p.user.username if p.user_id else f"pk:{p.pk}"
+        manager = p.manager
+        chart[key] = (
+            (manager.user.username if manager and manager.user_id else f"pk:{manager.pk}")
+            if manager else None
+        )  # fmt: skip
+    keys = {key: i for i, key in enumerate(chart)}
+    lines = {}
+    for line, row, _ in planned:
+        ref = row.get("manager", "")
+        chart[row["username"]] = _key_for(ref, file_rows, by_username, by_email) if ref else None
+        lines[row["username"]] = line
+    for key in chart:
+        keys.setdefault(key, len(keys))
+    numeric = {keys[k]: (keys[v] if v in keys else None) for k, v in chart.items()}
+    for username, line in lines.items():
+        manager_key = chart[username]
+        if manager_key is None:
+            continue
+        if person_would_cycle_ids(
+            person_id=keys[username], manager_id=keys[manager_key], managers=numeric
+        ):
+            report.errors.append(ImportError_(line, "manager", "this would make a cycle"))
+
+
+def _apply(planned, ladders, actor, report) -> None:
+    resolved: dict[str, Person] = {}
+    for _line, row, existing in planned:
+        fields = dict(
+            email=row["email"], name=row["name"], title=row.get("title", ""),
+            ladder=ladders.get(row.get("ladder", "")) if row.get("ladder") else None,
+            level=int(row["level"]) if row.get("level") else None,
+            is_committee=bool(_truthy(row.get("is_committee", ""))),
+        )  # fmt: skip
+        if existing is None:
+            resolved[row["username"]] = person_create(username=row["username"], **fields)
+            report.created += 1
+        else:
+            resolved[row["username"]] = person_update(
+                person=existing, actor=actor, reason="CSV import", **fields
+            )
+            report.updated += 1
+    for _line, row, _existing in planned:
+        ref = row.get("manager", "")
+        manager = None
+        if ref:
+            manager = resolved.get(ref) or next(
+                (p for p in resolved.values() if p.email.lower() == ref.lower()), None
+            ) or Person.objects.filter(user__username=ref).first() or (
+                Person.objects.filter(email__iexact=ref).first()
+            )  # fmt: skip
+        person = resolved[row["username"]]
+        if person.manager_id != (manager.pk if manager else None):
+            person_update(person=person, actor=actor, manager=manager)
