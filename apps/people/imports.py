@@ -85,7 +85,7 @@ def people_import(*, text: str, dry_run: bool = True, actor=None) -> ImportRepor
     planned = []
     for line, row in rows:
         err = lambda f, m, line=line: report.errors.append(ImportError_(line, f, m))  # noqa: E731
-        username, email, name = row.get("username", ""), row.get("email", ""), row.get("name", "")
+        username, email = row.get("username", ""), row.get("email", "")
         for col in REQUIRED:
             if not row.get(col):
                 err(col, "required")
@@ -175,7 +175,7 @@ def _check_cycles(planned, by_username, by_email, people, report) -> None:
         lines[row["username"]] = line
     for key in chart:
         keys.setdefault(key, len(keys))
-    numeric = {keys[k]: (keys[v] if v in keys else None) for k, v in chart.items()}
+    numeric = {keys[k]: keys.get(v) for k, v in chart.items()}
     for username, line in lines.items():
         manager_key = chart[username]
         if manager_key is None:

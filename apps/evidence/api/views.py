@@ -183,8 +183,12 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         return Response(s.AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: OpenApiResponse(description="the file")})
-    @action(detail=True, methods=["get", "delete"],
-            url_path=r"attachments/(?P<attachment_id>\d+)", url_name="attachment-detail")  # fmt: skip
+    @action(
+        detail=True,
+        methods=["get", "delete"],
+        url_path=r"attachments/(?P<attachment_id>\d+)",
+        url_name="attachment-detail",
+    )
     def attachment_detail(self, request, pk=None, attachment_id=None):
         evidence = self.get_object()  # 404 unless the viewer may see the evidence
         attachment = get_object_or_404(evidence.attachments.all(), pk=attachment_id)
