@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("apps.people.api.urls")),
     path("", include("servicenow.api.urls")),
     path("", include("apps.evidence.api.urls")),
+    path("", include("apps.packets.api.urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("ladders/", include("apps.ladders.urls")),
+    path("evidence/", include("apps.evidence.urls")),
+    path("", include("apps.people.urls")),  # /team/, /people/import/
     path("servicenow/", include("servicenow.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -49,7 +49,9 @@ def person_create(
     manager: Person | None = None,
     title: str = "",
     is_committee: bool = False,
+    is_active: bool = True,
     is_admin: bool = False,
+    actor=None,
 ) -> Person:
     """Create a login and its person in one go (email matched case-insensitively)."""
     if Person.objects.filter(email__iexact=email).exists():
@@ -73,11 +75,12 @@ def person_create(
         level=level,
         manager=manager,
         is_committee=is_committee,
+        is_active=is_active,
     )
     if level is not None:
         LevelChange.objects.create(
             person=person, from_level=None, to_level=level,
-            effective_on=timezone.localdate(), reason="created",
+            effective_on=timezone.localdate(), reason="created", changed_by=actor,
         )  # fmt: skip
     return person
 
@@ -105,7 +108,9 @@ def _level_check(ladder: Ladder | None, level: int | None) -> None:
 
 
 @transaction.atomic
-def person_update(*, person: Person, actor=None, reason: str = "", **fields) -> Person:
+def person_update(
+    *, person: Person, actor=None, reason: str = "", packet_id: int | None = None, **fields
+) -> Person:
     """Update the named fields only. A level change writes a LevelChange row; a manager that
     would close a cycle is refused."""
     allowed = {"email", "name", "title", "ladder", "level", "manager", "is_committee", "is_active"}
@@ -136,5 +141,6 @@ def person_update(*, person: Person, actor=None, reason: str = "", **fields) -> 
         LevelChange.objects.create(
             person=person, from_level=old_level, to_level=person.level,
             effective_on=timezone.localdate(), reason=reason, changed_by=actor,
+            packet_id=packet_id,
         )  # fmt: skip
     return person

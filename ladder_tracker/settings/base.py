@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "apps.people",
     "apps.ladders",
     "apps.evidence",
+    "apps.packets",
     "servicenow",
 ]
 
@@ -147,6 +148,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ladder_tracker.api.exception_handler",
+    # `?format=` belongs to our exports (packets/{id}/export/?format=pdf), not to DRF's
+    # renderer negotiation.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -1,0 +1,113 @@
+from rest_framework import serializers
+
+from apps.packets.models import Assessment, Packet, PacketEvent, PacketSnapshot, PromotionCycle
+
+
+class CycleSerializer(serializers.ModelSerializer):
+    min_coverage = serializers.FloatField(min_value=0, max_value=1)
+
+    class Meta:
+        model = PromotionCycle
+        fields = ["id", "name", "opens_on", "submission_deadline", "decision_on", "min_coverage"]
+
+
+class PacketItemSerializer(serializers.Serializer):
+    expectation = serializers.CharField(max_length=32)
+    evidence = serializers.IntegerField(min_value=1)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class PacketSerializer(serializers.ModelSerializer):
+    person = serializers.PrimaryKeyRelatedField(read_only=True)
+    person_name = serializers.CharField(source="person.name", read_only=True)
+    ladder_version = serializers.IntegerField(source="ladder_version.number", read_only=True)
+    ladder = serializers.CharField(source="ladder_version.ladder.slug", read_only=True)
+    items = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Packet
+        fields = [
+            "id", "person", "person_name", "cycle", "ladder", "ladder_version", "from_level",
+            "target_level", "state", "narratives", "narratives_html", "items", "created_at",
+            "updated_at", "submitted_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_items(self, packet) -> list[dict]:
+        return [
+            {"expectation": i.expectation.code, "evidence": i.evidence_id, "note": i.note}
+            for i in packet.items.all()
+        ]
+
+
+class PacketCreateSerializer(serializers.Serializer):
+    cycle = serializers.PrimaryKeyRelatedField(queryset=PromotionCycle.objects.all())
+    target_level = serializers.IntegerField(min_value=1, max_value=20, required=False)
+
+
+class PacketUpdateSerializer(serializers.Serializer):
+    narratives = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=50000), required=False
+    )
+    items = PacketItemSerializer(many=True, required=False)
+
+
+class AssessmentInSerializer(serializers.Serializer):
+    expectation = serializers.CharField(max_length=32)
+    rating = serializers.ChoiceField(choices=Assessment.Rating.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class TransitionSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=10000, default="")
+
+
+class ReviewSerializer(TransitionSerializer):
+    assessments = AssessmentInSerializer(many=True, required=False)
+
+
+class AssessSerializer(serializers.Serializer):
+    assessments = AssessmentInSerializer(many=True)
+
+
+class DecideSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=["promoted", "not_promoted"])
+    rationale = serializers.CharField(allow_blank=True, max_length=10000)
+
+
+class AssessmentSerializer(serializers.ModelSerializer):
+    expectation = serializers.CharField(source="expectation.code")
+    reviewer = serializers.CharField(source="reviewer.name")
+
+    class Meta:
+        model = Assessment
+        fields = ["expectation", "reviewer", "rating", "comment", "updated_at"]
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PacketSnapshot
+        fields = ["id", "number", "sha256", "created_at"]
+
+
+class EventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", default=None)
+
+    class Meta:
+        model = PacketEvent
+        fields = ["id", "action", "actor", "from_state", "to_state", "comment", "at"]
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["pdf", "md", "json"], default="json")
+    snapshot = serializers.IntegerField(min_value=1, required=False)
+
+
+class DiffQuerySerializer(serializers.Serializer):
+    from_ = serializers.IntegerField(min_value=1)
+    to = serializers.IntegerField(min_value=1)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields

@@ -1,0 +1,267 @@
+"""Packets API: cycles, packets within the rules, coverage, transitions, snapshots, export."""
+
+import csv
+import io
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count, Prefetch
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.packets import exports, selectors, services
+from apps.packets.models import Packet, PacketItem, PromotionCycle
+from apps.people.selectors import person_for_user
+from ladder_tracker.api import Conflict
+
+from . import serializers as s
+
+
+class AdminWrites(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return request.method in permissions.SAFE_METHODS or request.user.is_staff
+
+
+def _translate(exc: Exception) -> exceptions.APIException:
+    if isinstance(exc, services.PacketConflict):
+        return Conflict(str(exc))
+    if isinstance(exc, services.PacketForbidden):
+        return exceptions.PermissionDenied(str(exc))
+    if isinstance(exc, services.PacketInvalid):
+        return exceptions.ValidationError({"detail": str(exc), **exc.detail})
+    if isinstance(exc, DjangoValidationError):
+        return exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
+    raise exc
+
+
+PACKET_ERRORS = (
+    services.PacketConflict, services.PacketForbidden, services.PacketInvalid,
+    DjangoValidationError,
+)  # fmt: skip
+
+
+class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.CycleSerializer
+    permission_classes = [permissions.IsAuthenticated, AdminWrites]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    queryset = PromotionCycle.objects.all()
+
+    def perform_create(self, serializer):
+        self._save(PromotionCycle(**serializer.validated_data), serializer)
+
+    def perform_update(self, serializer):
+        cycle = serializer.instance
+        for key, value in serializer.validated_data.items():
+            setattr(cycle, key, value)
+        self._save(cycle, serializer)
+
+    def _save(self, cycle, serializer):
+        try:
+            serializer.instance = services.cycle_save(cycle=cycle)
+        except DjangoValidationError as exc:
+            raise _translate(exc) from exc
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
+        responses={200: OpenApiResponse(description="counts by state and level")},
+    )
+    @action(detail=True, methods=["get"])
+    def report(self, request, pk=None):
+        cycle = self.get_object()
+        me = person_for_user(user=request.user)
+        if not (request.user.is_staff or (me and me.is_committee)):
+            raise exceptions.PermissionDenied("Cycle reports are for admins and the committee.")
+        counts = (
+            Packet.objects.filter(cycle=cycle).values("state", "target_level")
+            .annotate(n=Count("id")).order_by("target_level", "state")
+        )  # fmt: skip
+        rows = [{"target_level": c["target_level"], "state": c["state"], "count": c["n"]}
+                for c in counts]  # fmt: skip
+        if request.query_params.get("format") == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=["target_level", "state", "count"])
+            writer.writeheader()
+            writer.writerows(rows)
+            response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="cycle-{cycle.pk}.csv"'
+            return response
+        by_state: dict[str, int] = {}
+        for row in rows:
+            by_state[row["state"]] = by_state.get(row["state"], 0) + row["count"]
+        return Response({"cycle": cycle.pk, "rows": rows, "by_state": by_state})
+
+
+class PacketViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.PacketSerializer
+    filterset_fields = ["state", "cycle", "person"]
+
+    def get_queryset(self):
+        return selectors.packet_scope(viewer=self.request.user).prefetch_related(
+            Prefetch("items", queryset=PacketItem.objects.select_related("expectation")
+                     .order_by("position", "id"))
+        )  # fmt: skip
+
+    @extend_schema(request=s.PacketCreateSerializer, responses={201: s.PacketSerializer})
+    def create(self, request):
+        me = person_for_user(user=request.user)
+        if me is None:
+            raise exceptions.PermissionDenied("You have no person profile.")
+        body = s.PacketCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            packet = services.packet_create(person=me, actor=request.user, **body.validated_data)
+        except PACKET_ERRORS as exc:
+            raise _translate(exc) from exc
+        return Response(s.PacketSerializer(self.get_queryset().get(pk=packet.pk)).data,
+                        status=status.HTTP_201_CREATED)  # fmt: skip
+
+    @extend_schema(request=s.PacketUpdateSerializer, responses=s.PacketSerializer)
+    def partial_update(self, request, pk=None):
+        packet = self.get_object()
+        me = person_for_user(user=request.user)
+        if me is None or packet.person_id != me.pk:
+            raise exceptions.PermissionDenied("Only the engineer edits their packet.")
+        body = s.PacketUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        items = None
+        if "items" in data:
+            items = [services.ItemSpec(**i) for i in data["items"]]
+        try:
+            services.packet_update(packet=packet, actor=request.user,
+                                   narratives=data.get("narratives"), items=items)  # fmt: skip
+        except PACKET_ERRORS as exc:
+            raise _translate(exc) from exc
+        return Response(s.PacketSerializer(self.get_queryset().get(pk=packet.pk)).data)
+
+    @extend_schema(responses={200: OpenApiResponse(description="coverage")})
+    @action(detail=True, methods=["get"])
+    def coverage(self, request, pk=None):
+        return Response(selectors.packet_coverage(packet=self.get_object()).as_dict())
+
+    def _transition(self, request, pk, fn, body_cls, **extra):
+        packet = self.get_object()  # 404 outside scope, before any rule
+        body = body_cls(data=request.data)
+        body.is_valid(raise_exception=True)
+        kwargs = dict(body.validated_data)
+        if "assessments" in kwargs:
+            kwargs["assessments"] = [services.AssessmentSpec(**a) for a in kwargs["assessments"]]
+        try:
+            fn(packet_id=packet.pk, actor=request.user, **kwargs, **extra)
+        except PACKET_ERRORS as exc:
+            raise _translate(exc) from exc
+        return Response(s.PacketSerializer(self.get_queryset().get(pk=packet.pk)).data)
+
+    @extend_schema(request=s.TransitionSerializer, responses=s.PacketSerializer)
+    @action(detail=True, methods=["post"])
+    def submit(self, request, pk=None):
+        return self._transition(request, pk, services.packet_submit, s.TransitionSerializer)
+
+    @extend_schema(request=s.TransitionSerializer, responses=s.PacketSerializer)
+    @action(detail=True, methods=["post"], url_path="request-changes")
+    def request_changes(self, request, pk=None):
+        return self._transition(request, pk, services.packet_request_changes,
+                                s.TransitionSerializer)  # fmt: skip
+
+    @extend_schema(request=s.ReviewSerializer, responses=s.PacketSerializer)
+    @action(detail=True, methods=["post"])
+    def endorse(self, request, pk=None):
+        return self._transition(request, pk, services.packet_endorse, s.ReviewSerializer)
+
+    @extend_schema(request=s.ReviewSerializer, responses=s.PacketSerializer)
+    @action(detail=True, methods=["post"])
+    def decline(self, request, pk=None):
+        return self._transition(request, pk, services.packet_decline, s.ReviewSerializer)
+
+    @extend_schema(request=s.AssessSerializer, responses=s.PacketSerializer)
+    @action(detail=True, methods=["post"])
+    def assess(self, request, pk=None):
+        return self._transition(request, pk, services.packet_assess, s.AssessSerializer)
+
+    @extend_schema(request=s.DecideSerializer, responses=s.PacketSerializer)
+    @action(detail=True, methods=["post"])
+    def decide(self, request, pk=None):
+        return self._transition(request, pk, services.packet_decide, s.DecideSerializer)
+
+    @extend_schema(request=s.TransitionSerializer, responses=s.PacketSerializer)
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        return self._transition(request, pk, services.packet_withdraw, s.TransitionSerializer)
+
+    @extend_schema(responses=s.AssessmentSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def assessments(self, request, pk=None):
+        packet = self.get_object()
+        rows = packet.assessments.select_related("expectation", "reviewer").order_by(
+            "expectation__position", "reviewer__name"
+        )
+        return Response(s.AssessmentSerializer(rows, many=True).data)
+
+    @extend_schema(responses=s.EventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        packet = self.get_object()
+        return Response(s.EventSerializer(packet.events.select_related("actor"), many=True).data)
+
+    @extend_schema(responses=s.SnapshotSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def snapshots(self, request, pk=None):
+        packet = self.get_object()
+        return Response(s.SnapshotSerializer(packet.snapshots.order_by("number"), many=True).data)
+
+    @extend_schema(responses={200: OpenApiResponse(description="the frozen packet")})
+    @action(detail=True, methods=["get"], url_path=r"snapshots/(?P<number>\d+)")
+    def snapshot(self, request, pk=None, number=None):
+        snap = get_object_or_404(self.get_object().snapshots, number=number)
+        return Response({"number": snap.number, "sha256": snap.sha256,
+                         "created_at": snap.created_at, "data": snap.data})  # fmt: skip
+
+    @extend_schema(parameters=[OpenApiParameter("from", int, required=True),
+                               OpenApiParameter("to", int, required=True)],
+                   responses={200: OpenApiResponse(description="diff")})  # fmt: skip
+    @action(detail=True, methods=["get"])
+    def diff(self, request, pk=None):
+        packet = self.get_object()
+        query = s.DiffQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        before = get_object_or_404(packet.snapshots, number=query.validated_data["from"])
+        after = get_object_or_404(packet.snapshots, number=query.validated_data["to"])
+        return Response(selectors.snapshot_diff(before=before.data, after=after.data))
+
+    @extend_schema(parameters=[s.ExportQuerySerializer],
+                   responses={200: OpenApiResponse(description="pdf, md or json")})  # fmt: skip
+    @action(detail=True, methods=["get"])
+    def export(self, request, pk=None):
+        packet = self.get_object()
+        query = s.ExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data, sha, label = packet_export_data(packet, query.validated_data.get("snapshot"))
+        return export_response(data, sha, label, query.validated_data["format"])
+
+
+def packet_export_data(packet: Packet, number: int | None):
+    """A given snapshot, else the latest one, else (a draft never submitted) the live packet."""
+    snaps = packet.snapshots.order_by("-number")
+    snap = get_object_or_404(snaps, number=number) if number else snaps.first()
+    if snap is not None:
+        return snap.data, snap.sha256, f"packet-{packet.pk}-v{snap.number}"
+    return services.packet_snapshot_data(packet=packet), None, f"packet-{packet.pk}-draft"
+
+
+def export_response(data: dict, sha: str | None, label: str, fmt: str) -> HttpResponse:
+    if fmt == "pdf":
+        response = HttpResponse(exports.packet_pdf(data, sha256=sha),
+                                content_type="application/pdf")  # fmt: skip
+    elif fmt == "md":
+        response = HttpResponse(exports.packet_markdown(data),
+                                content_type="text/markdown; charset=utf-8")  # fmt: skip
+    else:
+        response = HttpResponse(exports.packet_json(data),
+                                content_type="application/json; charset=utf-8")  # fmt: skip
+    response["Content-Disposition"] = f'attachment; filename="{label}.{fmt}"'
+    return response

@@ -1,0 +1,102 @@
+"""Packet exports: the coverage chart (server-rendered SVG), Markdown, JSON and PDF.
+
+All of them render from one dict — a PacketSnapshot's data, or the same shape built live
+for a draft (services.packet_snapshot_data) — so every format says the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+
+from django.template.loader import render_to_string
+
+BAR_W, BAR_H, GAP, LABEL_W = 260, 18, 10, 230
+
+
+def coverage_svg(coverage: dict) -> str:
+    """Horizontal bars: one per competency and one overall, with percentages."""
+    rows = [*coverage.get("by_competency", {}).items(), ("Overall", coverage.get("overall", 0))]
+    height = len(rows) * (BAR_H + GAP) + GAP
+    width = LABEL_W + BAR_W + 60
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="Coverage by competency">',
+        "<style>text{font:12px sans-serif;fill:#1d2330}</style>",
+    ]
+    for i, (name, fraction) in enumerate(rows):
+        y = GAP + i * (BAR_H + GAP)
+        filled = max(0.0, min(1.0, float(fraction))) * BAR_W
+        colour = "#2e7d32" if fraction >= 1 else "#e0b300" if fraction >= 0.5 else "#c62828"
+        parts += [
+            f'<text x="0" y="{y + 13}">{escape(name)}</text>',
+            f'<rect x="{LABEL_W}" y="{y}" width="{BAR_W}" height="{BAR_H}" fill="#eef1f6"/>',
+            f'<rect x="{LABEL_W}" y="{y}" width="{filled:.1f}" height="{BAR_H}" fill="{colour}"/>',
+            f'<text x="{LABEL_W + BAR_W + 8}" y="{y + 13}">{round(float(fraction) * 100)}%</text>',
+        ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def packet_markdown(data: dict) -> str:
+    lines = [
+        f"# Promotion packet: {data['person']['name']} → level {data['target_level']}",
+        "",
+        f"- Cycle: {data['cycle']['name']}",
+        f"- Ladder: {data['ladder']['slug']} v{data['ladder']['version']}",
+        f"- From level: {data.get('from_level') or '—'}",
+        f"- Coverage: {round(data['coverage']['overall'] * 100)}%",
+    ]
+    for name, fraction in data["coverage"]["by_competency"].items():
+        lines.append(f"  - {name}: {round(fraction * 100)}%")
+    if data["coverage"].get("gaps"):
+        lines.append(f"- Gaps: {', '.join(data['coverage']['gaps'])}")
+    narratives = data.get("narratives") or {}
+    by_comp: dict[str, list[dict]] = {}
+    for exp in data["expectations"]:
+        by_comp.setdefault(exp["competency"], []).append(exp)
+    for competency, expectations in by_comp.items():
+        lines += ["", f"## {competency}", ""]
+        if narratives.get(competency):
+            lines += [narratives[competency].strip(), ""]
+        for exp in expectations:
+            mark = "✓" if exp["items"] else "gap"
+            lines.append(f"### {exp['code']} {exp['text']} ({mark})")
+            for item in exp["items"]:
+                link = item.get("url") or (item.get("work_item") or {}).get("url") or ""
+                when = item.get("occurred_on") or ""
+                title = f"[{item['title']}]({link})" if link else item["title"]
+                lines.append(f"- {when} {title}".replace("  ", " "))
+                if item.get("note"):
+                    lines.append(f"  - Note: {item['note']}")
+                wi = item.get("work_item")
+                if wi:
+                    lines.append(f"  - ServiceNow {wi.get('table')} {wi.get('number')}: "
+                                 f"{wi.get('url')}")  # fmt: skip
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def packet_json(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def packet_html(data: dict, *, sha256: str | None = None) -> str:
+    by_comp: dict[str, list[dict]] = {}
+    for exp in data["expectations"]:
+        by_comp.setdefault(exp["competency"], []).append(exp)
+    return render_to_string(
+        "packets/export.html",
+        {
+            "data": data,
+            "by_competency": by_comp,
+            "chart": coverage_svg(data["coverage"]),
+            "sha256": sha256,
+        },
+    )
+
+
+def packet_pdf(data: dict, *, sha256: str | None = None) -> bytes:
+    from weasyprint import HTML  # imported here: heavy, and only exports need it
+
+    return HTML(string=packet_html(data, sha256=sha256)).write_pdf()

@@ -1,0 +1,446 @@
+"""Writes to packets: create, edit drafts, and the state machine (DESIGN.md "Packet states").
+
+Every transition is one transaction under a row lock on the packet: a repeated or
+concurrent transition finds the state already moved and gets PacketConflict (HTTP 409),
+changing nothing. Each writes a PacketEvent; email to whoever acts next goes out after
+commit. A submission freezes the packet into a PacketSnapshot (JSON + sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.evidence.markdown import markdown_render
+from apps.evidence.models import Evidence
+from apps.evidence.selectors import ladder_version_current
+from apps.people.models import Person
+from apps.people.selectors import person_for_user, person_report_ids
+from apps.people.services import person_update
+
+from .models import (
+    Assessment,
+    Decision,
+    Packet,
+    PacketEvent,
+    PacketItem,
+    PacketSnapshot,
+    PromotionCycle,
+)
+from .selectors import manager_chain_ids, packet_coverage, packet_target_expectations
+
+logger = logging.getLogger(__name__)
+S = Packet.State
+
+
+class PacketConflict(Exception):
+    """The packet is not in a state that allows this (or another request just moved it)."""
+
+
+class PacketForbidden(Exception):
+    """The actor may see the packet but may not do this to it."""
+
+
+class PacketInvalid(Exception):
+    """The request breaks a rule (deadline, coverage, missing comment...). 400."""
+
+    def __init__(self, message: str, detail: dict | None = None):
+        self.detail = detail or {}
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    expectation: str  # code
+    evidence: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AssessmentSpec:
+    expectation: str  # code
+    rating: str
+    comment: str = ""
+
+
+# --- cycles -------------------------------------------------------------------------------
+
+
+def cycle_save(*, cycle: PromotionCycle) -> PromotionCycle:
+    if not (Decimal(0) <= Decimal(cycle.min_coverage) <= Decimal(1)):
+        raise ValidationError({"min_coverage": "Between 0 and 1."})
+    if cycle.submission_deadline.date() < cycle.opens_on:
+        raise ValidationError({"submission_deadline": "The deadline is before the cycle opens."})
+    if cycle.decision_on < cycle.submission_deadline.date():
+        raise ValidationError({"decision_on": "Decisions come after the submission deadline."})
+    cycle.save()
+    return cycle
+
+
+def cycle_is_open(*, cycle: PromotionCycle, now=None) -> bool:
+    now = now or timezone.now()
+    return cycle.opens_on <= timezone.localdate(now) and now <= cycle.submission_deadline
+
+
+# --- drafting -----------------------------------------------------------------------------
+
+
+def packet_create(
+    *, person: Person, actor, cycle: PromotionCycle, target_level: int | None = None
+) -> Packet:
+    version = ladder_version_current(person=person)
+    if version is None:
+        raise PacketInvalid("You have no published ladder to build a packet against.")
+    target = target_level or (person.level or 0) + 1
+    if not version.levels.filter(number=target).exists():
+        raise PacketInvalid(f"{version.ladder.name} has no level {target}.",
+                            {"target_level": f"no level {target}"})  # fmt: skip
+    if person.level and target <= person.level:
+        raise PacketInvalid("The target level must be above your current level.",
+                            {"target_level": f"you are at level {person.level}"})  # fmt: skip
+    try:
+        with transaction.atomic():
+            packet = Packet.objects.create(
+                person=person, cycle=cycle, ladder_version=version,
+                from_level=person.level, target_level=target,
+            )  # fmt: skip
+            PacketEvent.objects.create(packet=packet, actor=actor, action="create",
+                                       to_state=S.DRAFT)  # fmt: skip
+    except IntegrityError:
+        raise PacketConflict(f"You already have an open packet in {cycle}.") from None
+    return packet
+
+
+@transaction.atomic
+def packet_update(
+    *,
+    packet: Packet,
+    actor,
+    narratives: dict[str, str] | None = None,
+    items: list[ItemSpec] | None = None,
+) -> Packet:
+    """Save a draft as you go: narratives (per competency name) and/or the items (replace)."""
+    packet = Packet.objects.select_for_update().get(pk=packet.pk)
+    if packet.state not in Packet.EDITABLE_STATES:
+        raise PacketConflict(f"A {packet.get_state_display().lower()} packet cannot be edited.")
+    if narratives is not None:
+        names = set(packet.ladder_version.competencies.values_list("name", flat=True))
+        unknown = sorted(set(narratives) - names)
+        if unknown:
+            raise PacketInvalid(
+                "Narratives are per competency.",
+                {"narratives": f"unknown competency: {', '.join(unknown)}"},
+            )
+        packet.narratives = {k: v for k, v in narratives.items() if v is not None}
+        packet.narratives_html = {k: markdown_render(v) for k, v in packet.narratives.items()}
+    if items is not None:
+        _items_replace(packet, items)
+    packet.save()
+    return packet
+
+
+def _items_replace(packet: Packet, items: list[ItemSpec]) -> None:
+    expectations = {e.code: e for e in packet_target_expectations(packet=packet)}
+    wanted_ids = {i.evidence for i in items}
+    mine = dict(
+        Evidence.objects.filter(
+            pk__in=wanted_ids, person=packet.person, deleted_at__isnull=True,
+            status=Evidence.Status.ACCEPTED,
+        ).values_list("pk", "status")
+    )  # fmt: skip
+    problems = []
+    for n, item in enumerate(items):
+        if item.expectation not in expectations:
+            problems.append(f"[{n}]: {item.expectation!r} is not an expectation of level "
+                            f"{packet.target_level}")  # fmt: skip
+        if item.evidence not in mine:
+            problems.append(f"[{n}]: evidence {item.evidence} is not one of your accepted items")
+    if problems:
+        raise PacketInvalid("Some items cannot be used.", {"items": problems})
+    packet.items.all().delete()
+    seen = set()
+    rows = []
+    for n, item in enumerate(items):
+        key = (item.expectation, item.evidence)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(
+            PacketItem(
+                packet=packet,
+                expectation=expectations[item.expectation],
+                evidence_id=item.evidence,
+                note=item.note,
+                position=n,
+            )
+        )
+    PacketItem.objects.bulk_create(rows)
+
+
+# --- snapshots ----------------------------------------------------------------------------
+
+
+def packet_snapshot_data(*, packet: Packet) -> dict:
+    """The packet as reviewers will read it: everything inline, no live references."""
+    coverage = packet_coverage(packet=packet)
+    items = list(
+        PacketItem.objects.filter(packet=packet)
+        .select_related("evidence", "expectation")
+        .order_by("position", "id")
+    )
+    by_exp: dict[str, list[dict]] = {}
+    for item in items:
+        ev = item.evidence
+        by_exp.setdefault(item.expectation.code, []).append({
+            "evidence": ev.pk, "title": ev.title, "description": ev.description,
+            "description_html": ev.description_html,
+            "occurred_on": ev.occurred_on.isoformat() if ev.occurred_on else None,
+            "occurred_until": ev.occurred_until.isoformat() if ev.occurred_until else None,
+            "url": ev.url, "source": ev.source, "status": ev.status,
+            "work_item": ev.snapshot or None, "note": item.note,
+        })  # fmt: skip
+    return {
+        "packet": packet.pk,
+        "person": {"id": packet.person_id, "name": packet.person.name},
+        "cycle": {"id": packet.cycle_id, "name": packet.cycle.name},
+        "ladder": {"slug": packet.ladder_version.ladder.slug,
+                   "version": packet.ladder_version.number},
+        "from_level": packet.from_level,
+        "target_level": packet.target_level,
+        "narratives": packet.narratives,
+        "narratives_html": packet.narratives_html,
+        "coverage": coverage.as_dict(),
+        "expectations": [
+            {"code": e.code, "text": e.text, "competency": e.competency,
+             "items": by_exp.get(e.code, [])}
+            for e in coverage.expectations
+        ],
+    }  # fmt: skip
+
+
+def _sha256(data: dict) -> str:
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- transitions --------------------------------------------------------------------------
+
+
+def _locked(packet_id: int) -> Packet:
+    return (
+        Packet.objects.select_for_update()
+        .select_related("person", "cycle", "ladder_version__ladder")
+        .get(pk=packet_id)
+    )
+
+
+def _require_state(packet: Packet, *allowed: str, action: str) -> None:
+    if packet.state not in allowed:
+        raise PacketConflict(
+            f"Cannot {action} a packet that is {packet.get_state_display().lower()}."
+        )
+
+
+def _move(packet: Packet, actor, action: str, to_state: str, comment: str = "") -> None:
+    from_state = packet.state
+    packet.state = to_state
+    packet.save(update_fields=["state", "updated_at", "submitted_at"])
+    PacketEvent.objects.create(packet=packet, actor=actor, action=action, from_state=from_state,
+                               to_state=to_state, comment=comment)  # fmt: skip
+    recipients = _next_actors(packet, to_state)
+    if recipients:
+        subject = f"[ladder_tracker] {packet.person.name}'s packet: {to_state.replace('_', ' ')}"
+        body = (f"{packet.person.name}'s packet for level {packet.target_level} "
+                f"({packet.cycle.name}) is now {to_state.replace('_', ' ')}.\n\n"
+                f"{comment}\n\n/packets/{packet.pk}/")  # fmt: skip
+        transaction.on_commit(lambda: _send(subject, body, recipients))
+    logger.info("packet %s: %s → %s by %s", packet.pk, from_state, to_state, actor)
+
+
+def _send(subject: str, body: str, recipients: list[str]) -> None:
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    except Exception:  # mail trouble must not undo a committed transition
+        logger.exception("packet email to %s failed", recipients)
+
+
+def _next_actors(packet: Packet, state: str) -> list[str]:
+    person = packet.person
+    if state == S.SUBMITTED:
+        manager = person.manager
+        return [manager.email] if manager and manager.email else []
+    if state in (S.CHANGES_REQUESTED, S.DECLINED, S.PROMOTED, S.NOT_PROMOTED):
+        return [person.email] if person.email else []
+    if state == S.ENDORSED:
+        chain = set(manager_chain_ids(person=person))
+        return list(
+            Person.objects.filter(is_committee=True, is_active=True).exclude(email="")
+            .exclude(pk__in=chain | {person.pk}).values_list("email", flat=True)
+        )  # fmt: skip
+    if state == S.WITHDRAWN and person.manager and person.manager.email:
+        return [person.manager.email]
+    return []
+
+
+def _actor_person(actor) -> Person:
+    me = person_for_user(user=actor)
+    if me is None:
+        raise PacketForbidden("You have no person profile.")
+    return me
+
+
+def packet_submit(*, packet_id: int, actor, comment: str = "") -> Packet:
+    with transaction.atomic():
+        packet = _locked(packet_id)
+        me = _actor_person(actor)
+        if packet.person_id != me.pk:
+            raise PacketForbidden("Only the engineer submits their packet.")
+        _require_state(packet, S.DRAFT, S.CHANGES_REQUESTED, action="submit")
+        if not cycle_is_open(cycle=packet.cycle):
+            raise PacketInvalid(
+                f"{packet.cycle.name} does not take submissions now (deadline "
+                f"{packet.cycle.submission_deadline:%Y-%m-%d %H:%M} UTC)."
+            )
+        coverage = packet_coverage(packet=packet)
+        minimum = float(packet.cycle.min_coverage)
+        if coverage.overall < minimum:
+            raise PacketInvalid(
+                f"Coverage {coverage.overall:.0%} is below the cycle's minimum {minimum:.0%}.",
+                {"gaps": coverage.gaps, "coverage": round(coverage.overall, 4)},
+            )
+        data = packet_snapshot_data(packet=packet)
+        number = packet.snapshots.count() + 1
+        PacketSnapshot.objects.create(packet=packet, number=number, data=data,
+                                      sha256=_sha256(data))  # fmt: skip
+        packet.submitted_at = timezone.now()
+        _move(packet, actor, "submit", S.SUBMITTED, comment)
+    return packet
+
+
+def _reviewer(packet: Packet, actor) -> Person:
+    me = _actor_person(actor)
+    if packet.person_id == me.pk:
+        raise PacketForbidden("Nobody reviews their own packet.")
+    if packet.person_id not in person_report_ids(person=me):
+        raise PacketForbidden("Only the engineer's managers review this packet.")
+    return me
+
+
+def _save_assessments(packet: Packet, reviewer: Person, specs: list[AssessmentSpec]) -> None:
+    expectations = {e.code: e for e in packet_target_expectations(packet=packet)}
+    problems = [f"{a.expectation!r} is not an expectation of level {packet.target_level}"
+                for a in specs if a.expectation not in expectations]  # fmt: skip
+    problems += [f"{a.expectation}: rating must be below, meets or exceeds"
+                 for a in specs if a.rating not in Assessment.Rating.values]  # fmt: skip
+    if problems:
+        raise PacketInvalid("Some assessments are invalid.", {"assessments": problems})
+    for spec in specs:
+        Assessment.objects.update_or_create(
+            packet=packet, reviewer=reviewer, expectation=expectations[spec.expectation],
+            defaults={"rating": spec.rating, "comment": spec.comment},
+        )  # fmt: skip
+
+
+def packet_assess(*, packet_id: int, actor, assessments: list[AssessmentSpec]) -> Packet:
+    """Save assessments without moving the packet (a reviewer works through it)."""
+    with transaction.atomic():
+        packet = _locked(packet_id)
+        reviewer = _reviewer(packet, actor)
+        _require_state(packet, S.SUBMITTED, action="assess")
+        _save_assessments(packet, reviewer, assessments)
+    return packet
+
+
+def packet_request_changes(*, packet_id: int, actor, comment: str) -> Packet:
+    with transaction.atomic():
+        packet = _locked(packet_id)
+        _reviewer(packet, actor)
+        _require_state(packet, S.SUBMITTED, action="request changes on")
+        if not comment.strip():
+            raise PacketInvalid("Say what should change.", {"comment": "required"})
+        _move(packet, actor, "request-changes", S.CHANGES_REQUESTED, comment)
+    return packet
+
+
+def _review_decision(packet_id, actor, comment, assessments, *, to_state, action):
+    with transaction.atomic():
+        packet = _locked(packet_id)
+        reviewer = _reviewer(packet, actor)
+        _require_state(packet, S.SUBMITTED, action=action)
+        if assessments:
+            _save_assessments(packet, reviewer, assessments)
+        assessed = set(
+            Assessment.objects.filter(packet=packet, reviewer=reviewer).values_list(
+                "expectation__code", flat=True
+            )
+        )
+        missing = [e.code for e in packet_target_expectations(packet=packet)
+                   if e.code not in assessed]  # fmt: skip
+        if missing:
+            raise PacketInvalid("Assess every expectation of the target level first.",
+                                {"missing": missing})  # fmt: skip
+        if to_state == S.DECLINED and not comment.strip():
+            raise PacketInvalid("Say why you decline.", {"comment": "required"})
+        _move(packet, actor, action, to_state, comment)
+    return packet
+
+
+def packet_endorse(*, packet_id: int, actor, comment: str = "",
+                   assessments: list[AssessmentSpec] | None = None) -> Packet:  # fmt: skip
+    return _review_decision(packet_id, actor, comment, assessments or [],
+                            to_state=S.ENDORSED, action="endorse")  # fmt: skip
+
+
+def packet_decline(*, packet_id: int, actor, comment: str = "",
+                   assessments: list[AssessmentSpec] | None = None) -> Packet:  # fmt: skip
+    return _review_decision(packet_id, actor, comment, assessments or [],
+                            to_state=S.DECLINED, action="decline")  # fmt: skip
+
+
+def packet_decide(*, packet_id: int, actor, outcome: str, rationale: str) -> Packet:
+    with transaction.atomic():
+        packet = _locked(packet_id)
+        me = _actor_person(actor)
+        if not me.is_committee:
+            raise PacketForbidden("Only committee members decide.")
+        if packet.person_id == me.pk:
+            raise PacketForbidden("Nobody decides their own packet.")
+        if packet.person_id in person_report_ids(person=me):
+            raise PacketForbidden("A committee member does not decide for their own reports.")
+        _require_state(packet, S.ENDORSED, action="decide")
+        if outcome not in Decision.Outcome.values:
+            raise PacketInvalid("outcome is promoted or not_promoted", {"outcome": outcome})
+        if not rationale.strip():
+            raise PacketInvalid("A decision needs a rationale.", {"rationale": "required"})
+        Decision.objects.create(packet=packet, outcome=outcome, rationale=rationale,
+                                decided_by=me)  # fmt: skip
+        _move(packet, actor, "decide", outcome, rationale)
+        if outcome == Decision.Outcome.PROMOTED:
+            person_update(
+                person=packet.person,
+                actor=actor,
+                level=packet.target_level,
+                reason=f"Promoted in {packet.cycle.name}",
+                packet_id=packet.pk,
+            )
+    return packet
+
+
+def packet_withdraw(*, packet_id: int, actor, comment: str = "") -> Packet:
+    with transaction.atomic():
+        packet = _locked(packet_id)
+        me = _actor_person(actor)
+        if packet.person_id != me.pk:
+            raise PacketForbidden("Only the engineer withdraws their packet.")
+        _require_state(packet, S.DRAFT, S.SUBMITTED, S.CHANGES_REQUESTED, action="withdraw")
+        _move(packet, actor, "withdraw", S.WITHDRAWN, comment)
+    return packet
