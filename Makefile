@@ -7,10 +7,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 EMULATOR_PORT ?= 8001
 LADDER := fixtures/ladders/ai-ml-engineer.yaml
-# Debian packages the suite needs: Chromium for the browser tests.
-DEBIAN_PACKAGES := chromium
+# Debian packages the suite needs: Chromium for the browser tests; Pango, HarfBuzz and a
+# font for WeasyPrint's PDF exports.
+DEBIAN_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 
-.PHONY: install browser test demo serve lint check-deploy clean
+.PHONY: install browser test demo serve lint check-deploy clean bench-sync bench-evidence
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -52,6 +53,7 @@ demo: install
 	echo "ServiceNow emulator on http://127.0.0.1:$(EMULATOR_PORT) (log: var/emulator.log)"; \
 	$(BIN)/python manage.py servicenow_demo --url http://127.0.0.1:$(EMULATOR_PORT); \
 	LOG_LEVEL=WARNING $(BIN)/python manage.py servicenow_sync --all; \
+	$(BIN)/python manage.py demo_evidence; \
 	$(BIN)/python manage.py demo_org; \
 	echo ""; \
 	echo "ladder_tracker: http://$(HOST):$(PORT)/  (Ctrl-C stops it and the emulator)"; \
@@ -67,6 +69,17 @@ check-deploy: install
 	SECRETS_ENCRYPTION_KEY=$${SECRETS_ENCRYPTION_KEY:-check-deploy-only} \
 	ALLOWED_HOSTS=$${ALLOWED_HOSTS:-ladder.example.com} \
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# Sync benchmark (benchmarks/sync.py): the emulator with 10k and 100k incidents, a full sync into
+# SQLite and PostgreSQL against the floor and PySNC. PySNC goes into a venv of its own
+# (var/bench-venv), never into .venv. BENCH_ARGS passes flags, e.g. BENCH_ARGS=--skip-postgres.
+bench-evidence: install
+	$(BIN)/python benchmarks/evidence.py $(BENCH_ARGS)
+
+bench-sync: install
+	test -x var/bench-venv/bin/python || $(PYTHON) -m venv var/bench-venv
+	var/bench-venv/bin/python -c 'import pysnc' 2>/dev/null || var/bench-venv/bin/python -m pip install -q pysnc
+	$(BIN)/python -m benchmarks.sync $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

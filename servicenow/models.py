@@ -157,8 +157,15 @@ class SyncRun(models.Model):
 
 
 class WorkItem(models.Model):
-    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="work_items")
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="work_items")
+    # No single-column indexes: the unique (connection, table, sys_id) and the
+    # (source, sys_updated_on) index lead with these columns, and every index costs per row
+    # written (benchmarks/sync.py).
+    connection = models.ForeignKey(
+        Connection, on_delete=models.PROTECT, related_name="work_items", db_index=False
+    )
+    source = models.ForeignKey(
+        Source, on_delete=models.PROTECT, related_name="work_items", db_index=False
+    )
     table = models.CharField(max_length=80)
     sys_id = models.CharField(max_length=32)
     number = models.CharField(max_length=40, blank=True)

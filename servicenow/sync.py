@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
@@ -149,9 +150,15 @@ def iter_keyset_pages(
 # --- row helpers --------------------------------------------------------------------------
 
 
-def _ts(value) -> datetime | None:
-    raw = field_value(value)
+@lru_cache(maxsize=65536)
+def _parse_ts(raw: str) -> datetime | None:
+    # Rows come in bursts sharing a second, and each is parsed several times: cache it
+    # (strptime is the single largest cost per row otherwise; benchmarks/sync.py).
     return parse_timestamp(raw) if raw else None
+
+
+def _ts(value) -> datetime | None:
+    return _parse_ts(field_value(value))
 
 
 def _int(value, default: int = 0) -> int:
@@ -280,7 +287,7 @@ class WorkItemWriter:
             objs.append(
                 WorkItem(
                     pk=held[0] if held else None,
-                    connection_id=source.connection_id,
+                    connection=source.connection,  # record_url needs it; no query per row
                     source=source,
                     table=source.table,
                     sys_id=sys_id,
@@ -368,7 +375,7 @@ def evidence_sync_for_work_items(
 ) -> int:
     """One evidence candidate per attributed person and work item; refresh the snapshot of
     the ones that exist (never the engineer's own title or text). Returns how many were new."""
-    if not work_items:
+    if not work_items or not people:
         return 0
     now = timezone.now()
     existing = {
@@ -383,8 +390,11 @@ def evidence_sync_for_work_items(
     new: list[Evidence] = []
     refreshed: list[Evidence] = []
     for wi in work_items:
+        owners = {people[s] for s in wi.attributions.values() if s in people}
+        if not owners:
+            continue
         snapshot = _snapshot(wi)
-        for person_id in {people[s] for s in wi.attributions.values() if s in people}:
+        for person_id in owners:
             pk = existing.get((person_id, wi.pk))
             if pk is not None:
                 refreshed.append(Evidence(pk=pk, snapshot=snapshot, snapshot_updated_at=now))
@@ -472,7 +482,11 @@ def work_items_attach_people(*, connection_id: int, table: str | None = None) ->
         return 0
     ladders = LadderIndex.load()
     created = 0
-    qs = WorkItem.objects.filter(connection_id=connection_id).exclude(attributions={})
+    qs = (
+        WorkItem.objects.filter(connection_id=connection_id)
+        .exclude(attributions={})
+        .select_related("connection")
+    )
     if table:
         qs = qs.filter(table=table)
     last_pk = 0

@@ -1,0 +1,794 @@
+"""Sync benchmark: a full ServiceNow sync of N incidents from the emulator into SQLite and
+PostgreSQL, against the floor (the same pages fetched and JSON-decoded, nothing stored) and
+against PySNC's GlideRecord fetching the same table (the peer).
+
+    make bench-sync                       # both sizes, both databases, PySNC
+    .venv/bin/python -m benchmarks.sync [--sizes 10000,100000] [--repeat N]
+        [--skip-postgres] [--skip-pysnc] [--profile DIR]
+
+Every measurement runs in a fresh subprocess, so its peak RSS (VmHWM) is its own; the
+emulator and the dataset generator run in processes of their own too. PySNC lives in a
+separate venv (var/bench-venv, made by `make bench-sync`), never in the project's .venv.
+
+The script exits 0 when every measurement ran, whatever the targets say (it measures, it
+does not judge); non-zero only when a measurement crashed. Only the standard library is
+imported at module level: the PySNC role runs under the bench venv's interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
+BENCH_VENV_PYTHON = ROOT / "var" / "bench-venv" / "bin" / "python"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_DB = "ladder_bench"
+PG_TEMPLATE = "ladder_bench_template"
+PG_URL = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
+USERNAME, PASSWORD = "integration", "integration-pass"
+PAGE_SIZE = 1000
+OVERLAP_SECONDS = 300  # Source.overlap_seconds' default, which the benchmark source keeps
+DATASET_END = datetime(2026, 1, 1, tzinfo=UTC)  # fixed: same bytes every run
+RESULT_MARK = "BENCH-RESULT "
+CHILD_TIMEOUT = 1800
+
+TARGET_RATIO = 1.5
+TARGET_RSS_GROWTH = 0.20
+TARGET_INCREMENTAL_REQUESTS = 2
+
+
+# --- helpers shared by every role (standard library only) --------------------------------
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: VmHWM, the high-water mark of its own address space.
+
+    Not ru_maxrss: on Linux that one survives fork and exec (the kernel folds the pre-exec
+    address space, a copy of the parent's, into it), so every child would report at least
+    the parent's peak. ru_maxrss only where /proc is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def emit(result: dict) -> None:
+    print(RESULT_MARK + json.dumps(result), flush=True)
+
+
+def work_item_fields() -> list[str]:
+    """The fields the sync asks for with a default incident source: WORK_ITEM_FIELDS plus
+    the default attribution field, read from servicenow/sync.py without importing Django.
+    The sync role checks this against WorkItemWriter(...).fields."""
+    tree = ast.parse((ROOT / "servicenow" / "sync.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "WORK_ITEM_FIELDS" for t in node.targets
+        ):
+            return sorted(set(ast.literal_eval(node.value)) | {"assigned_to"})
+    raise RuntimeError("WORK_ITEM_FIELDS not found in servicenow/sync.py")
+
+
+# --- roles run in subprocesses -----------------------------------------------------------
+
+
+def role_floor(args: argparse.Namespace) -> None:
+    """The pages a full sync reads, fetched and decoded the same way, stored nowhere."""
+    sys.path.insert(0, str(ROOT))
+    from servicenow.client import ClientConfig, ServiceNowClient, field_value
+    from servicenow.query import keyset_query, parse_timestamp
+
+    fields = work_item_fields()
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def key(row: dict) -> tuple[datetime, str]:
+        raw = field_value(row.get("sys_updated_on"))
+        return (parse_timestamp(raw) if raw else epoch, field_value(row.get("sys_id")))
+
+    rss_start = peak_rss_mb()
+    started = time.perf_counter()
+    client = ServiceNowClient(
+        ClientConfig(instance_url=args.url, username=USERNAME, password=PASSWORD)
+    )
+    upper = datetime.now(UTC).replace(microsecond=0)  # as sync_run_start fixes it
+    after: tuple[datetime, str] | None = None
+    expected: int | None = None
+    seen = rows = pages = 0
+    first = True
+    while True:  # iter_keyset_pages without the prefetch thread and the hidden-row probes
+        page = client.get_page(
+            "incident",
+            query=keyset_query(base="", after=after, upper=upper),
+            fields=fields,
+            limit=PAGE_SIZE,
+            count=first,
+        )
+        if first:
+            expected, first = page.total_count, False
+        if not page.rows:
+            break
+        pages += 1
+        keys = {key(row) for row in page.rows}
+        last = max(keys)
+        after = last if after is None else max(after, last)
+        seen += len(keys)
+        rows += len(page.rows)
+        if expected is not None and seen >= expected:
+            break
+    # The delete poll a work-item source with track_deletes makes after its rows.
+    client.get_page(
+        "sys_audit_delete",
+        query=keyset_query(
+            base="tablename=incident",
+            after=(upper - timedelta(seconds=OVERLAP_SECONDS), ""),
+            upper=upper,
+            ts_field="sys_created_on",
+        ),
+        fields=["sys_id", "documentkey", "tablename", "sys_created_on"],
+        limit=PAGE_SIZE,
+        count=True,
+    )
+    wall = time.perf_counter() - started
+    emit(
+        {
+            "wall": wall,
+            "rows": rows,
+            "pages": pages,
+            "requests": client.request_count,
+            "rss_start": rss_start,
+            "rss_peak": peak_rss_mb(),
+        }
+    )
+    client.close()
+
+
+def role_sync(args: argparse.Namespace) -> None:
+    """A full sync, then an incremental one with nothing changed, in a migrated database."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from servicenow.models import Connection, Source, SyncRun, WorkItem
+    from servicenow.services import connection_save, source_save, sync_run_request
+    from servicenow.sync import Counters, WorkItemWriter
+    from servicenow.tasks import sync_source_run
+
+    connection = connection_save(
+        connection=Connection(
+            name="Benchmark instance",
+            instance_url=args.url,
+            auth_type=Connection.AuthType.BASIC,
+            username=USERNAME,
+            page_size=PAGE_SIZE,
+        ),
+        password=PASSWORD,
+    )
+    source = source_save(
+        source=Source(
+            connection=connection, name="incident", table="incident", kind=Source.Kind.WORK_ITEMS
+        )
+    )
+    sync_fields = WorkItemWriter(source=source, counters=Counters()).fields
+
+    def timed_run(mode: str, profile_to: str | None = None) -> tuple[SyncRun, float, str]:
+        run = sync_run_request(source=source, mode=mode, enqueue=False)
+        profiler = None
+        if profile_to:
+            import cProfile
+
+            profiler = cProfile.Profile()
+        started = time.perf_counter()
+        if profiler is not None:
+            outcome = profiler.runcall(sync_source_run, run.pk)
+        else:
+            outcome = sync_source_run(run.pk)
+        wall = time.perf_counter() - started
+        if profiler is not None:
+            profiler.dump_stats(profile_to)
+        run.refresh_from_db()
+        if run.status != SyncRun.Status.SUCCEEDED:
+            raise RuntimeError(f"{mode} run {run.pk} {outcome}: {run.status} {run.error}")
+        return run, wall, outcome
+
+    rss_start = peak_rss_mb()
+    full, wall, _ = timed_run(SyncRun.Mode.FULL, args.profile_to)
+    rss_peak = peak_rss_mb()
+    stored = WorkItem.objects.filter(source=source).count()
+    incr, incr_wall, _ = timed_run(SyncRun.Mode.INCREMENTAL)
+    emit(
+        {
+            "wall": wall,
+            "rows": full.rows_seen,
+            "stored": stored,
+            "pages": full.pages,
+            "requests": full.requests,
+            "rss_start": rss_start,
+            "rss_peak": rss_peak,
+            "rss_after_incremental": peak_rss_mb(),
+            "incremental": {
+                "wall": incr_wall,
+                "requests": incr.requests,
+                "pages": incr.pages,
+                "rows": incr.rows_seen,
+                "updated": incr.updated,
+                "skipped_stale": incr.skipped_stale,
+            },
+            "fields": list(sync_fields),
+        }
+    )
+
+
+def role_pysnc(args: argparse.Namespace) -> None:
+    """PySNC's GlideRecord reading the same table and fields, 1000 rows a request."""
+    import pysnc
+    import pysnc.client
+
+    notes = []
+    if args.url.startswith("http://"):
+        # pysnc.utils.get_instance refuses plain http ("Must provide https:// url"), and the
+        # emulator serves plain http on loopback. Only that URL check is replaced; every
+        # request still goes through PySNC's own session, retries and paging.
+        pysnc.client.get_instance = lambda instance: instance.rstrip("/")
+        notes.append("http:// allowed by replacing pysnc.client.get_instance")
+    fields = work_item_fields()
+    rss_start = peak_rss_mb()
+    started = time.perf_counter()
+    client = pysnc.ServiceNowClient(args.url, (USERNAME, PASSWORD))
+    gr = client.GlideRecord("incident", batch_size=PAGE_SIZE, rewindable=False)
+    gr.fields = list(fields)
+    gr.display_value = False  # raw values, as the sync asks (PySNC's default is "all")
+    gr.exclude_reference_link = True
+    # The emulator's stored order: ORDERBYsys_id (PySNC's default) would make the emulator
+    # sort the whole table for every page, which a real instance does with an index.
+    gr.order_by("sys_updated_on")
+    gr.query()
+    count = 0
+    for _record in gr:
+        count += 1
+    wall = time.perf_counter() - started
+    emit(
+        {
+            "wall": wall,
+            "rows": count,
+            "rss_start": rss_start,
+            "rss_peak": peak_rss_mb(),
+            "version": getattr(pysnc, "__version__", "?"),
+            "notes": notes,
+        }
+    )
+
+
+def role_dataset(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT))
+    from servicenow.emulator.generate import generate_dataset, write_dataset
+
+    dataset = generate_dataset(
+        incidents=args.size, users=200, other_tables=False, seed=1, end=DATASET_END
+    )
+    write_dataset(dataset, args.out)
+    emit({"incidents": len(dataset["tables"]["incident"])})
+
+
+# --- the parent --------------------------------------------------------------------------
+
+
+class MeasurementError(Exception):
+    pass
+
+
+def child_env(database_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        DJANGO_SETTINGS_MODULE="ladder_tracker.settings.base",
+        LOG_LEVEL="WARNING",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+def run_child(python: Path, role_args: list[str], env: dict[str, str]) -> dict:
+    cmd = [str(python), "-m", "benchmarks.sync", *role_args]
+    proc = subprocess.run(  # noqa: S603 (our own interpreter and script)
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_MARK):
+            return json.loads(line[len(RESULT_MARK) :])
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+    raise MeasurementError(f"{' '.join(role_args[:3])} exited {proc.returncode}:\n{tail}")
+
+
+def manage(args: list[str], database_url: str) -> None:
+    proc = subprocess.run(  # noqa: S603
+        [str(PROJECT_PYTHON), "manage.py", *args],
+        cwd=ROOT,
+        env=child_env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+    )
+    if proc.returncode:
+        raise MeasurementError(f"manage.py {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+
+
+class EmulatorProcess:
+    def __init__(self, dataset_path: Path):
+        self.proc = subprocess.Popen(  # noqa: S603
+            [str(PROJECT_PYTHON), "-m", "servicenow.emulator", "--port", "0",
+             "--dataset", str(dataset_path)],
+            cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        self.url = ""
+        deadline = time.monotonic() + 300
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if "listening on" in line:
+                self.url = line.rsplit("listening on", 1)[1].strip()
+                break
+            if time.monotonic() > deadline:
+                break
+        if not self.url:
+            self.stop()
+            raise MeasurementError("the emulator did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Postgres:
+    """ladder_bench, recreated for every measurement from a template migrated once."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        self.psycopg = psycopg
+        self.version = ""
+
+    def admin(self, *statements: str) -> None:
+        with self.psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+    def prepare_template(self) -> None:
+        with self.psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            self.version = conn.execute("SHOW server_version").fetchone()[0]
+        self.admin(
+            f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)",
+            f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)",
+            f"CREATE DATABASE {PG_TEMPLATE}",
+        )
+        manage(["migrate", "--noinput", "-v0"], PG_URL.replace(PG_DB, PG_TEMPLATE))
+
+    def fresh(self) -> str:
+        self.admin(
+            f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)",
+            f"CREATE DATABASE {PG_DB} TEMPLATE {PG_TEMPLATE}",
+        )
+        return PG_URL
+
+    def drop_template(self) -> None:
+        self.admin(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)")
+
+
+class Sqlite:
+    """A fresh file per measurement, copied from a file migrated once."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.template = tmp / "template.sqlite3"
+        self.count = 0
+
+    def prepare_template(self) -> None:
+        manage(["migrate", "--noinput", "-v0"], f"sqlite:///{self.template}")
+        for suffix in ("-wal", "-shm"):
+            if Path(f"{self.template}{suffix}").exists():
+                raise MeasurementError("the migrated SQLite template still has a WAL file")
+
+    def fresh(self) -> str:
+        self.count += 1
+        path = self.tmp / f"bench-{self.count}.sqlite3"
+        shutil.copyfile(self.template, path)
+        return f"sqlite:///{path}"
+
+
+def size_label(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def machine_info(pysnc_python: Path | None) -> list[str]:
+    import sqlite3
+
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{mem_kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        mem = "?"
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    lines = [
+        f"nproc {affinity} (cpu_count {os.cpu_count()}), {cpu or platform.processor()}, RAM {mem}",
+        f"python {platform.python_version()} ({sys.executable}), {platform.platform()}",
+        f"SQLite {sqlite3.sqlite_version}",
+        f"load average {load_average()} at the start (anything else running skews the numbers)",
+    ]
+    if pysnc_python:
+        lines.append(f"peer interpreter {pysnc_python}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.sync",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sizes", default="10000,100000", help="incident counts, comma-separated")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration (median)")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-pysnc", action="store_true")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="cProfile each full sync into DIR/sync-<db>-<size>.pstats (slows the sync down)",
+    )
+    # Internal: the subprocess roles.
+    parser.add_argument(
+        "--role", choices=["dataset", "floor", "sync", "pysnc"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-to", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.role == "dataset":
+        role_dataset(args)
+        return 0
+    if args.role == "floor":
+        role_floor(args)
+        return 0
+    if args.role == "sync":
+        role_sync(args)
+        return 0
+    if args.role == "pysnc":
+        role_pysnc(args)
+        return 0
+    return run_benchmark(args)
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    repeat = max(1, args.repeat)
+    crashed: list[str] = []
+    notes: list[str] = []
+
+    pysnc_python: Path | None = None
+    if args.skip_pysnc:
+        notes.append("pysnc (peer) skipped: --skip-pysnc")
+    elif not BENCH_VENV_PYTHON.exists():
+        notes.append(
+            f"pysnc (peer) skipped: {BENCH_VENV_PYTHON} not found (`make bench-sync` makes it)"
+        )
+    else:
+        check = subprocess.run(  # noqa: S603
+            [str(BENCH_VENV_PYTHON), "-c", "import pysnc"], capture_output=True, text=True
+        )
+        if check.returncode:
+            notes.append(f"pysnc (peer) skipped: not importable in {BENCH_VENV_PYTHON}")
+        else:
+            pysnc_python = BENCH_VENV_PYTHON
+
+    print("ServiceNow sync benchmark (benchmarks/sync.py)")
+    for line in machine_info(pysnc_python):
+        print("  " + line)
+    print(
+        f"  sizes {', '.join(size_label(n) for n in sizes)}; page size {PAGE_SIZE}; "
+        f"repeat {repeat} (median wall, max RSS); every measurement in a fresh process",
+        flush=True,
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="ladder-bench-"))
+    databases: dict[str, Sqlite | Postgres] = {}
+    postgres: Postgres | None = None
+    try:
+        sqlite = Sqlite(tmp)
+        sqlite.prepare_template()
+        databases["sqlite"] = sqlite
+        if args.skip_postgres:
+            notes.append("postgresql skipped: --skip-postgres")
+        else:
+            try:
+                postgres = Postgres()
+                postgres.prepare_template()
+                databases["postgresql"] = postgres
+                print(f"  PostgreSQL {postgres.version} at {PG_URL}", flush=True)
+            except Exception as exc:  # unreachable server, missing rights, no psycopg
+                postgres = None
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                notes.append(
+                    f"postgresql skipped: {PG_URL} not usable ({type(exc).__name__}: {reason})"
+                )
+        for note in notes:
+            print("  " + note)
+        print(flush=True)
+
+        results: dict[tuple[int, str], dict] = {}
+        for size in sizes:
+            results.update(measure_size(size, repeat, tmp, databases, pysnc_python, args, crashed))
+    finally:
+        if postgres is not None:
+            try:
+                postgres.drop_template()
+            except Exception as exc:  # noqa: BLE001 (cleanup; report and go on)
+                print(f"could not drop {PG_TEMPLATE}: {exc}")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\nload average {load_average()} at the end")
+    print_table(sizes, list(databases), pysnc_python is not None, results)
+    print_targets(sizes, list(databases), pysnc_python is not None, results)
+    if crashed:
+        print("\nCRASHED:")
+        for message in crashed:
+            print("  " + message.replace("\n", "\n    "))
+        return 1
+    return 0
+
+
+def measure_size(
+    size: int,
+    repeat: int,
+    tmp: Path,
+    databases: dict,
+    pysnc_python: Path | None,
+    args: argparse.Namespace,
+    crashed: list[str],
+) -> dict[tuple[int, str], dict]:
+    label = size_label(size)
+    started = time.perf_counter()
+    dataset_path = tmp / f"dataset-{size}.json"
+    # In a process of its own: the parent stays small, whatever the size.
+    run_child(
+        PROJECT_PYTHON,
+        ["--role", "dataset", "--size", str(size), "--out", str(dataset_path)],
+        child_env(),
+    )
+    emulator = EmulatorProcess(dataset_path)
+    print(
+        f"[{label}] dataset {dataset_path.stat().st_size / 2**20:.1f} MB, emulator at "
+        f"{emulator.url} ({time.perf_counter() - started:.1f} s)",
+        flush=True,
+    )
+    samples: dict[str, list[dict]] = {}
+    try:
+        warm_up(emulator.url)
+        for rep in range(repeat):
+            configs: list[tuple[str, Path, list[str], Sqlite | Postgres | None]] = [
+                ("floor", PROJECT_PYTHON, ["--role", "floor"], None)
+            ]
+            for name, db in databases.items():
+                role = ["--role", "sync"]
+                if args.profile:
+                    Path(args.profile).mkdir(parents=True, exist_ok=True)
+                    target = Path(args.profile).resolve() / f"sync-{name}-{label}.pstats"
+                    role += ["--profile-to", str(target)]
+                configs.append((name, PROJECT_PYTHON, role, db))
+            if pysnc_python is not None:
+                configs.append(("pysnc", pysnc_python, ["--role", "pysnc"], None))
+            for name, python, role, db in configs:
+                try:
+                    env = child_env(db.fresh() if db is not None else None)
+                    result = run_child(python, [*role, "--url", emulator.url], env)
+                except (MeasurementError, subprocess.TimeoutExpired) as exc:
+                    crashed.append(f"{label} {name}: {exc}")
+                    print(f"[{label}] {name}: CRASHED (details at the end)", flush=True)
+                    continue
+                samples.setdefault(name, []).append(result)
+                print(
+                    f"[{label}] {name}{f' #{rep + 1}' if repeat > 1 else ''}: "
+                    f"{result['wall']:.2f} s, {result['rows']} rows, "
+                    f"peak RSS {result['rss_peak']:.0f} MB",
+                    flush=True,
+                )
+    finally:
+        emulator.stop()
+        dataset_path.unlink(missing_ok=True)
+    out = {}
+    for name, runs in samples.items():
+        merged = dict(runs[0])
+        merged["wall"] = statistics.median(r["wall"] for r in runs)
+        merged["walls"] = [r["wall"] for r in runs]
+        merged["rss_peak"] = max(r["rss_peak"] for r in runs)
+        if "incremental" in merged:
+            merged["incremental"] = dict(merged["incremental"])
+            merged["incremental"]["requests"] = max(r["incremental"]["requests"] for r in runs)
+        out[(size, name)] = merged
+    return out
+
+
+def warm_up(url: str) -> None:
+    """One small request first, so the first measured process pays no cold-start cost."""
+    from servicenow.client import ClientConfig, ServiceNowClient
+
+    client = ServiceNowClient(ClientConfig(instance_url=url, username=USERNAME, password=PASSWORD))
+    try:
+        client.get_page("incident", fields=["sys_id"], limit=1)
+    finally:
+        client.close()
+
+
+def print_table(sizes: list[int], dbs: list[str], peer: bool, results: dict) -> None:
+    names = ["floor", *dbs] + (["pysnc"] if peer else [])
+    print()
+    header = (
+        f"{'size':<6}{'target':<14}{'wall s':>9}{'rows/s':>10}{'peak RSS MB':>13}"
+        f"{'ratio to floor':>16}   {'full: rows / requests':<22}{'incremental (nothing changed)'}"
+    )
+    print(header)
+    print("-" * len(header))
+    for size in sizes:
+        floor = results.get((size, "floor"))
+        for name in names:
+            r = results.get((size, name))
+            label = "pysnc (peer)" if name == "pysnc" else name
+            if r is None:
+                print(f"{size_label(size):<6}{label:<14}{'(no result)':>9}")
+                continue
+            rate = r["rows"] / r["wall"] if r["wall"] else 0.0
+            ratio = f"{r['wall'] / floor['wall']:.2f}" if floor and name != "floor" else ""
+            if name == "floor":
+                ratio = "1.00"
+            full = f"{r['rows']} / {r['requests']}" if "requests" in r else f"{r['rows']} / -"
+            incr = ""
+            if "incremental" in r:
+                i = r["incremental"]
+                incr = f"{i['requests']} requests, {i['rows']} rows re-read, {i['wall']:.2f} s"
+            print(
+                f"{size_label(size):<6}{label:<14}{r['wall']:>9.2f}{rate:>10.0f}"
+                f"{r['rss_peak']:>13.1f}{ratio:>16}   {full:<22}{incr}"
+            )
+    extra = []
+    for (size, name), r in sorted(results.items()):
+        if name in dbs and r.get("stored") != r.get("rows"):
+            extra.append(
+                f"  note: {size_label(size)} {name} stored {r.get('stored')} work items "
+                f"of {r.get('rows')} rows read"
+            )
+        if name in dbs and "fields" in r and r["fields"] != work_item_fields():
+            extra.append(
+                f"  note: the sync asked for fields {r['fields']}, the floor and peer for "
+                f"{work_item_fields()}"
+            )
+        if name == "pysnc" and r.get("notes"):
+            extra.append(f"  pysnc {r.get('version')}: " + "; ".join(r["notes"]))
+        if len(r.get("walls", [])) > 1:
+            walls = ", ".join(f"{w:.2f}" for w in r["walls"])
+            extra.append(f"  {size_label(size)} {name} walls: {walls}")
+    rss_start = {f"{size_label(s)} {n}": r["rss_start"] for (s, n), r in sorted(results.items())}
+    if rss_start:
+        extra.append(
+            "  RSS before the measured work (MB): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in rss_start.items())
+        )
+    for line in dict.fromkeys(extra):
+        print(line)
+
+
+def print_targets(sizes: list[int], dbs: list[str], peer: bool, results: dict) -> None:
+    print("\ntargets")
+    lines: list[tuple[bool | None, str]] = []
+    big, small = max(sizes), min(sizes)
+    for db in dbs:
+        r, f = results.get((big, db)), results.get((big, "floor"))
+        if r and f:
+            ratio = r["wall"] / f["wall"]
+            others = ", ".join(
+                f"{size_label(s)} {results[(s, db)]['wall'] / results[(s, 'floor')]['wall']:.2f}"
+                for s in sizes
+                if s != big and (s, db) in results and (s, "floor") in results
+            )
+            lines.append(
+                (
+                    ratio <= TARGET_RATIO,
+                    f"sync / floor wall <= {TARGET_RATIO} ({db}, {size_label(big)}): "
+                    f"{r['wall']:.2f} s / {f['wall']:.2f} s = {ratio:.2f}"
+                    + (f"  (also {others})" if others else ""),
+                )
+            )
+        else:
+            lines.append((None, f"sync / floor ratio ({db}): no result"))
+    for db in dbs:
+        a, b = results.get((small, db)), results.get((big, db))
+        if small == big:
+            lines.append((None, f"peak RSS growth ({db}): needs two sizes"))
+        elif a and b:
+            growth = b["rss_peak"] / a["rss_peak"] - 1
+            lines.append(
+                (
+                    growth <= TARGET_RSS_GROWTH,
+                    f"peak RSS growth {size_label(small)} -> {size_label(big)} <= "
+                    f"{TARGET_RSS_GROWTH:.0%} ({db}): {a['rss_peak']:.1f} MB -> "
+                    f"{b['rss_peak']:.1f} MB = {growth:+.1%}",
+                )
+            )
+        else:
+            lines.append((None, f"peak RSS growth ({db}): no result"))
+    if peer:
+        for size in sizes:
+            p = results.get((size, "pysnc"))
+            for db in dbs:
+                r = results.get((size, db))
+                if r and p:
+                    lines.append(
+                        (
+                            r["wall"] < p["wall"],
+                            f"sync faster than PySNC's fetch ({db}, {size_label(size)}): "
+                            f"{r['wall']:.2f} s vs {p['wall']:.2f} s "
+                            f"({p['wall'] / r['wall']:.2f}x)",
+                        )
+                    )
+                else:
+                    lines.append((None, f"sync vs PySNC ({db}, {size_label(size)}): no result"))
+    else:
+        lines.append((None, "sync faster than PySNC's fetch: not measured (no peer)"))
+    for size in sizes:
+        for db in dbs:
+            r = results.get((size, db))
+            if r:
+                n = r["incremental"]["requests"]
+                lines.append(
+                    (
+                        n <= TARGET_INCREMENTAL_REQUESTS,
+                        f"incremental run, nothing changed, <= {TARGET_INCREMENTAL_REQUESTS} "
+                        f"Table API requests ({db}, {size_label(size)}): {n}",
+                    )
+                )
+    for ok, text in lines:
+        verdict = "n/a " if ok is None else ("PASS" if ok else "MISS")
+        print(f"  {verdict}  {text}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
