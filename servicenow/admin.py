@@ -28,6 +28,11 @@ class ConnectionForm(forms.ModelForm):
             "client_secret", "verify_tls", "page_size", "api_path",
         ]  # fmt: skip
 
+    def clean_instance_url(self):
+        url = self.cleaned_data["instance_url"]
+        services.connection_url_validate(url)
+        return url
+
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
@@ -60,6 +65,13 @@ class SourceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         services.source_save(source=obj)
+
+    def delete_model(self, request, obj):
+        services.source_delete(source=obj)
+
+    def delete_queryset(self, request, queryset):
+        for source in queryset:
+            services.source_delete(source=source)
 
     def _sync(self, request, queryset, mode):
         for source in queryset:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -34,6 +36,16 @@ class RunAlreadyActive(Exception):
 
 class SourceDisabled(Exception):
     pass
+
+
+def connection_url_validate(url: str) -> None:
+    """Refuse an instance URL the client would refuse; credentials in it would be stored and
+    shown in clear, while secrets are write-only."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("Must not contain credentials; use username and password.")
+    if parts.query or parts.fragment:
+        raise ValidationError("Must not have a query string or fragment.")
 
 
 def connection_save(
@@ -106,6 +118,15 @@ def source_save(*, source: Source) -> Source:
     return source
 
 
+@transaction.atomic
+def source_delete(*, source: Source) -> None:
+    """Delete a source and its beat schedule (ProtectedError while it has work items)."""
+    task = source.periodic_task
+    source.delete()
+    if task is not None:
+        task.delete()
+
+
 def _source_schedule_sync(*, source: Source) -> None:
     task = source.periodic_task
     if not source.interval_minutes:
@@ -143,7 +164,8 @@ def _expire_stale_runs(*, source: Source) -> None:
         run.finished_at = timezone.now()
         run.error = (
             "The worker running this sync stopped answering (no progress for "
-            f"{stale_run_after().seconds} s); a new run continues from the last saved page."
+            f"{int(stale_run_after().total_seconds())} s); a new run continues from the last "
+            "saved page."
         )
         run.save(update_fields=["status", "finished_at", "error"])
         logger.warning("sync run %s marked failed: stale heartbeat", run.pk)

@@ -2,6 +2,7 @@ import re
 
 from rest_framework import serializers
 
+from servicenow import services
 from servicenow.models import Connection, Source, SuggestionRule, SyncRun, WorkItem
 
 FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -44,6 +45,10 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "has_password", "has_client_secret", "last_checked_at", "last_check_ok",
             "last_check_message",
         ]  # fmt: skip
+
+    def validate_instance_url(self, value: str) -> str:
+        services.connection_url_validate(value)
+        return value
 
     def validate_page_size(self, value: int) -> int:
         if not 1 <= value <= 10000:

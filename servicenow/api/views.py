@@ -1,5 +1,6 @@
 """ServiceNow API: configuration for admins, sync commands, runs, work items."""
 
+from django.db.models import ProtectedError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -27,6 +28,14 @@ class ConnectionViewSet(_AdminViewSet):
 
     def perform_update(self, serializer):
         self._save(serializer)
+
+    def perform_destroy(self, instance):
+        try:
+            instance.delete()
+        except ProtectedError as exc:
+            raise Conflict(
+                f"Connection {instance.name!r} still has sources or work items; delete those first."
+            ) from exc
 
     def _save(self, serializer):
         data = dict(serializer.validated_data)
@@ -60,6 +69,14 @@ class SourceViewSet(_AdminViewSet):
         for key, value in serializer.validated_data.items():
             setattr(source, key, value)
         serializer.instance = services.source_save(source=source)
+
+    def perform_destroy(self, instance):
+        try:
+            services.source_delete(source=instance)
+        except ProtectedError as exc:
+            raise Conflict(
+                f"Source {instance.name!r} has imported work items; disable it instead."
+            ) from exc
 
     @extend_schema(request=s.SyncRequestSerializer, responses={202: s.SyncAcceptedSerializer})
     @action(detail=True, methods=["post"])
