@@ -23,6 +23,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("ladders/", include("apps.ladders.urls")),
     path("evidence/", include("apps.evidence.urls")),
+    path("packets/", include("apps.packets.urls")),
     path("", include("apps.people.urls")),  # /team/, /people/import/
     path("servicenow/", include("servicenow.urls")),
     path("admin/", admin.site.urls),

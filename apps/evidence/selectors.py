@@ -11,10 +11,12 @@ The API, the pages, exports, attachment downloads and search all read through he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.dateparse import parse_datetime
 
 from apps.ladders.models import Expectation, LadderVersion
 from apps.people.models import Person
@@ -48,7 +50,7 @@ def evidence_prefetched(qs: QuerySet[Evidence]) -> QuerySet[Evidence]:
         Prefetch(
             "links",
             queryset=EvidenceLink.objects.select_related(
-                "expectation__competency", "expectation__level", "deliverable__level"
+                "expectation__competency", "expectation__level"
             ).order_by("id"),
         ),
         "skills",
@@ -101,6 +103,111 @@ def evidence_list(
     if f.competency or f.level or f.expectation or f.skill:
         qs = qs.distinct()
     return evidence_prefetched(qs).order_by("-occurred_on", "-id")
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text.replace("+00:00", "Z")
+
+
+ROW_FIELDS = (
+    "pk", "person_id", "person__name", "title", "description", "description_html",
+    "occurred_on", "occurred_until", "url", "source", "status", "visibility", "work_item_id",
+    "work_item__deleted_at", "snapshot", "deleted_at", "created_at", "updated_at",
+)  # fmt: skip
+
+
+def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
+    """Links, skills and attachments of these evidence rows in ONE query.
+
+    Raw SQL on purpose: this runs for every page of every list, and three ORM queries cost
+    more to compile than to execute (benchmarks/evidence.py). Table names come from the
+    models, values are parameters."""
+    link_t, exp_t = EvidenceLink._meta.db_table, Expectation._meta.db_table
+    through = Evidence.skills.through
+    skill_t, through_t = (
+        through._meta.get_field("skill").related_model._meta.db_table,
+        (through._meta.db_table),
+    )
+    att_t = Attachment._meta.db_table
+    marks = ", ".join(["%s"] * len(ids))
+    sql = f"""
+        SELECT 1, l.evidence_id, l.id, e.code, l.rationale, l.origin, l.deliverable_id, NULL
+          FROM {link_t} l LEFT JOIN {exp_t} e ON e.id = l.expectation_id
+         WHERE l.evidence_id IN ({marks})
+        UNION ALL
+        SELECT 2, t.evidence_id, s.position, s.name, NULL, NULL, t.skill_id, NULL
+          FROM {through_t} t JOIN {skill_t} s ON s.id = t.skill_id
+         WHERE t.evidence_id IN ({marks})
+        UNION ALL
+        SELECT 3, a.evidence_id, a.id, a.name, a.content_type, NULL, a.size, a.created_at
+          FROM {att_t} a
+         WHERE a.evidence_id IN ({marks})
+    """  # noqa: S608 (identifiers from model metadata; values are parameters)
+    links: dict[int, list] = {}
+    skills: dict[int, list] = {}
+    files: dict[int, list] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*ids, *ids, *ids])
+        for kind, ev_id, key, text1, text2, text3, num, stamp in cursor.fetchall():
+            if kind == 1:
+                links.setdefault(ev_id, []).append(
+                    (key, {"expectation": text1, "deliverable": num, "rationale": text2,
+                           "origin": text3})
+                )  # fmt: skip
+            elif kind == 2:
+                skills.setdefault(ev_id, []).append((key, num, text1))
+            else:
+                if isinstance(stamp, str):
+                    stamp = parse_datetime(stamp)
+                if stamp is not None and stamp.tzinfo is None:
+                    stamp = stamp.replace(tzinfo=UTC)
+                files.setdefault(ev_id, []).append(
+                    (key, {"id": key, "name": text1, "size": num, "content_type": text2,
+                           "url": f"/api/v1/evidence/{ev_id}/attachments/{key}/",
+                           "created_at": _iso(stamp)})
+                )  # fmt: skip
+    return (
+        {k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in links.items()},
+        {k: [name for *_, name in sorted(v)] for k, v in skills.items()},
+        {k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in files.items()},
+    )
+
+
+def evidence_rows(*, ids: list[int] | None = None, rows: list[tuple] | None = None) -> list[dict]:
+    """The API shape of evidence rows, in order, in two queries whatever their number and
+    without model instances (lists render 50 per page).
+
+    Pass `rows` already fetched with `.values_list(*ROW_FIELDS)` (a list page), or `ids`
+    (a detail). Callers scope first, with evidence_scope/evidence_list."""
+    if rows is None:
+        by_pk = {r[0]: r for r in Evidence.objects.filter(pk__in=ids or []).values_list(
+            *ROW_FIELDS)}  # fmt: skip
+        rows = [by_pk[pk] for pk in ids or [] if pk in by_pk]
+    if not rows:
+        return []
+    links, skills, files = _satellites([r[0] for r in rows])
+    out = []
+    for r in rows:
+        pk = r[0]
+        ev_links = links.get(pk, [])
+        out.append(
+            {
+                "id": pk, "person": r[1], "person_name": r[2], "title": r[3],
+                "description": r[4], "description_html": r[5],
+                "occurred_on": _iso(r[6]), "occurred_until": _iso(r[7]), "url": r[8],
+                "source": r[9], "status": r[10], "visibility": r[11],
+                "expectations": [lk["expectation"] for lk in ev_links if lk["expectation"]],
+                "links": ev_links, "skills": skills.get(pk, []),
+                "work_item": r[12], "work_item_deleted": r[13] is not None,
+                "snapshot": r[14], "attachments": files.get(pk, []),
+                "deleted_at": _iso(r[15]), "created_at": _iso(r[16]),
+                "updated_at": _iso(r[17]),
+            }
+        )  # fmt: skip
+    return out
 
 
 def evidence_get(*, viewer: AbstractBaseUser, pk: int, trash: bool = False) -> Evidence:
@@ -176,3 +283,11 @@ def evidence_coverage(*, person: Person, level: int | None = None) -> Coverage:
         level=level,
         items=[ExpectationCoverage(e, sorted(set(by_exp.get(e.pk, [])))) for e in expectations],
     )
+
+
+def evidence_inbox_count(*, person: Person) -> int:
+    """How many imported candidates wait for their owner's triage (the nav badge, on every
+    page: one COUNT on the person's own rows rather than the whole visibility scope)."""
+    return Evidence.objects.filter(
+        person=person, status=Evidence.Status.CANDIDATE, deleted_at__isnull=True
+    ).count()

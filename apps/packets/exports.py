@@ -6,10 +6,16 @@ for a draft (services.packet_snapshot_data) — so every format says the same th
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from html import escape
 
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+
+from .services import packet_snapshot_data
 
 BAR_W, BAR_H, GAP, LABEL_W = 260, 18, 10, 230
 
@@ -100,3 +106,45 @@ def packet_pdf(data: dict, *, sha256: str | None = None) -> bytes:
     from weasyprint import HTML  # imported here: heavy, and only exports need it
 
     return HTML(string=packet_html(data, sha256=sha256)).write_pdf()
+
+
+# --- responses (the API and the pages answer the same files) -----------------------------
+
+EXPORT_FORMATS = ("pdf", "md", "json")
+
+
+def packet_export_data(packet, number: int | None) -> tuple[dict, str | None, str]:
+    """A given snapshot, else the latest one, else (a draft never submitted) the live packet.
+    Returns (data, sha256 or None, file label)."""
+    snaps = packet.snapshots.order_by("-number")
+    snap = get_object_or_404(snaps, number=number) if number else snaps.first()
+    if snap is not None:
+        return snap.data, snap.sha256, f"packet-{packet.pk}-v{snap.number}"
+    return packet_snapshot_data(packet=packet), None, f"packet-{packet.pk}-draft"
+
+
+def export_response(data: dict, sha: str | None, label: str, fmt: str) -> HttpResponse:
+    if fmt == "pdf":
+        response = HttpResponse(packet_pdf(data, sha256=sha), content_type="application/pdf")
+    elif fmt == "md":
+        response = HttpResponse(packet_markdown(data),
+                                content_type="text/markdown; charset=utf-8")  # fmt: skip
+    else:
+        response = HttpResponse(packet_json(data),
+                                content_type="application/json; charset=utf-8")  # fmt: skip
+    response["Content-Disposition"] = f'attachment; filename="{label}.{fmt}"'
+    return response
+
+
+CYCLE_REPORT_FIELDS = ["target_level", "state", "count"]
+
+
+def cycle_report_csv_response(cycle, rows: list[dict]) -> HttpResponse:
+    """The cycle report (selectors.cycle_report_rows) as a CSV download."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CYCLE_REPORT_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="cycle-{cycle.pk}.csv"'
+    return response

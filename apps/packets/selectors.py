@@ -7,17 +7,20 @@ endorsed and decided packets of anyone; admins: all. Anything else is a 404 upst
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
-from apps.evidence.models import Evidence
-from apps.ladders.models import Deliverable, Expectation
+from apps.evidence.models import Evidence, EvidenceLink
+from apps.ladders.models import Competency, Deliverable, Expectation
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
 
-from .models import Packet, PacketItem
+from .models import Assessment, Packet, PacketEvent, PacketItem, PacketSnapshot, PromotionCycle
 
 
 def packet_scope(*, viewer: AbstractBaseUser) -> QuerySet[Packet]:
@@ -196,3 +199,266 @@ def snapshot_diff(*, before: dict, after: dict) -> dict:
         "coverage": {"before": before["coverage"]["overall"],
                      "after": after["coverage"]["overall"]},
     }  # fmt: skip
+
+
+# --- pages: lists, the builder, review and committee reads ---------------------------------
+
+
+def cycle_open_list(*, now=None) -> QuerySet[PromotionCycle]:
+    """Cycles taking submissions now (the same rule as services.cycle_is_open)."""
+    now = now or timezone.now()
+    return PromotionCycle.objects.filter(
+        opens_on__lte=timezone.localdate(now), submission_deadline__gte=now
+    ).order_by("submission_deadline", "name")
+
+
+def cycle_list() -> QuerySet[PromotionCycle]:
+    """Every cycle, newest first, with its number of packets and of endorsed ones."""
+    return PromotionCycle.objects.annotate(
+        packet_count=Count("packets"),
+        endorsed=Count("packets", filter=Q(packets__state=Packet.State.ENDORSED)),
+    ).order_by("-opens_on", "name")
+
+
+def cycle_report_rows(*, cycle: PromotionCycle) -> list[dict]:
+    """Packets of a cycle counted by target level and state (the API, the page and the CSV)."""
+    counts = (
+        Packet.objects.filter(cycle=cycle).values("state", "target_level")
+        .annotate(n=Count("id")).order_by("target_level", "state")
+    )  # fmt: skip
+    return [{"target_level": c["target_level"], "state": c["state"], "count": c["n"]}
+            for c in counts]  # fmt: skip
+
+
+def packet_list_for_person(*, person: Person) -> list[Packet]:
+    """A person's own packets, newest first, each with `covered` and `total` expectation
+    counts (covered: offered an accepted, live evidence item). One query."""
+    total = (
+        Expectation.objects.filter(version_id=OuterRef("ladder_version_id"),
+                                   level__number=OuterRef("target_level"))
+        .order_by().values("version_id").annotate(n=Count("id")).values("n")
+    )  # fmt: skip
+    live = Q(items__evidence__status=Evidence.Status.ACCEPTED,
+             items__evidence__deleted_at__isnull=True)  # fmt: skip
+    return list(
+        Packet.objects.filter(person=person)
+        .select_related("cycle")
+        .annotate(
+            covered=Count("items__expectation", filter=live, distinct=True),
+            total=Coalesce(Subquery(total, output_field=IntegerField()), 0),
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def packet_review_count(*, person: Person) -> int:
+    """Submitted packets of the person's reports: the Reviews badge on every page."""
+    reports = person_report_ids(person=person)
+    if not reports:
+        return 0
+    return Packet.objects.filter(person_id__in=reports, state=Packet.State.SUBMITTED).count()
+
+
+def packet_is_reviewer(*, person: Person, packet: Packet) -> bool:
+    """The person manages the packet's owner (any depth): they review it, and as a committee
+    member they do not decide it."""
+    return packet.person_id != person.pk and packet.person_id in person_report_ids(person=person)
+
+
+def packet_review_get(*, viewer: AbstractBaseUser, pk) -> Packet:
+    """A packet the viewer reviews: a report's (any depth). Anyone else gets a 404, the
+    committee and the owner included."""
+    me = person_for_user(user=viewer)
+    if me is None:
+        raise Http404("No such packet.")
+    reports = person_report_ids(person=me) - {me.pk}
+    try:
+        # a manager's scope holds every report's packet: no need to build it again
+        return Packet.objects.select_related("person", "cycle", "ladder_version__ladder").get(
+            pk=pk, person_id__in=reports
+        )
+    except (Packet.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such packet.") from None
+
+
+def packet_reports_other(*, viewer: AbstractBaseUser, person: Person) -> QuerySet[Packet]:
+    """The viewer's reports' packets that are not waiting for review (for context)."""
+    return (
+        packet_scope(viewer=viewer)
+        .filter(person_id__in=person_report_ids(person=person))
+        .exclude(state=Packet.State.SUBMITTED)
+        .order_by("-updated_at", "-id")
+    )
+
+
+def packet_decide_get(*, viewer: AbstractBaseUser, pk) -> Packet:
+    """A packet on the committee's table (endorsed or decided), for a committee member."""
+    packet = packet_get(viewer=viewer, pk=pk)
+    me = person_for_user(user=viewer)
+    if me is None or not me.is_committee or packet.state not in Packet.COMMITTEE_STATES:
+        raise Http404("No such packet.")
+    return packet
+
+
+def packet_snapshot_latest(*, packet: Packet) -> PacketSnapshot | None:
+    return packet.snapshots.order_by("-number").first()
+
+
+def packet_snapshot_list(*, packet: Packet) -> list[PacketSnapshot]:
+    return list(packet.snapshots.order_by("number").only("id", "packet_id", "number",
+                                                          "sha256", "created_at"))  # fmt: skip
+
+
+def packet_event_list(*, packet: Packet) -> list[PacketEvent]:
+    return list(packet.events.select_related("actor__person").order_by("at", "id"))
+
+
+def packet_assessment_list(*, packet: Packet) -> list[Assessment]:
+    """Every reviewer's assessments of the packet (what the committee reads)."""
+    return list(
+        Assessment.objects.filter(packet=packet)
+        .select_related("expectation", "reviewer")
+        .order_by("expectation__position", "reviewer__name")
+    )
+
+
+def packet_assessment_map(*, packet: Packet, reviewer: Person) -> dict[str, Assessment]:
+    """The reviewer's saved assessments of the packet, by expectation code."""
+    rows = Assessment.objects.filter(packet=packet, reviewer=reviewer).select_related("expectation")
+    return {a.expectation.code: a for a in rows}
+
+
+@dataclass
+class EvidenceChoice:
+    """One accepted evidence item offered (or not) for one expectation in the builder."""
+
+    evidence_id: int
+    title: str
+    occurred_on: date | None
+    source: str
+    linked: bool  # the engineer linked it to this expectation on the evidence itself
+    picked: bool  # it is in the packet for this expectation
+    note: str = ""
+
+
+@dataclass
+class BuilderExpectation:
+    expectation: Expectation
+    choices: list[EvidenceChoice]  # most relevant first: linked or picked, then the rest
+
+    @property
+    def relevant(self) -> list[EvidenceChoice]:
+        return [c for c in self.choices if c.linked or c.picked]
+
+    @property
+    def others(self) -> list[EvidenceChoice]:
+        return [c for c in self.choices if not (c.linked or c.picked)]
+
+    @property
+    def picked(self) -> int:
+        return sum(1 for c in self.choices if c.picked)
+
+
+@dataclass
+class BuilderCompetency:
+    competency: Competency
+    expectations: list[BuilderExpectation]
+    narrative: str
+
+
+def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
+    """What the builder page offers for each expectation of the target level: the owner's
+    accepted, live evidence, linked (or already picked) items first. Four queries whatever
+    the number of evidence items."""
+    expectations = packet_target_expectations(packet=packet)
+    evidence = list(
+        Evidence.objects.filter(person_id=packet.person_id, status=Evidence.Status.ACCEPTED,
+                                deleted_at__isnull=True)
+        .order_by("-occurred_on", "-id").values_list("pk", "title", "occurred_on", "source")
+    )  # fmt: skip
+    linked = set(
+        EvidenceLink.objects.filter(
+            evidence__person_id=packet.person_id, expectation__in=[e.pk for e in expectations]
+        ).values_list("expectation_id", "evidence_id")
+    )
+    picked = {
+        (exp_id, ev_id): note
+        for exp_id, ev_id, note in PacketItem.objects.filter(packet=packet).values_list(
+            "expectation_id", "evidence_id", "note"
+        )
+    }
+    groups: dict[int, BuilderCompetency] = {}
+    for exp in expectations:
+        choices = [
+            EvidenceChoice(
+                evidence_id=pk, title=title, occurred_on=occurred_on, source=source,
+                linked=(exp.pk, pk) in linked, picked=(exp.pk, pk) in picked,
+                note=picked.get((exp.pk, pk), ""),
+            )
+            for pk, title, occurred_on, source in evidence
+        ]  # fmt: skip
+        choices.sort(key=lambda c: not (c.picked or c.linked))  # stable: newest first within
+        group = groups.get(exp.competency_id)
+        if group is None:
+            group = groups[exp.competency_id] = BuilderCompetency(
+                competency=exp.competency, expectations=[],
+                narrative=(packet.narratives or {}).get(exp.competency.name, ""),
+            )  # fmt: skip
+        group.expectations.append(BuilderExpectation(expectation=exp, choices=choices))
+    return list(groups.values())
+
+
+@dataclass
+class CommitteeRow:
+    packet: Packet
+    coverage: float | None
+    by_competency: dict[str, float]
+    ratings: dict[str, int]  # below / meets / exceeds, over all reviewers
+    own_report: bool  # the viewer manages this person: they do not decide it
+
+
+def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) -> list[CommitteeRow]:
+    """The committee's side-by-side summary: each packet's latest snapshot coverage and the
+    managers' assessment counts. Two queries whatever the number of packets."""
+    ids = [p.pk for p in packets]
+    latest = (
+        PacketSnapshot.objects.filter(packet_id=OuterRef("packet_id"))
+        .order_by("-number").values("number")[:1]
+    )  # fmt: skip
+    coverage = dict(
+        PacketSnapshot.objects.filter(packet_id__in=ids, number=Subquery(latest))
+        .values_list("packet_id", "data__coverage")
+    )  # fmt: skip
+    ratings: dict[int, dict[str, int]] = {}
+    for packet_id, rating, n in (
+        Assessment.objects.filter(packet_id__in=ids).values("packet_id", "rating")
+        .annotate(n=Count("id")).values_list("packet_id", "rating", "n")
+    ):  # fmt: skip
+        ratings.setdefault(packet_id, {})[rating] = n
+    me = person_for_user(user=viewer)
+    reports = person_report_ids(person=me) if me else set()
+    rows = []
+    for packet in packets:
+        cov = coverage.get(packet.pk) or {}
+        counts = ratings.get(packet.pk, {})
+        rows.append(
+            CommitteeRow(
+                packet=packet, coverage=cov.get("overall"),
+                by_competency=cov.get("by_competency") or {},
+                ratings={r: counts.get(r, 0) for r in Assessment.Rating.values},
+                own_report=packet.person_id in reports,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def packet_committee_decided(*, viewer: AbstractBaseUser, cycle_id: int) -> QuerySet[Packet]:
+    """Packets of the cycle the committee has decided (promoted or not)."""
+    me = person_for_user(user=viewer)
+    if me is None or not me.is_committee:
+        return Packet.objects.none()
+    return (
+        packet_scope(viewer=viewer)
+        .filter(cycle_id=cycle_id, state__in=(Packet.State.PROMOTED, Packet.State.NOT_PROMOTED))
+        .select_related("decision")
+    )

@@ -27,6 +27,15 @@ class Viewer:
     def is_admin(self) -> bool:
         return self.user.is_staff
 
+    @cached_property
+    def inbox_count(self) -> int:
+        """Imported candidates waiting for triage: the Inbox badge in the navigation."""
+        if self.person is None:
+            return 0
+        from apps.evidence.selectors import evidence_inbox_count  # evidence builds on people
+
+        return evidence_inbox_count(person=self.person)
+
 
 def viewer(request):
     user = getattr(request, "user", None)

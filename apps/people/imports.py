@@ -122,19 +122,20 @@ def people_import(*, text: str, dry_run: bool = True, actor=None) -> ImportRepor
             err("is_committee", "use true/false")
         planned.append((line, row, existing))
     # managers: someone here already, or in this file; no cycles in the resulting chart
-    file_people = {row["username"]: line for line, row, _ in planned}
-    file_people.update({row["email"].lower(): line for line, row, _ in planned})
+    usernames_in_file = {row["username"] for _, row, _ in planned}
+    emails_in_file = {row["email"].lower() for _, row, _ in planned}
     for line, row, _existing in planned:
         manager = row.get("manager", "")
         if (
             manager
-            and manager not in file_people
+            and manager not in usernames_in_file
+            and manager.lower() not in emails_in_file  # emails match case-insensitively
             and manager not in by_username
             and (manager.lower() not in by_email)
         ):
             report.errors.append(ImportError_(line, "manager", f"unknown person {manager!r}"))
-    if not report.errors:
-        _check_cycles(planned, by_username, by_email, people, report)
+    # even when other rows are bad: a dry run reports every problem at once
+    _check_cycles(planned, by_username, by_email, people, report)
     if report.errors or dry_run:
         report.created = sum(1 for _, _, e in planned if e is None)
         report.updated = len(planned) - report.created
@@ -144,10 +145,15 @@ def people_import(*, text: str, dry_run: bool = True, actor=None) -> ImportRepor
     return report
 
 
-def _key_for(ref: str, file_rows: dict[str, str], by_username, by_email) -> str | None:
-    """Resolve a manager reference to a username key (file or database)."""
+def _key_for(
+    ref: str, file_rows: dict[str, str], file_emails: dict[str, str], by_username, by_email
+) -> str | None:
+    """Resolve a manager reference to a username key (file or database), in the order _apply
+    resolves it: a username in the file, an email in the file, then the database."""
     if ref in file_rows:
         return file_rows[ref]
+    if ref.lower() in file_emails:
+        return file_emails[ref.lower()]
     if ref in by_username:
         return ref
     person = by_email.get(ref.lower())
@@ -158,7 +164,7 @@ def _key_for(ref: str, file_rows: dict[str, str], by_username, by_email) -> str 
 
 def _check_cycles(planned, by_username, by_email, people, report) -> None:
     file_rows = {row["username"]: row["username"] for _, row, _ in planned}
-    file_rows.update({row["email"].lower(): row["username"] for _, row, _ in planned})
+    file_emails = {row["email"].lower(): row["username"] for _, row, _ in planned}
     chart: dict[str, str | None] = {}
     for p in people:
         key = p.user.username if p.user_id else f"pk:{p.pk}"
@@ -170,9 +176,14 @@ def _check_cycles(planned, by_username, by_email, people, report) -> None:
     keys = {key: i for i, key in enumerate(chart)}
     lines = {}
     for line, row, _ in planned:
-        ref = row.get("manager", "")
-        chart[row["username"]] = _key_for(ref, file_rows, by_username, by_email) if ref else None
         lines[row["username"]] = line
+        if "manager" not in row:  # no manager column: the chart keeps what it has
+            chart.setdefault(row["username"], None)
+            continue
+        ref = row["manager"]
+        chart[row["username"]] = (
+            _key_for(ref, file_rows, file_emails, by_username, by_email) if ref else None
+        )
     for key in chart:
         keys.setdefault(key, len(keys))
     numeric = {keys[k]: keys.get(v) for k, v in chart.items()}
@@ -195,8 +206,12 @@ def _apply(planned, ladders, actor, report) -> None:
             level=int(row["level"]) if row.get("level") else None,
             is_committee=bool(_truthy(row.get("is_committee", ""))),
         )  # fmt: skip
+        if existing is not None:  # a column the file lacks leaves that field alone
+            fields = {k: v for k, v in fields.items() if k in row}
         if existing is None:
-            resolved[row["username"]] = person_create(username=row["username"], **fields)
+            resolved[row["username"]] = person_create(
+                username=row["username"], actor=actor, **fields
+            )
             report.created += 1
         else:
             resolved[row["username"]] = person_update(
@@ -204,6 +219,8 @@ def _apply(planned, ladders, actor, report) -> None:
             )
             report.updated += 1
     for _line, row, _existing in planned:
+        if "manager" not in row:
+            continue
         ref = row.get("manager", "")
         manager = None
         if ref:

@@ -2,6 +2,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from apps.evidence.models import Attachment, Evidence, EvidenceEvent
+from apps.evidence.selectors import evidence_rows
 
 
 class AttachmentSerializer(serializers.ModelSerializer):
@@ -39,11 +40,14 @@ class LinkInSerializer(serializers.Serializer):
 class EvidenceSerializer(serializers.ModelSerializer):
     """Read shape (the contract in DESIGN.md) plus write fields for the owner."""
 
+    # Written as codes / link objects / skill names, read back the same way (to_representation).
     expectations = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, write_only=False
+        child=serializers.CharField(max_length=32), required=False, write_only=True
     )
-    links = LinkInSerializer(many=True, required=False)
-    skills = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    links = LinkInSerializer(many=True, required=False, write_only=True)
+    skills = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, write_only=True
+    )
     attachments = AttachmentSerializer(many=True, read_only=True)
     person_name = serializers.CharField(source="person.name", read_only=True)
     work_item_deleted = serializers.SerializerMethodField()
@@ -66,12 +70,8 @@ class EvidenceSerializer(serializers.ModelSerializer):
         return bool(evidence.work_item_id and evidence.work_item.deleted_at)
 
     def to_representation(self, evidence):
-        data = super().to_representation(evidence)
-        links = list(evidence.links.all())
-        data["expectations"] = [lk.expectation.code for lk in links if lk.expectation_id]
-        data["links"] = LinkOutSerializer(links, many=True).data
-        data["skills"] = [s.name for s in evidence.skills.all()]
-        return data
+        # One shape for lists and details, built in selectors.evidence_rows.
+        return evidence_rows(ids=[evidence.pk])[0]
 
     def validate(self, attrs):
         if "expectations" in attrs and "links" in attrs:

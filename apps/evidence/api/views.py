@@ -68,7 +68,9 @@ class EvidenceViewSet(viewsets.ModelViewSet):
 
     @extend_schema(parameters=[s.EvidenceQuerySerializer])
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        ordered = self.get_queryset().prefetch_related(None).select_related(None)
+        rows = self.paginate_queryset(ordered.values_list(*selectors.ROW_FIELDS))
+        return self.get_paginated_response(selectors.evidence_rows(rows=list(rows)))
 
     def create(self, request, *args, **kwargs):
         person = person_for_user(user=request.user)
@@ -164,7 +166,10 @@ class EvidenceViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], url_path="attachments",
             parser_classes=[MultiPartParser])  # fmt: skip
     def attachments(self, request, pk=None):
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise exceptions.ParseError("The Content-Length header is not a number.") from None
         if declared > max_upload_bytes() + MULTIPART_OVERHEAD:
             raise PayloadTooLarge(
                 f"The upload is {declared} bytes; the limit is {max_upload_bytes()} bytes."

@@ -1,19 +1,16 @@
 """Packets API: cycles, packets within the rules, coverage, transitions, snapshots, export."""
 
-import csv
-import io
-
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count, Prefetch
-from django.http import HttpResponse
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.packets import exports, selectors, services
-from apps.packets.models import Packet, PacketItem, PromotionCycle
+from apps.packets import selectors, services
+from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
+from apps.packets.models import PacketItem, PromotionCycle
 from apps.people.selectors import person_for_user
 from ladder_tracker.api import Conflict
 
@@ -76,20 +73,9 @@ class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
         me = person_for_user(user=request.user)
         if not (request.user.is_staff or (me and me.is_committee)):
             raise exceptions.PermissionDenied("Cycle reports are for admins and the committee.")
-        counts = (
-            Packet.objects.filter(cycle=cycle).values("state", "target_level")
-            .annotate(n=Count("id")).order_by("target_level", "state")
-        )  # fmt: skip
-        rows = [{"target_level": c["target_level"], "state": c["state"], "count": c["n"]}
-                for c in counts]  # fmt: skip
+        rows = selectors.cycle_report_rows(cycle=cycle)
         if request.query_params.get("format") == "csv":
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=["target_level", "state", "count"])
-            writer.writeheader()
-            writer.writerows(rows)
-            response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-            response["Content-Disposition"] = f'attachment; filename="cycle-{cycle.pk}.csv"'
-            return response
+            return cycle_report_csv_response(cycle, rows)
         by_state: dict[str, int] = {}
         for row in rows:
             by_state[row["state"]] = by_state.get(row["state"], 0) + row["count"]
@@ -100,8 +86,15 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.PacketSerializer
     filterset_fields = ["state", "cycle", "person"]
 
+    # Actions that read the packet row only (scope check) and never serialize its items.
+    ROW_ONLY_ACTIONS = {"coverage", "export", "assessments", "events", "snapshots", "snapshot",
+                        "diff"}  # fmt: skip
+
     def get_queryset(self):
-        return selectors.packet_scope(viewer=self.request.user).prefetch_related(
+        qs = selectors.packet_scope(viewer=self.request.user)
+        if self.action in self.ROW_ONLY_ACTIONS:
+            return qs  # prefetching every item here was wasted work on a large packet
+        return qs.prefetch_related(
             Prefetch("items", queryset=PacketItem.objects.select_related("expectation")
                      .order_by("position", "id"))
         )  # fmt: skip
@@ -242,26 +235,3 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         query.is_valid(raise_exception=True)
         data, sha, label = packet_export_data(packet, query.validated_data.get("snapshot"))
         return export_response(data, sha, label, query.validated_data["format"])
-
-
-def packet_export_data(packet: Packet, number: int | None):
-    """A given snapshot, else the latest one, else (a draft never submitted) the live packet."""
-    snaps = packet.snapshots.order_by("-number")
-    snap = get_object_or_404(snaps, number=number) if number else snaps.first()
-    if snap is not None:
-        return snap.data, snap.sha256, f"packet-{packet.pk}-v{snap.number}"
-    return services.packet_snapshot_data(packet=packet), None, f"packet-{packet.pk}-draft"
-
-
-def export_response(data: dict, sha: str | None, label: str, fmt: str) -> HttpResponse:
-    if fmt == "pdf":
-        response = HttpResponse(exports.packet_pdf(data, sha256=sha),
-                                content_type="application/pdf")  # fmt: skip
-    elif fmt == "md":
-        response = HttpResponse(exports.packet_markdown(data),
-                                content_type="text/markdown; charset=utf-8")  # fmt: skip
-    else:
-        response = HttpResponse(exports.packet_json(data),
-                                content_type="application/json; charset=utf-8")  # fmt: skip
-    response["Content-Disposition"] = f'attachment; filename="{label}.{fmt}"'
-    return response

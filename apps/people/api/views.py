@@ -40,7 +40,7 @@ class PersonViewSet(viewsets.ModelViewSet):
         body = PersonWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            person = person_create(**body.validated_data, is_admin=False)
+            person = person_create(**body.validated_data, is_admin=False, actor=request.user)
         except DjangoValidationError as exc:
             raise exceptions.ValidationError(exc.message_dict) from exc
         return Response(PersonSerializer(person).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,430 @@
+"""Evidence pages: the engineer's list with the coverage of their next level, add and edit,
+the detail with its history, the inbox of imported candidates, the trash and the brag
+document. Views parse input, call selectors and services, and render; who sees what is
+decided in selectors (a record outside your scope is a 404)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.html import format_html
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from apps.evidence.api.views import attachment_response
+from apps.ladders.selectors import ladder_version_tree
+from apps.people.models import Person
+from apps.people.selectors import person_for_user
+
+from . import selectors, services
+from .exports import brag_document
+from .forms import (
+    AcceptForm,
+    BulkTriageForm,
+    EvidenceFilterForm,
+    EvidenceForm,
+    form_add_service_errors,
+    levels_next_first,
+)
+from .models import Evidence
+from .uploads import UploadRejected
+
+PAGE_SIZE = 50
+SNAPSHOT_FIELDS = [
+    ("number", "Number"), ("short_description", "Short description"), ("state", "State"),
+    ("priority", "Priority"), ("category", "Category"), ("opened_at", "Opened"),
+    ("resolved_at", "Resolved"), ("closed_at", "Closed"), ("table", "Table"),
+    ("sys_updated_on", "Updated in ServiceNow"), ("description", "Description"),
+]  # fmt: skip
+
+
+def _me(request) -> Person:
+    """The signed-in person; someone without a profile has no evidence pages (404)."""
+    person = person_for_user(user=request.user)
+    if person is None:
+        raise Http404("You have no person profile.")
+    return person
+
+
+def _owned(request, pk: int, *, trash: bool = False) -> Evidence:
+    """Evidence the viewer may change: 404 outside their scope, 403 when they may only read
+    it (a manager)."""
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk, trash=trash)
+    if not selectors.evidence_can_edit(viewer=request.user, evidence=evidence):
+        raise PermissionDenied("Only the owner changes their evidence.")
+    return evidence
+
+
+def _next_url(request, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def _partial(request) -> bool:
+    """An htmx request that wants a fragment (a history restore wants the whole page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def snapshot_rows(evidence: Evidence) -> list[tuple[str, str]]:
+    snap = evidence.snapshot or {}
+    return [(label, snap[key]) for key, label in SNAPSHOT_FIELDS if snap.get(key)]
+
+
+def evidence_list_context(request, *, filters_form: EvidenceFilterForm, qs) -> dict:
+    """What the list fragment (evidence/_list.html) needs: one page of rows."""
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return {"form": filters_form, "page": page, "rows": list(page.object_list)}
+
+
+def render_list(request, template: str, context: dict) -> HttpResponse:
+    """The full page, or only the list for htmx filter requests (same URL, so both cached
+    answers must be told apart: Vary on HX-Request)."""
+    if _partial(request):
+        response = render(request, "evidence/_list.html", context)
+    else:
+        response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _coverage_groups(coverage: selectors.Coverage) -> list[dict]:
+    groups: dict = {}
+    for item in coverage.items:
+        groups.setdefault(item.expectation.competency, []).append(item)
+    return [{"competency": comp, "items": items} for comp, items in groups.items()]
+
+
+@login_required
+def evidence_list_page(request):
+    me = _me(request)
+    version = selectors.ladder_version_current(person=me)
+    form = EvidenceFilterForm(request.GET, version=version)
+    filters = form.filters()
+    filters.person = me.pk  # this page is your own evidence; managers use /team/
+    qs = selectors.evidence_list(viewer=request.user, filters=filters)
+    context = evidence_list_context(request, filters_form=form, qs=qs)
+    context["list_url"] = reverse("evidence:list")
+    if not _partial(request):
+        coverage = selectors.evidence_coverage(person=me)
+        context.update(
+            me=me,
+            coverage=coverage,
+            coverage_groups=_coverage_groups(coverage),
+            coverage_percent=round(coverage.fraction * 100),
+        )
+    return render_list(request, "evidence/evidence_list.html", context)
+
+
+def _form_context(me: Person) -> dict:
+    version = selectors.ladder_version_current(person=me)
+    tree = ladder_version_tree(version=version) if version else None
+    next_level = (me.level or 0) + 1 if tree else None
+    if tree and not any(lt.level.number == next_level for lt in tree.levels):
+        next_level = None
+    return {"tree": tree, "next_level": next_level}
+
+
+def _save_files(evidence: Evidence, request, files) -> None:
+    for upload in files:
+        services.attachment_add(evidence=evidence, actor=request.user, upload=upload)
+
+
+@login_required
+def evidence_create_page(request):
+    me = _me(request)
+    ladder = _form_context(me)
+    form = EvidenceForm(request.POST or None, request.FILES or None, **ladder)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():  # the item and its files, or nothing
+                evidence = services.evidence_create(
+                    person=me, actor=request.user, title=data["title"],
+                    description=data["description"], occurred_on=data["occurred_on"],
+                    occurred_until=data["occurred_until"], url=data["url"],
+                    visibility=data["visibility"], skills=data["skills"],
+                    links=form.link_specs(),
+                )  # fmt: skip
+                _save_files(evidence, request, data["files"])
+        except ValidationError as exc:
+            form_add_service_errors(form, exc)
+        except UploadRejected as exc:  # the form ran the same check; this is the service's
+            form.add_error("files", str(exc))
+        else:
+            messages.success(request, f"Added “{evidence.title}”.")
+            return redirect("evidence:detail", pk=evidence.pk)
+    status = 400 if form.errors else 200
+    context = {"form": form, "evidence": None, **ladder}
+    return render(request, "evidence/evidence_form.html", context, status=status)
+
+
+@login_required
+def evidence_edit_page(request, pk: int):
+    evidence = _owned(request, pk)
+    me = evidence.person
+    ladder = _form_context(me)
+    if request.method == "POST":
+        form = EvidenceForm(request.POST, request.FILES, editing=True, **ladder)
+    else:
+        form = EvidenceForm(initial=EvidenceForm.initial_for(evidence), editing=True, **ladder)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        fields = {name: data[name] for name in services.EDITABLE_FIELDS}
+        try:
+            with transaction.atomic():
+                services.evidence_update(
+                    evidence=evidence, actor=request.user, skills=data["skills"],
+                    links=form.link_specs(), **fields,
+                )  # fmt: skip
+                _save_files(evidence, request, data["files"])
+        except ValidationError as exc:
+            form_add_service_errors(form, exc)
+        except UploadRejected as exc:  # the form ran the same check; this is the service's
+            form.add_error("files", str(exc))
+        else:
+            messages.success(request, "Saved.")
+            return redirect("evidence:detail", pk=evidence.pk)
+    context = {
+        "form": form,
+        "evidence": evidence,
+        "snapshot": snapshot_rows(evidence),
+        **ladder,
+    }
+    return render(
+        request, "evidence/evidence_form.html", context, status=400 if form.errors else 200
+    )
+
+
+def _history(evidence: Evidence) -> list[dict]:
+    def show(value) -> str:
+        if value is None or value == "" or value == []:
+            return "—"
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value)
+        return str(value)
+
+    events = evidence.events.select_related("actor__person").order_by("at", "id")
+    out = []
+    for event in events:
+        who = event.actor
+        name = "ServiceNow sync" if who is None else (
+            getattr(getattr(who, "person", None), "name", "") or who.get_username()
+        )  # fmt: skip
+        changes = [
+            (field, show(pair[0]), show(pair[1]))
+            for field, pair in (event.changes or {}).items()
+            if isinstance(pair, (list, tuple)) and len(pair) == 2
+        ]
+        out.append({"event": event, "who": name, "changes": changes})
+    return out
+
+
+@login_required
+def evidence_detail_page(request, pk: int):
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk)
+    links = list(evidence.links.all())
+    context = {
+        "evidence": evidence,
+        "can_edit": selectors.evidence_can_edit(viewer=request.user, evidence=evidence),
+        "expectation_links": [lk for lk in links if lk.expectation_id],
+        "deliverable_links": [lk for lk in links if lk.deliverable_id],
+        "snapshot": snapshot_rows(evidence),
+        "history": _history(evidence),
+    }
+    return render(request, "evidence/evidence_detail.html", context)
+
+
+@login_required
+def attachment_download(request, pk: int, attachment_id: int):
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk)  # 404 unless visible
+    attachment = get_object_or_404(evidence.attachments.all(), pk=attachment_id)
+    return attachment_response(attachment)
+
+
+@login_required
+@require_POST
+def attachment_remove(request, pk: int, attachment_id: int):
+    evidence = _owned(request, pk)
+    attachment = get_object_or_404(evidence.attachments.all(), pk=attachment_id)
+    services.attachment_remove(attachment=attachment, actor=request.user)
+    messages.success(request, f"Removed {attachment.name}.")
+    return redirect("evidence:detail", pk=evidence.pk)
+
+
+@login_required
+@require_POST
+def evidence_delete_view(request, pk: int):
+    evidence = _owned(request, pk)
+    services.evidence_delete(evidence=evidence, actor=request.user)
+    # The message carries its own Undo form: the token is this session's, as on any page.
+    messages.success(
+        request,
+        format_html(
+            'Deleted “{}”. <form method="post" action="{}" class="undo">'
+            '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+            '<button type="submit">Undo</button></form>',
+            evidence.title,
+            reverse("evidence:restore", args=[evidence.pk]),
+            get_token(request),
+        ),
+    )
+    return redirect("evidence:list")
+
+
+@login_required
+@require_POST
+def evidence_restore_view(request, pk: int):
+    evidence = _owned(request, pk, trash=True)
+    services.evidence_restore(evidence=evidence, actor=request.user)
+    messages.success(request, f"Restored “{evidence.title}”.")
+    return redirect(_next_url(request, reverse("evidence:detail", args=[evidence.pk])))
+
+
+def _triage_done(request, evidence: Evidence, verb: str) -> HttpResponse:
+    """htmx: the row goes away and the Inbox badge updates; otherwise back where we were."""
+    if request.htmx:
+        me = evidence.person
+        return render(
+            request,
+            "evidence/_triaged.html",
+            {"count": selectors.evidence_inbox_count(person=me), "evidence": evidence,
+             "verb": verb},
+        )  # fmt: skip
+    messages.success(request, f"{verb} “{evidence.title}”.")
+    return redirect(_next_url(request, reverse("evidence:inbox")))
+
+
+@login_required
+@require_POST
+def evidence_accept_view(request, pk: int):
+    evidence = _owned(request, pk)
+    form = AcceptForm(request.POST)
+    form.is_valid()
+    try:
+        services.evidence_accept(
+            evidence=evidence, actor=request.user, links=form.link_specs(evidence)
+        )
+    except ValidationError as exc:
+        form_add_service_errors(form, exc)
+        if request.htmx:
+            chosen = {"links_chosen": True, "expectations": request.POST.getlist("expectations")}
+            row = _inbox_rows(evidence.person, [evidence], chosen=chosen)[0]
+            context = {"row": row, "groups": _inbox_groups(evidence.person),
+                       "errors": form.errors}  # fmt: skip
+            return render(request, "evidence/_inbox_item.html", context, status=422)
+        for error in form.non_field_errors() + form.errors.get("expectations", []):
+            messages.error(request, error)
+        return redirect(_next_url(request, reverse("evidence:inbox")))
+    return _triage_done(request, evidence, "Accepted")
+
+
+@login_required
+@require_POST
+def evidence_dismiss_view(request, pk: int):
+    evidence = _owned(request, pk)
+    services.evidence_dismiss(evidence=evidence, actor=request.user)
+    return _triage_done(request, evidence, "Dismissed")
+
+
+def _candidates(request, me: Person):
+    filters = selectors.EvidenceFilters(person=me.pk, status=Evidence.Status.CANDIDATE)
+    return selectors.evidence_list(viewer=request.user, filters=filters)
+
+
+def _inbox_groups(me: Person) -> list[dict]:
+    """Expectations to link from an inbox row, as option groups: level (next first) ×
+    competency."""
+    version = selectors.ladder_version_current(person=me)
+    if version is None:
+        return []
+    tree = ladder_version_tree(version=version)
+    next_level = (me.level or 0) + 1
+    groups = []
+    for lt in levels_next_first(tree, next_level):
+        for comp in tree.competencies:
+            expectations = lt.expectations_by_competency.get(comp.code, [])
+            if expectations:
+                label = f"Level {lt.level.number}"
+                if lt.level.number == next_level:
+                    label += " (your next level)"
+                groups.append({"label": f"{label} · {comp.name}", "expectations": expectations})
+    return groups
+
+
+def _inbox_rows(me: Person, items, chosen: dict | None = None) -> list[dict]:
+    rows = []
+    for evidence in items:
+        if chosen and chosen.get("links_chosen"):
+            selected = set(chosen.get("expectations", []))
+        else:
+            selected = {lk.expectation.code for lk in evidence.links.all() if lk.expectation_id}
+        rows.append(
+            {"evidence": evidence, "selected": selected, "snapshot": evidence.snapshot or {},
+             "suggested": [lk for lk in evidence.links.all() if lk.expectation_id]}
+        )  # fmt: skip
+    return rows
+
+
+@login_required
+def inbox_page(request):
+    me = _me(request)
+    page = Paginator(_candidates(request, me), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "rows": _inbox_rows(me, page.object_list),
+        "groups": _inbox_groups(me),
+    }
+    return render(request, "evidence/inbox.html", context)
+
+
+@login_required
+@require_POST
+def inbox_bulk(request):
+    me = _me(request)
+    form = BulkTriageForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("evidence:inbox")
+    ids = form.cleaned_data["ids"]
+    mine = list(_candidates(request, me).filter(pk__in=ids))
+    action = form.cleaned_data["action"]
+    count = services.evidence_bulk_triage(evidence=mine, actor=request.user, action=action)
+    verb = "Accepted" if action == "accept" else "Dismissed"
+    text = f"{verb} {count} item{'s' if count != 1 else ''}."
+    if len(set(ids)) > count:
+        text += f" {len(set(ids)) - count} were no longer in your inbox."
+    messages.success(request, text)
+    return redirect("evidence:inbox")
+
+
+@login_required
+def trash_page(request):
+    _me(request)
+    items = selectors.evidence_list(viewer=request.user, trash=True)
+    page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "evidence/trash.html", {"page": page, "rows": list(page.object_list)})
+
+
+@login_required
+def brag_download(request):
+    me = _me(request)
+    response = HttpResponse(brag_document(person=me), content_type="text/markdown; charset=utf-8")
+    username = request.user.get_username()
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"brag-{username}.md"
+    )
+    return response
