@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from . import services
+from .api.serializers import FIELD_NAME, TABLE_NAME
 from .models import Connection, Source, SuggestionRule, SyncRun, WorkItem
 
 
@@ -57,8 +58,56 @@ class ConnectionAdmin(admin.ModelAdmin):
             self.message_user(request, f"{connection}: {result['message']}", level)
 
 
+class SourceForm(forms.ModelForm):
+    """The API's rules (servicenow.api.serializers), so the admin cannot store what a sync
+    would choke on; an emptied JSON box means an empty list, not NULL."""
+
+    class Meta:
+        model = Source
+        fields = [
+            "connection", "name", "table", "kind", "query", "fields", "attribution_fields",
+            "enabled", "interval_minutes", "overlap_seconds", "track_deletes",
+        ]  # fmt: skip
+
+    def clean_table(self):
+        table = self.cleaned_data["table"]
+        if not TABLE_NAME.match(table):
+            raise forms.ValidationError("Not a ServiceNow table name.")
+        return table
+
+    def _field_names(self, name: str) -> list[str]:
+        value = self.cleaned_data.get(name)
+        if value in (None, ""):
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise forms.ValidationError('A list of field names, e.g. ["assigned_to"].')
+        bad = [v for v in value if not FIELD_NAME.match(v)]
+        if bad:
+            raise forms.ValidationError(f"Not a ServiceNow field name: {', '.join(bad)}")
+        return value
+
+    def clean_fields(self):
+        return self._field_names("fields")
+
+    def clean_attribution_fields(self):
+        return self._field_names("attribution_fields")
+
+    def clean_interval_minutes(self):
+        value = self.cleaned_data.get("interval_minutes")
+        if value is not None and not 1 <= value <= 10080:
+            raise forms.ValidationError("Between 1 minute and one week.")
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == Source.Kind.USERS and cleaned.get("table") != "sys_user":
+            self.add_error("table", "A users source reads sys_user.")
+        return cleaned
+
+
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
+    form = SourceForm
     list_display = ("name", "connection", "table", "kind", "enabled", "interval_minutes")
     list_filter = ("connection", "kind", "enabled")
     actions = ["sync_incremental", "sync_full", "sync_reconcile"]
