@@ -3,6 +3,7 @@ their beat schedule), run requests (one active run per source) and connection ch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from datetime import timedelta
@@ -84,7 +85,12 @@ def connection_client(*, connection: Connection) -> ServiceNowClient:
 def connection_check(*, connection: Connection) -> dict:
     """Reachability and auth, recorded on the connection. Never raises for a remote failure."""
     try:
-        client = connection_client(connection=connection)
+        # An admin is waiting on the button: one retry, short timeouts, then say what failed.
+        config = dataclasses.replace(
+            connection_client_config(connection=connection),
+            max_retries=1, connect_timeout=3.0, read_timeout=15.0, backoff_max=2.0,
+        )  # fmt: skip
+        client = ServiceNowClient(config)
         try:
             result = {"ok": True, **client.check()}
             message = f"Reachable and authenticated ({result.get('elapsed_ms', '?')} ms)."
