@@ -8,10 +8,11 @@ PORT ?= 8000
 EMULATOR_PORT ?= 8001
 LADDER := fixtures/ladders/ai-ml-engineer.yaml
 # Debian packages the suite needs: Chromium for the browser tests; Pango, HarfBuzz and a
-# font for WeasyPrint's PDF exports.
-DEBIAN_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+# font for WeasyPrint's PDF exports; poppler-utils (pdftotext) to read those PDFs back.
+DEBIAN_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+	poppler-utils
 
-.PHONY: install browser test demo serve lint check-deploy clean bench-sync bench-evidence
+.PHONY: install browser test demo serve lint check-deploy clean bench-sync bench-evidence bench-packets
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -54,6 +55,7 @@ demo: install
 	$(BIN)/python manage.py servicenow_demo --url http://127.0.0.1:$(EMULATOR_PORT); \
 	LOG_LEVEL=WARNING $(BIN)/python manage.py servicenow_sync --all; \
 	$(BIN)/python manage.py demo_evidence; \
+	$(BIN)/python manage.py demo_packets; \
 	$(BIN)/python manage.py demo_org; \
 	echo ""; \
 	echo "ladder_tracker: http://$(HOST):$(PORT)/  (Ctrl-C stops it and the emulator)"; \
@@ -75,6 +77,11 @@ check-deploy: install
 # (var/bench-venv), never into .venv. BENCH_ARGS passes flags, e.g. BENCH_ARGS=--skip-postgres.
 bench-evidence: install
 	$(BIN)/python benchmarks/evidence.py $(BENCH_ARGS)
+
+# Packet benchmark (benchmarks/packets.py): detail and coverage of a 2,000-item packet against
+# GET people/me/ in the same run, and the PDF export of a 200-item packet (seconds, peak RSS).
+bench-packets: install
+	$(BIN)/python benchmarks/packets.py $(BENCH_ARGS)
 
 bench-sync: install
 	test -x var/bench-venv/bin/python || $(PYTHON) -m venv var/bench-venv

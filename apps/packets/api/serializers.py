@@ -34,8 +34,9 @@ class PacketSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_items(self, packet) -> list[dict]:
+        codes = {e.pk: e.code for e in packet.ladder_version.expectations.all()}
         return [
-            {"expectation": i.expectation.code, "evidence": i.evidence_id, "note": i.note}
+            {"expectation": codes[i.expectation_id], "evidence": i.evidence_id, "note": i.note}
             for i in packet.items.all()
         ]
 

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from apps.packets import selectors, services
 from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
+from apps.ladders.models import Expectation
 from apps.packets.models import PacketItem, PromotionCycle
 from apps.people.selectors import person_for_user
 from ladder_tracker.api import Conflict
@@ -94,10 +95,20 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         qs = selectors.packet_scope(viewer=self.request.user)
         if self.action in self.ROW_ONLY_ACTIONS:
             return qs  # prefetching every item here was wasted work on a large packet
+        # Items come as plain rows: a packet may offer thousands, and model instances for
+        # each (item + expectation) were most of the detail's time (benchmarks/packets.py).
         return qs.prefetch_related(
-            Prefetch("items", queryset=PacketItem.objects.select_related("expectation")
-                     .order_by("position", "id"))
-        )  # fmt: skip
+            Prefetch(
+                "items",
+                queryset=PacketItem.objects.order_by("position", "id").only(
+                    "id", "packet_id", "evidence_id", "note", "expectation_id"
+                ),
+            ),
+            Prefetch(
+                "ladder_version__expectations",
+                queryset=Expectation.objects.only("id", "code", "version_id"),
+            ),
+        )
 
     @extend_schema(request=s.PacketCreateSerializer, responses={201: s.PacketSerializer})
     def create(self, request):

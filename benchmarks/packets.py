@@ -1,0 +1,266 @@
+"""Packet latency and PDF cost: p50/p95 of GET /api/v1/packets/{id}/ and
+/api/v1/packets/{id}/coverage/ for a packet with 2,000 evidence items, next to a trivial
+authenticated endpoint (GET /api/v1/people/me/) measured interleaved in the same run; then
+the PDF export of a 200-item submitted packet, in a process of its own: seconds and peak RSS.
+
+    python benchmarks/packets.py [--items 2000] [--pdf-items 200] [--requests 200]
+                                 [--database-url URL]
+
+Runs in-process through Django's test client (the full middleware, auth, view, serializer
+and database path; no network), against a fresh SQLite file by default or the database you
+name (flushed first). Prints the numbers and the ratios; it judges nothing (exit code 0
+whenever every measurement ran).
+
+Peak RSS: Linux carries a process's ru_maxrss across fork and exec, so a child started
+straight from this (large) process would report at least this process's peak. The PDF
+child is therefore started through `sh`, which forks it: its getrusage(RUSAGE_SELF)
+ru_maxrss is its own. VmHWM from /proc/self/status is printed next to it as a cross-check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def django_setup(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "ladder_tracker.settings.base"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    settings.ALLOWED_HOSTS = ["*"]
+
+
+def fill(packet, n: int) -> None:
+    """n accepted evidence items of the packet's owner, each linked to and offered for one
+    expectation of the target level (round robin), written with bulk_create."""
+    from apps.evidence.models import Evidence, EvidenceLink
+    from apps.ladders.models import Expectation
+    from apps.packets.models import PacketItem
+
+    person = packet.person
+    expectations = list(
+        Expectation.objects.filter(version=packet.ladder_version,
+                                   level__number=packet.target_level)
+        .order_by("competency__position", "position")
+    )  # fmt: skip
+    start = date(2025, 1, 1)
+    Evidence.objects.bulk_create(
+        Evidence(person=person, title=f"Evidence {i}: retraining job, drift alerts and docs",
+                 description="Did a thing **well**.",
+                 description_html="<p>Did a thing <strong>well</strong>.</p>",
+                 occurred_on=start + timedelta(days=i % 600), status="accepted",
+                 url=f"https://git.example.com/ml/pull/{i}")
+        for i in range(n)
+    )  # fmt: skip
+    ids = list(Evidence.objects.filter(person=person).order_by("pk").values_list("pk", flat=True))
+    EvidenceLink.objects.bulk_create(
+        EvidenceLink(evidence_id=pk, expectation=expectations[i % len(expectations)])
+        for i, pk in enumerate(ids)
+    )
+    PacketItem.objects.bulk_create(
+        PacketItem(packet=packet, expectation=expectations[i % len(expectations)],
+                   evidence_id=pk, note=f"Why item {i} shows it", position=i)
+        for i, pk in enumerate(ids)
+    )  # fmt: skip
+
+
+def setup_data(items: int, pdf_items: int) -> dict:
+    from django.utils import timezone
+
+    from apps.ladders.services import ladder_load_file
+    from apps.packets.models import PromotionCycle
+    from apps.packets.services import packet_create, packet_submit
+    from apps.people.services import person_create
+
+    version = ladder_load_file(
+        path=ROOT / "fixtures/ladders/ai-ml-engineer.yaml", publish=True
+    ).version
+    boss = person_create(
+        username="boss", email="boss@example.com", name="Bo Boss", password="bench-pass-1",
+        ladder=version.ladder, level=4,
+    )  # fmt: skip
+    people = {
+        name: person_create(
+            username=name,
+            email=f"{name}@example.com",
+            name=name.title(),
+            password="bench-pass-1",
+            ladder=version.ladder,
+            level=2,
+            manager=boss,
+        )  # fmt: skip
+        for name in ("bench", "pdfbench")
+    }
+    today = timezone.localdate()
+    cycle = PromotionCycle.objects.create(
+        name="Bench", opens_on=today - timedelta(days=1),
+        submission_deadline=timezone.now() + timedelta(days=30),
+        decision_on=today + timedelta(days=60), min_coverage=0.5,
+    )  # fmt: skip
+    big = packet_create(person=people["bench"], actor=people["bench"].user, cycle=cycle)
+    fill(big, items)
+    small = packet_create(person=people["pdfbench"], actor=people["pdfbench"].user, cycle=cycle)
+    fill(small, pdf_items)
+    packet_submit(packet_id=small.pk, actor=people["pdfbench"].user)
+    return {"big": big, "small": small, "user": people["bench"].user}
+
+
+def rss_kb(field: str) -> int | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) if match else None
+
+
+def pdf_child(database_url: str, packet_id: int) -> int:
+    """In the child: export the packet's PDF through the API twice (cold, then warm) and
+    print one JSON line with the timings and this process's memory."""
+    django_setup(database_url)
+    from django.test import Client
+
+    from apps.packets.models import Packet
+
+    packet = Packet.objects.select_related("person__user").get(pk=packet_id)
+    client = Client()
+    client.force_login(packet.person.user)
+    path = f"/api/v1/packets/{packet_id}/export/?format=pdf"
+    rss_before = rss_kb("VmRSS")
+    timings = []
+    size = 0
+    for _ in range(2):
+        t0 = time.perf_counter()
+        response = client.get(path)
+        timings.append(time.perf_counter() - t0)
+        assert response.status_code == 200 and response.content.startswith(b"%PDF")
+        size = len(response.content)
+    print(json.dumps({
+        "cold_s": timings[0], "warm_s": timings[1], "bytes": size,
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "hwm_kb": rss_kb("VmHWM"), "rss_before_kb": rss_before,
+    }))  # fmt: skip
+    return 0
+
+
+def measure_pdf(database_url: str, packet_id: int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--database-url", database_url,
+           "--pdf-child", str(packet_id)]  # fmt: skip
+    # through sh, which forks the child: see the module docstring (peak RSS)
+    out = subprocess.run(["sh", "-c", '"$@"; exit $?', "sh", *cmd], capture_output=True,
+                         text=True, check=False, cwd=ROOT)  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(f"PDF child failed:\n{out.stdout}\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--pdf-items", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--pdf-child", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.pdf_child:
+        return pdf_child(args.database_url, args.pdf_child)
+
+    tmp = tempfile.mkdtemp(prefix="bench-packets-")
+    database_url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
+    django_setup(database_url)
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    if connection.vendor == "postgresql":
+        call_command("flush", "--noinput", verbosity=0)
+    call_command("migrate", verbosity=0)
+    data = setup_data(args.items, args.pdf_items)
+    big = data["big"]
+    if connection.vendor == "postgresql":
+        # planner statistics for the rows just bulk-loaded, as autovacuum would have them on a
+        # live database (without: row estimates of 1 and nested loops, ~25x slower coverage)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+    client = Client()
+    client.force_login(data["user"])
+    targets = {
+        f"packet detail ({args.items})": f"/api/v1/packets/{big.pk}/",
+        f"coverage ({args.items})": f"/api/v1/packets/{big.pk}/coverage/",
+        "trivial (people/me)": "/api/v1/people/me/",
+    }
+    for path in targets.values():  # warm up caches, connections, imports
+        for _ in range(5):
+            assert client.get(path).status_code == 200
+    detail = client.get(targets[f"packet detail ({args.items})"]).json()
+    assert len(detail["items"]) == args.items
+    timings: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(args.requests):
+        for name, path in targets.items():  # interleaved: all see the same machine state
+            t0 = time.perf_counter()
+            response = client.get(path)
+            timings[name].append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 200
+    connection.close()  # the PDF child reads the same database
+    pdf = measure_pdf(database_url, data["small"].pk)
+
+    print(
+        f"packets benchmark: {args.items} items, {args.requests} requests each, "
+        f"{connection.vendor}, python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
+    print(f"{'endpoint':<24}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}{'p50 ratio':>11}")
+    trivial = timings["trivial (people/me)"]
+    t50 = percentile(trivial, 0.5)
+    for name, values in timings.items():
+        print(
+            f"{name:<24}{percentile(values, 0.5):>10.2f}{percentile(values, 0.95):>10.2f}"
+            f"{statistics.mean(values):>10.2f}{percentile(values, 0.5) / t50:>10.2f}x"
+        )
+    ratios = {}
+    for name, values in timings.items():
+        if values is trivial:
+            continue
+        ratios[name] = (
+            percentile(values, 0.5) / t50,
+            percentile(values, 0.95) / percentile(trivial, 0.95),
+        )
+        print(f"ratio {name} / trivial: p50 {ratios[name][0]:.2f}, p95 {ratios[name][1]:.2f}")
+    mb = 1024
+    print(
+        f"PDF export ({args.pdf_items} items, own process): cold {pdf['cold_s']:.2f} s, "
+        f"warm {pdf['warm_s']:.2f} s, {pdf['bytes'] / 1024:.0f} KiB; peak RSS "
+        f"{pdf['maxrss_kb'] / mb:.0f} MB (getrusage; VmHWM {(pdf['hwm_kb'] or 0) / mb:.0f} MB,"
+        f" {(pdf['rss_before_kb'] or 0) / mb:.0f} MB before the first export)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

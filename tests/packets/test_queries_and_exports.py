@@ -1,0 +1,248 @@
+"""Query counts that do not grow with the evidence in a packet, and what each export holds.
+
+Sizes: 10 and 2,000 PacketItems (each on its own evidence item, linked to its expectation),
+made with bulk_create. Every endpoint is held to one exact number of queries for both sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import unicodedata
+from datetime import date, timedelta
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.evidence.models import Evidence, EvidenceLink
+from apps.ladders.models import Expectation
+from apps.packets import exports
+from apps.packets.models import PacketItem, PacketSnapshot
+from apps.packets.services import packet_submit
+
+from .builders import packet_in_state
+from .conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+SIZES = [10, 2000]
+
+
+def fill(packet, person, n: int) -> list[Evidence]:
+    """n accepted evidence items of `person`, each linked to and offered for one expectation
+    of the packet's target level (round robin)."""
+    expectations = list(
+        Expectation.objects.filter(version=packet.ladder_version,
+                                   level__number=packet.target_level)
+        .order_by("competency__position", "position")
+    )  # fmt: skip
+    start = date(2025, 1, 1)
+    made = Evidence.objects.bulk_create(
+        Evidence(person=person, title=f"Bulk evidence {i}", description=f"Did thing {i}.",
+                 description_html=f"<p>Did thing {i}.</p>",
+                 occurred_on=start + timedelta(days=i % 365), status="accepted",
+                 url=f"https://example.com/work/{i}")
+        for i in range(n)
+    )  # fmt: skip
+    if made[0].pk is None:  # backends that do not return ids from bulk_create
+        made = list(Evidence.objects.filter(person=person, title__startswith="Bulk evidence"))
+    EvidenceLink.objects.bulk_create(
+        EvidenceLink(evidence=ev, expectation=expectations[i % len(expectations)])
+        for i, ev in enumerate(made)
+    )
+    PacketItem.objects.filter(packet=packet).delete()
+    PacketItem.objects.bulk_create(
+        PacketItem(packet=packet, expectation=expectations[i % len(expectations)], evidence=ev,
+                   note=f"why {i}", position=i)
+        for i, ev in enumerate(made)
+    )  # fmt: skip
+    return made
+
+
+@pytest.fixture(params=SIZES, ids=[f"{n}-items" for n in SIZES])
+def big_draft(request, org, cycle, ladder_version, erin_evidence):
+    packet = packet_in_state(person=org["erin"], cycle=cycle, ladder_version=ladder_version,
+                             state="draft", evidence=erin_evidence)  # fmt: skip
+    fill(packet, org["erin"], request.param)
+    return packet, request.param
+
+
+# One number per endpoint and viewer, the same for both sizes. Viewer erin (the owner, no
+# reports) and omar (her manager: one more query to walk his reports one level down).
+QUERIES = {
+    # person_for_user, erin's reports (none), the packet, its items and the version's
+    # expectation codes (two prefetches)
+    ("detail", "erin"): 5,
+    # person_for_user, reports, the packet (no items: coverage reads them itself), the
+    # expectations of the level, the offered evidence, the deliverables
+    ("coverage", "erin"): 6,
+    # person_for_user, reports, the packet, looking for a snapshot (none), coverage (3),
+    # the items with their evidence and expectation
+    ("export-draft", "erin"): 8,
+    # person_for_user, reports, the packet, the latest snapshot
+    ("export-submitted", "erin"): 4,
+    # omar's reports take one more query (erin and peer, then nobody below them)
+    ("detail", "omar"): 6,
+    ("coverage", "omar"): 7,
+    ("export-submitted", "omar"): 5,
+}
+
+
+@pytest.mark.parametrize(("endpoint", "viewer"), list(QUERIES), ids=[
+    f"{e}-as-{v}" for e, v in QUERIES])  # fmt: skip
+def test_query_count_does_not_grow_with_the_packet(
+    endpoint, viewer, big_draft, org, django_assert_num_queries
+):
+    packet, size = big_draft
+    if endpoint == "export-submitted":
+        packet_submit(packet_id=packet.pk, actor=org["erin"].user)
+    path = {
+        "detail": f"/api/v1/packets/{packet.pk}/",
+        "coverage": f"/api/v1/packets/{packet.pk}/coverage/",
+        "export-draft": f"/api/v1/packets/{packet.pk}/export/?format=json",
+        "export-submitted": f"/api/v1/packets/{packet.pk}/export/?format=json",
+    }[endpoint]
+    client = client_for(org[viewer])
+
+    with django_assert_num_queries(QUERIES[(endpoint, viewer)]):
+        response = client.get(path)
+
+    assert response.status_code == 200
+    body = response.json()
+    if endpoint == "detail":
+        assert len(body["items"]) == size
+    elif endpoint == "coverage":
+        assert body["overall"] == 1.0
+        assert sum(len(e["evidence"]) for e in body["expectations"]) == size
+    else:
+        assert sum(len(e["items"]) for e in body["expectations"]) == size
+
+
+# --- export content ---------------------------------------------------------------------
+
+SN_URL = "https://acme.service-now.com/nav_to.do?uri=incident.do?sys_id=0a1b2c3d"
+
+
+@pytest.fixture
+def exported(org, cycle, ladder_version):
+    """erin's packet for level 3, submitted: two manual items (one with a URL) and one
+    imported from ServiceNow, every expectation of the level covered."""
+    erin = org["erin"]
+    manual = [
+        Evidence.objects.create(person=erin, title="Café churn model — naïve Bayes baseline",
+                                occurred_on=date(2026, 3, 1), status="accepted",
+                                url="https://git.example.com/churn/pull/42"),
+        Evidence.objects.create(person=erin, title="Feature store backfill & drift alerts",
+                                occurred_on=date(2026, 4, 2), status="accepted"),
+    ]  # fmt: skip
+    imported = Evidence.objects.create(
+        person=erin, title="Restore the model-serving pods after the GPU node outage",
+        source="servicenow", status="accepted", occurred_on=date(2026, 5, 3),
+        snapshot={"url": SN_URL, "table": "incident", "number": "INC0012345",
+                  "short_description": "Model serving down"},
+    )  # fmt: skip
+    packet = packet_in_state(person=erin, cycle=cycle, ladder_version=ladder_version,
+                             state="draft", evidence=[*manual, imported])  # fmt: skip
+    packet_submit(packet_id=packet.pk, actor=erin.user)
+    snapshot = PacketSnapshot.objects.get(packet=packet)
+    return {"packet": packet, "snapshot": snapshot, "titles": [e.title for e in
+            [*manual, imported]], "imported": imported}  # fmt: skip
+
+
+def _expectations(ladder_version):
+    return list(
+        Expectation.objects.filter(version=ladder_version, level__number=3)
+        .values_list("code", "text")
+    )  # fmt: skip
+
+
+def _flat(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def pdf_text(pdf: bytes, tmp_path) -> str:
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext is missing: `make browser` installs poppler-utils")
+    path = tmp_path / "packet.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], check=True,
+                         capture_output=True)  # fmt: skip
+    return out.stdout.decode()
+
+
+def test_pdf_export_holds_every_expectation_and_evidence_title(
+    exported, org, ladder_version, tmp_path
+):
+    packet = exported["packet"]
+    response = client_for(org["omar"]).get(f"/api/v1/packets/{packet.pk}/export/?format=pdf")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert f'filename="packet-{packet.pk}-v1.pdf"' in response["Content-Disposition"]
+    assert response.content.startswith(b"%PDF")
+    text = _flat(pdf_text(response.content, tmp_path))
+    for code, expectation_text in _expectations(ladder_version):
+        assert code in text
+        assert _flat(expectation_text) in text, expectation_text
+    for title in exported["titles"]:
+        assert _flat(title) in text, title
+    assert "INC0012345" in text
+    assert exported["snapshot"].sha256 in text.replace(" ", "")
+    assert "Overall" in text and "100%" in text  # the coverage chart's labels
+
+
+def test_markdown_export_holds_the_same_and_links_back_to_servicenow(exported, org, ladder_version):
+    packet = exported["packet"]
+    response = client_for(org["erin"]).get(f"/api/v1/packets/{packet.pk}/export/?format=md")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/markdown")
+    md = response.content.decode()
+    for code, expectation_text in _expectations(ladder_version):
+        assert f"### {code} {expectation_text}" in md
+    for title in exported["titles"]:
+        assert title in md
+    imported = exported["imported"]
+    assert f"[{imported.title}]({SN_URL})" in md
+    assert f"ServiceNow incident INC0012345: {SN_URL}" in md
+    assert "[Café churn model — naïve Bayes baseline](https://git.example.com/churn/pull/42)" in md
+
+
+def test_json_export_is_the_snapshot(exported, org):
+    packet, snapshot = exported["packet"], exported["snapshot"]
+    for who in ("erin", "omar", "maria"):
+        response = client_for(org[who]).get(f"/api/v1/packets/{packet.pk}/export/?format=json")
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("application/json")
+        assert json.loads(response.content) == snapshot.data
+    imported_items = [i for e in snapshot.data["expectations"] for i in e["items"]
+                      if i["source"] == "servicenow"]  # fmt: skip
+    assert imported_items and all(i["work_item"]["number"] == "INC0012345"
+                                  for i in imported_items)  # fmt: skip
+
+
+def test_the_html_behind_the_pdf_carries_the_coverage_chart(exported):
+    data, sha = exported["snapshot"].data, exported["snapshot"].sha256
+    html = exports.packet_html(data, sha256=sha)
+    chart = exports.coverage_svg(data["coverage"])
+    assert chart.startswith("<svg") and chart.endswith("</svg>")
+    assert chart in html
+    bars = len(data["coverage"]["by_competency"]) + 1  # one per competency and overall
+    assert chart.count("<rect") == 2 * bars  # track + fill
+    for name in data["coverage"]["by_competency"]:
+        assert name.replace("&", "&amp;") in chart
+    assert sha in html
+
+
+@pytest.mark.parametrize(("who", "status"), [("peer", 404), ("cora", 404)])
+def test_exports_are_scoped_like_the_packet(who, status, exported, org):
+    packet = exported["packet"]
+    for fmt in ("json", "md", "pdf"):
+        response = client_for(org[who]).get(f"/api/v1/packets/{packet.pk}/export/?format={fmt}")
+        assert response.status_code == status
+
+
+def test_anonymous_export_is_401(exported):
+    packet = exported["packet"]
+    assert APIClient().get(f"/api/v1/packets/{packet.pk}/export/?format=pdf").status_code == 401
