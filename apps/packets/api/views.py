@@ -8,9 +8,9 @@ from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.ladders.models import Expectation
 from apps.packets import selectors, services
 from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
-from apps.ladders.models import Expectation
 from apps.packets.models import PacketItem, PromotionCycle
 from apps.people.selectors import person_for_user
 from ladder_tracker.api import Conflict
