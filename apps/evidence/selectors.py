@@ -133,7 +133,13 @@ def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
     )
     att_t = Attachment._meta.db_table
     marks = ", ".join(["%s"] * len(ids))
+    # The attachments branch comes first so that PostgreSQL takes each column's type from a
+    # real column (a NULL in the first branch would make the timestamp column text).
     sql = f"""
+        SELECT 3, a.evidence_id, a.id, a.name, a.content_type, NULL, a.size, a.created_at
+          FROM {att_t} a
+         WHERE a.evidence_id IN ({marks})
+        UNION ALL
         SELECT 1, l.evidence_id, l.id, e.code, l.rationale, l.origin, l.deliverable_id, NULL
           FROM {link_t} l LEFT JOIN {exp_t} e ON e.id = l.expectation_id
          WHERE l.evidence_id IN ({marks})
@@ -141,10 +147,6 @@ def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
         SELECT 2, t.evidence_id, s.position, s.name, NULL, NULL, t.skill_id, NULL
           FROM {through_t} t JOIN {skill_t} s ON s.id = t.skill_id
          WHERE t.evidence_id IN ({marks})
-        UNION ALL
-        SELECT 3, a.evidence_id, a.id, a.name, a.content_type, NULL, a.size, a.created_at
-          FROM {att_t} a
-         WHERE a.evidence_id IN ({marks})
     """  # noqa: S608 (identifiers from model metadata; values are parameters)
     links: dict[int, list] = {}
     skills: dict[int, list] = {}
