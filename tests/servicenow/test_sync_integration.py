@@ -14,6 +14,8 @@ from apps.evidence.models import Evidence, EvidenceLink
 from apps.people.models import Person
 from servicenow.emulator import Emulator
 from servicenow.models import SyncCursor, SyncRun, WorkItem
+from servicenow.services import sync_run_request
+from servicenow.tasks import sync_source_run
 
 from .conftest import PEOPLE_EMAILS, make_connection, make_dataset, make_source, run_sync
 
@@ -292,8 +294,11 @@ def test_a_run_that_dies_mid_way_resumes_without_duplicates(emulator, incidents,
         return original(self, rows)
 
     monkeypatch.setattr(sync.WorkItemWriter, "store", dying_store)
+    # In this process (as `manage.py servicenow_sync` runs it), so the patch applies even
+    # when a Celery worker would otherwise take the run.
+    run = sync_run_request(source=incidents, mode="full", enqueue=False)
     with pytest.raises(RuntimeError):
-        run_sync(incidents, "full")
+        sync_source_run(run.pk)
     failed = SyncRun.objects.get(source=incidents)
     assert failed.status == "failed" and "internal error" in failed.error
     assert WorkItem.objects.count() == 150  # three pages of 50, committed
