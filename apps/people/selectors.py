@@ -6,7 +6,7 @@ Self, reports at any depth, and for admins everyone. Anything else is a 404 upst
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from .models import Person
 
@@ -14,8 +14,14 @@ from .models import Person
 def person_for_user(*, user: AbstractBaseUser) -> Person | None:
     if not user.is_authenticated:
         return None
+    # has_reports rides along so scoped lists skip the org-chart walk for non-managers.
+    reports = Person.objects.filter(manager=OuterRef("pk"))
     try:
-        return Person.objects.select_related("ladder", "manager").get(user=user)
+        return (
+            Person.objects.select_related("ladder", "manager")
+            .annotate(has_reports=Exists(reports))
+            .get(user=user)
+        )
     except Person.DoesNotExist:
         return None
 
