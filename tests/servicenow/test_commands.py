@@ -233,3 +233,17 @@ def test_the_demo_syncs_from_its_own_dataset(ladder, tmp_path):
     erin = Person.objects.get(user__username="erin")
     assert WorkItem.objects.filter(person=erin).exists()
     assert Evidence.objects.filter(person=erin, status="candidate").exists()
+    # and the users source kept the demo org chart as it was (it is the source of truth)
+    chart = dict(Person.objects.filter(user__isnull=False).values_list(
+        "user__username", "manager__user__username"))  # fmt: skip
+    assert chart == {
+        "admin": None,
+        "maria": None,
+        "omar": "maria",
+        "erin": "omar",
+        "ken": "omar",
+        "lena": "maria",
+        "sam": "maria",
+        "cora": None,
+    }
+    assert not Person.objects.filter(manager=erin).exists()

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from apps.people.models import Person
 from servicenow.emulator.generate import demo_dataset
@@ -51,7 +52,8 @@ class Command(BaseCommand):
                 Person.objects.exclude(email="").filter(ladder__isnull=False)
                 .order_by("pk").values_list("email", flat=True)
             )  # fmt: skip
-            Path(write_dataset).write_text(json.dumps(demo_dataset(emails)), encoding="utf-8")
+            dataset = _org_chart_as_here(demo_dataset(emails))
+            Path(write_dataset).write_text(json.dumps(dataset), encoding="utf-8")
             self.stdout.write(f"emulator dataset for {len(emails)} people: {write_dataset}")
         if url:
             self._connect(url)
@@ -77,3 +79,30 @@ class Command(BaseCommand):
                           "skills": skills, "rationale": f"Suggested: {name.lower()}"},
             )  # fmt: skip
         self.stdout.write(f"demo connection to {url} with {len(SOURCES)} sources")
+
+
+def _org_chart_as_here(dataset: dict) -> dict:
+    """The users source is the org chart's source of truth, so the demo instance must agree
+    with the demo org: its people's managers are the ones here, and nobody else in the
+    instance reports to them. Changed rows get a fresh sys_updated_on, so an existing demo
+    database picks them up."""
+    users = dataset["tables"]["sys_user"]
+    by_email = {u.get("email", "").lower(): u for u in users}
+    ours = {}
+    for email, manager_email in Person.objects.exclude(email="").values_list(
+        "email", "manager__email"
+    ):
+        if email.lower() in by_email:
+            ours[by_email[email.lower()]["sys_id"]] = (manager_email or "").lower()
+    now = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
+    for user in users:
+        if user["sys_id"] in ours:
+            boss = by_email.get(ours[user["sys_id"]])
+            wanted = boss["sys_id"] if boss else ""
+        else:
+            wanted = "" if user.get("manager") in ours else user.get("manager", "")
+        if user.get("manager", "") != wanted:
+            user["manager"] = wanted
+            user["sys_updated_on"] = now
+            user["sys_mod_count"] = str(int(user.get("sys_mod_count") or 0) + 1)
+    return dataset
