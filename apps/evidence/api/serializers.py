@@ -19,13 +19,6 @@ class AttachmentSerializer(serializers.ModelSerializer):
         )
 
 
-class LinkOutSerializer(serializers.Serializer):
-    expectation = serializers.CharField(source="expectation.code", default=None)
-    deliverable = serializers.IntegerField(source="deliverable_id", allow_null=True)
-    rationale = serializers.CharField()
-    origin = serializers.CharField()
-
-
 class LinkInSerializer(serializers.Serializer):
     expectation = serializers.CharField(required=False, allow_blank=False, max_length=32)
     deliverable = serializers.IntegerField(required=False, min_value=1)
