@@ -6,7 +6,7 @@ field errors stay under `detail` so clients can point at the field.
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -54,3 +54,16 @@ def json_error(status_code: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(
         {"error": {"code": code, "message": message, "detail": message}}, status=status_code
     )
+
+
+class DiffQuerySerializer(serializers.Serializer):
+    """`?from=N&to=M` for the diffs (ladder versions, packet snapshots); `from` is a keyword
+    in Python, hence the rename."""
+
+    from_ = serializers.IntegerField(min_value=1)
+    to = serializers.IntegerField(min_value=1)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields

@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from ladder_tracker.api import DiffQuerySerializer  # noqa: F401 (re-exported for views)
+
 
 class LevelSerializer(serializers.Serializer):
     number = serializers.IntegerField()
@@ -116,16 +118,6 @@ class VersionDiffSerializer(serializers.Serializer):
     added = ExpectationChangeSerializer(many=True)
     removed = ExpectationChangeSerializer(many=True)
     changed = ExpectationChangeSerializer(many=True)
-
-
-class DiffQuerySerializer(serializers.Serializer):
-    from_ = serializers.IntegerField(min_value=1)
-    to = serializers.IntegerField(min_value=1)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
 
 
 class ExpectationUpdateSerializer(serializers.Serializer):

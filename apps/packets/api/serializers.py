@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from apps.packets.models import Assessment, Packet, PacketEvent, PacketSnapshot, PromotionCycle
+from ladder_tracker.api import DiffQuerySerializer  # noqa: F401 (re-exported for views)
 
 
 class CycleSerializer(serializers.ModelSerializer):
@@ -102,13 +103,3 @@ class EventSerializer(serializers.ModelSerializer):
 class ExportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["pdf", "md", "json"], default="json")
     snapshot = serializers.IntegerField(min_value=1, required=False)
-
-
-class DiffQuerySerializer(serializers.Serializer):
-    from_ = serializers.IntegerField(min_value=1)
-    to = serializers.IntegerField(min_value=1)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
