@@ -2,6 +2,7 @@
 to a trivial authenticated endpoint (GET /api/v1/people/me/) measured in the same run.
 
     python benchmarks/evidence.py [--items 5000] [--requests 300] [--database-url URL]
+        [--profile-to FILE]   # cProfile of extra evidence-list requests, after the timing
 
 Target: ratio (evidence p50 / trivial p50) ≤ 2. Runs in-process through Django's test
 client (the full middleware, auth, view, serializer and database path; no network), against
@@ -33,6 +34,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--profile-to", default="", help="write a cProfile of 300 list requests")
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="bench-evidence-")
@@ -103,6 +105,12 @@ def main() -> int:
             response = client.get(path)
             timings[name].append((time.perf_counter() - t0) * 1000)
             assert response.status_code == 200
+    if args.profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [client.get(targets["evidence list"]) for _ in range(300)])
+        profiler.dump_stats(args.profile_to)
     body = client.get(targets["evidence list"]).json()
     assert body["count"] == args.items and len(body["results"]) == 50
 

@@ -229,6 +229,8 @@ def field_value(value: Any) -> str:
     ``{"display_value", "link"}`` (``display_value=true``: the sys_id is the link's last
     segment) and ``None``.
     """
+    if type(value) is str:  # the common case first: most fields of most rows
+        return value
     if value is None:
         return ""
     if isinstance(value, Mapping):

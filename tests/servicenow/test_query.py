@@ -332,7 +332,16 @@ def test_parse_timestamp_of_empty_value_is_none():
     assert parse_timestamp("") is None
 
 
-@pytest.mark.parametrize("text", ["2024-01-02T08:04:05", "02/01/2024 08:04:05", "yesterday"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-02T08:04:05",
+        "02/01/2024 08:04:05",
+        "yesterday",
+        "2024-13-02 08:04:05",
+        "2024-1-2 8:4:5",
+    ],
+)
 def test_parse_timestamp_refuses_other_formats(text):
     with pytest.raises(ValueError, match="YYYY-MM-DD HH:MM:SS"):
         parse_timestamp(text)
