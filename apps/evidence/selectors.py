@@ -119,6 +119,27 @@ ROW_FIELDS = (
 )  # fmt: skip
 
 
+class EvidenceRowsPage:
+    """A list queryset as DRF's paginator reads it: sliced into ROW_FIELDS tuples, counted
+    on the plain queryset. Counting the values_list would keep its joins (person, work
+    item), which SQLite cannot drop; the plain COUNT is served by the (person, deleted_at,
+    …) index alone, about 4x cheaper at 5,000 items (benchmarks/evidence.py)."""
+
+    ordered = True  # the queryset is: evidence_list orders it
+
+    def __init__(self, qs: QuerySet[Evidence]):
+        self.qs = qs.prefetch_related(None).select_related(None)
+
+    def count(self) -> int:
+        return self.qs.order_by().count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, key):
+        return self.qs.values_list(*ROW_FIELDS)[key]
+
+
 def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
     """Links, skills and attachments of these evidence rows in ONE query.
 

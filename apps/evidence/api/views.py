@@ -68,8 +68,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
 
     @extend_schema(parameters=[s.EvidenceQuerySerializer])
     def list(self, request, *args, **kwargs):
-        ordered = self.get_queryset().prefetch_related(None).select_related(None)
-        rows = self.paginate_queryset(ordered.values_list(*selectors.ROW_FIELDS))
+        rows = self.paginate_queryset(selectors.EvidenceRowsPage(self.get_queryset()))
         return self.get_paginated_response(selectors.evidence_rows(rows=list(rows)))
 
     def create(self, request, *args, **kwargs):
