@@ -1,6 +1,8 @@
 """Sync benchmark: a full ServiceNow sync of N incidents from the emulator into SQLite and
 PostgreSQL, against the floor (the same pages fetched and JSON-decoded, nothing stored) and
-against PySNC's GlideRecord fetching the same table (the peer).
+against PySNC's GlideRecord fetching the same table (the peer). A "write only" row per
+database times the database half alone: the same rows, prepared before the clock starts,
+upserted and committed page by page (what storing costs here, whatever the code around it).
 
     make bench-sync                       # both sizes, both databases, PySNC
     .venv/bin/python -m benchmarks.sync [--sizes 10000,100000] [--repeat N]
@@ -161,21 +163,15 @@ def role_floor(args: argparse.Namespace) -> None:
     client.close()
 
 
-def role_sync(args: argparse.Namespace) -> None:
-    """A full sync, then an incremental one with nothing changed, in a migrated database."""
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from servicenow.models import Connection, Source, SyncRun, WorkItem
-    from servicenow.services import connection_save, source_save, sync_run_request
-    from servicenow.sync import Counters, WorkItemWriter
-    from servicenow.tasks import sync_source_run
+def benchmark_source(url: str):
+    """The connection and default incident source every database role uses (Django set up)."""
+    from servicenow.models import Connection, Source
+    from servicenow.services import connection_save, source_save
 
     connection = connection_save(
         connection=Connection(
             name="Benchmark instance",
-            instance_url=args.url,
+            instance_url=url,
             auth_type=Connection.AuthType.BASIC,
             username=USERNAME,
             page_size=PAGE_SIZE,
@@ -187,6 +183,21 @@ def role_sync(args: argparse.Namespace) -> None:
             connection=connection, name="incident", table="incident", kind=Source.Kind.WORK_ITEMS
         )
     )
+    return source
+
+
+def role_sync(args: argparse.Namespace) -> None:
+    """A full sync, then an incremental one with nothing changed, in a migrated database."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from servicenow.models import SyncRun, WorkItem
+    from servicenow.services import sync_run_request
+    from servicenow.sync import Counters, WorkItemWriter
+    from servicenow.tasks import sync_source_run
+
+    source = benchmark_source(args.url)
     sync_fields = WorkItemWriter(source=source, counters=Counters()).fields
 
     def timed_run(mode: str, profile_to: str | None = None) -> tuple[SyncRun, float, str]:
@@ -233,6 +244,49 @@ def role_sync(args: argparse.Namespace) -> None:
                 "skipped_stale": incr.skipped_stale,
             },
             "fields": list(sync_fields),
+        }
+    )
+
+
+def role_write(args: argparse.Namespace) -> None:
+    """The database half alone: the same rows, paged and prepared as the sync would before
+    the clock starts, then only the per-page upsert and commit (no HTTP, no JSON, no
+    per-row Python). What storing costs on this machine whatever the code around it."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.db import transaction
+
+    from servicenow.models import WorkItem
+    from servicenow.sync import Counters, WorkItemWriter
+
+    source = benchmark_source(args.url)
+    writer = WorkItemWriter(source=source, counters=Counters())
+    with open(args.dataset, encoding="utf-8") as handle:
+        rows = json.load(handle)["tables"]["incident"]
+    rows.sort(key=lambda r: (r["sys_updated_on"], r["sys_id"]))
+    fields = writer.fields
+    pages = []
+    for start in range(0, len(rows), PAGE_SIZE):
+        page = writer.prepare(
+            [{f: r[f] for f in fields if f in r} for r in rows[start : start + PAGE_SIZE]]
+        )
+        pages.append([values for _ts, _mod, (_raw, _att, values) in page.newest.values()])
+    del rows
+    rss_start = peak_rss_mb()
+    started = time.perf_counter()
+    for values in pages:
+        with transaction.atomic():
+            writer.upsert.execute(values)
+    wall = time.perf_counter() - started
+    emit(
+        {
+            "wall": wall,
+            "rows": sum(len(p) for p in pages),
+            "stored": WorkItem.objects.filter(source=source).count(),
+            "rss_start": rss_start,
+            "rss_peak": peak_rss_mb(),
         }
     )
 
@@ -476,8 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Internal: the subprocess roles.
     parser.add_argument(
-        "--role", choices=["dataset", "floor", "sync", "pysnc"], help=argparse.SUPPRESS
+        "--role", choices=["dataset", "floor", "sync", "write", "pysnc"], help=argparse.SUPPRESS
     )
+    parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -492,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.role == "sync":
         role_sync(args)
+        return 0
+    if args.role == "write":
+        role_write(args)
         return 0
     if args.role == "pysnc":
         role_pysnc(args)
@@ -615,6 +673,8 @@ def measure_size(
                     target = Path(args.profile).resolve() / f"sync-{name}-{label}.pstats"
                     role += ["--profile-to", str(target)]
                 configs.append((name, PROJECT_PYTHON, role, db))
+                write_role = ["--role", "write", "--dataset", str(dataset_path)]
+                configs.append((f"{name} write", PROJECT_PYTHON, write_role, db))
             if pysnc_python is not None:
                 configs.append(("pysnc", pysnc_python, ["--role", "pysnc"], None))
             for name, python, role, db in configs:
@@ -660,10 +720,10 @@ def warm_up(url: str) -> None:
 
 
 def print_table(sizes: list[int], dbs: list[str], peer: bool, results: dict) -> None:
-    names = ["floor", *dbs] + (["pysnc"] if peer else [])
+    names = ["floor", *dbs, *(f"{db} write" for db in dbs)] + (["pysnc"] if peer else [])
     print()
     header = (
-        f"{'size':<6}{'target':<14}{'wall s':>9}{'rows/s':>10}{'peak RSS MB':>13}"
+        f"{'size':<6}{'target':<24}{'wall s':>9}{'rows/s':>10}{'peak RSS MB':>13}"
         f"{'ratio to floor':>16}   {'full: rows / requests':<22}{'incremental (nothing changed)'}"
     )
     print(header)
@@ -672,9 +732,9 @@ def print_table(sizes: list[int], dbs: list[str], peer: bool, results: dict) -> 
         floor = results.get((size, "floor"))
         for name in names:
             r = results.get((size, name))
-            label = "pysnc (peer)" if name == "pysnc" else name
+            label = {"pysnc": "pysnc (peer)"}.get(name, name.replace(" write", " write only"))
             if r is None:
-                print(f"{size_label(size):<6}{label:<14}{'(no result)':>9}")
+                print(f"{size_label(size):<6}{label:<24}{'(no result)':>9}")
                 continue
             rate = r["rows"] / r["wall"] if r["wall"] else 0.0
             ratio = f"{r['wall'] / floor['wall']:.2f}" if floor and name != "floor" else ""
@@ -686,7 +746,7 @@ def print_table(sizes: list[int], dbs: list[str], peer: bool, results: dict) -> 
                 i = r["incremental"]
                 incr = f"{i['requests']} requests, {i['rows']} rows re-read, {i['wall']:.2f} s"
             print(
-                f"{size_label(size):<6}{label:<14}{r['wall']:>9.2f}{rate:>10.0f}"
+                f"{size_label(size):<6}{label:<24}{r['wall']:>9.2f}{rate:>10.0f}"
                 f"{r['rss_peak']:>13.1f}{ratio:>16}   {full:<22}{incr}"
             )
     extra = []
