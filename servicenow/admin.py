@@ -7,32 +7,78 @@ from . import services
 from .api.serializers import FIELD_NAME, TABLE_NAME
 from .models import Connection, Source, SuggestionRule, SyncRun, WorkItem
 
+# form field -> (Connection property saying one is stored, what to call it in messages)
+SECRET_FIELDS = {
+    "password": ("has_password", "password"),
+    "client_secret": ("has_client_secret", "client secret"),
+}
+
+
+def _secret_field() -> forms.CharField:
+    return forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+
 
 class ConnectionForm(forms.ModelForm):
-    password = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only. Leave empty to keep the stored one.",
-    )
-    client_secret = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only. Leave empty to keep the stored one.",
-    )
+    """Secrets are write-only: empty keeps the stored one, a value replaces it, and the
+    "clear stored" box removes it (through connection_save, as the API's "" does). The form
+    says whether one is stored, never what it is."""
+
+    password = _secret_field()
+    clear_password = forms.BooleanField(required=False, label="Clear stored password")
+    client_secret = _secret_field()
+    clear_client_secret = forms.BooleanField(required=False, label="Clear stored client secret")
 
     class Meta:
         model = Connection
         fields = [
-            "name", "instance_url", "auth_type", "username", "password", "client_id",
-            "client_secret", "verify_tls", "page_size", "api_path",
+            "name", "instance_url", "auth_type", "username", "password", "clear_password",
+            "client_id", "client_secret", "clear_client_secret", "verify_tls", "page_size",
+            "api_path",
         ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, (has_stored, label) in SECRET_FIELDS.items():
+            stored = self.instance.pk is not None and getattr(self.instance, has_stored)
+            clear = self.fields[f"clear_{name}"]
+            if stored:
+                self.fields[name].help_text = (
+                    f"A {label} is stored (write-only, never shown). Leave empty to keep it, "
+                    f"type a new one to replace it."
+                )
+                clear.help_text = f"Remove the stored {label}."
+            else:
+                self.fields[name].help_text = f"No {label} stored. Write-only."
+                # Nothing to clear: a disabled box keeps its initial False whatever is posted.
+                clear.disabled = True
+                clear.help_text = f"No {label} stored."
 
     def clean_instance_url(self):
         url = self.cleaned_data["instance_url"]
         services.connection_url_validate(url)
         return url
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, (_, label) in SECRET_FIELDS.items():
+            if cleaned.get(name) and cleaned.get(f"clear_{name}"):
+                self.add_error(
+                    f"clear_{name}",
+                    f"Either type a new {label} or tick “Clear stored {label}”, not both.",
+                )
+        return cleaned
+
+    def secret_changes(self) -> dict[str, str | None]:
+        """connection_save's arguments: None keeps the stored secret, "" clears it."""
+        changes = {}
+        for name in SECRET_FIELDS:
+            if self.cleaned_data.get(f"clear_{name}"):
+                changes[name] = ""
+            else:
+                changes[name] = self.cleaned_data.get(name) or None
+        return changes
 
 
 @admin.register(Connection)
@@ -44,11 +90,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     actions = ["test_connection"]
 
     def save_model(self, request, obj, form, change):
-        services.connection_save(
-            connection=obj,
-            password=form.cleaned_data.get("password") or None,
-            client_secret=form.cleaned_data.get("client_secret") or None,
-        )
+        services.connection_save(connection=obj, **form.secret_changes())
 
     @admin.action(description="Test connection (reachability and auth)")
     def test_connection(self, request, queryset):
