@@ -36,7 +36,7 @@ def evidence_scope(*, viewer: AbstractBaseUser, trash: bool = False) -> QuerySet
     visible = Q(pk__in=[])
     if me is not None:
         visible |= Q(person=me)
-        reports = person_report_ids(person=me) if getattr(me, "has_reports", True) else set()
+        reports = person_report_ids(person=me)
         if reports:
             visible |= Q(person_id__in=reports) & ~Q(visibility=Evidence.Visibility.PRIVATE)
     if viewer.is_staff:

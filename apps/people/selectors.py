@@ -27,7 +27,10 @@ def person_for_user(*, user: AbstractBaseUser) -> Person | None:
 
 
 def person_report_ids(*, person: Person) -> set[int]:
-    """Ids of everyone below `person` in the org chart, any depth (one query per level)."""
+    """Ids of everyone below `person` in the org chart, any depth (one query per level;
+    none when the person came from person_for_user and has no reports)."""
+    if getattr(person, "has_reports", True) is False:
+        return set()
     found: set[int] = set()
     frontier = {person.pk}
     while frontier:
@@ -38,6 +41,9 @@ def person_report_ids(*, person: Person) -> set[int]:
 
 
 def person_has_reports(*, person: Person) -> bool:
+    known = getattr(person, "has_reports", None)  # annotated by person_for_user
+    if known is not None:
+        return known
     return Person.objects.filter(manager=person).exists()
 
 

@@ -69,20 +69,20 @@ def big_draft(request, org, cycle, ladder_version, erin_evidence):
 
 
 # One number per endpoint and viewer, the same for both sizes. Viewer erin (the owner, no
-# reports) and omar (her manager: one more query to walk his reports one level down).
+# reports: person_for_user says so, so nothing walks the org chart) and omar (her manager:
+# two queries to walk his reports, erin and peer, then nobody below them).
 QUERIES = {
-    # person_for_user, erin's reports (none), the packet, its items and the version's
-    # expectation codes (two prefetches)
-    ("detail", "erin"): 5,
-    # person_for_user, reports, the packet (no items: coverage reads them itself), the
-    # expectations of the level, the offered evidence, the deliverables
-    ("coverage", "erin"): 6,
-    # person_for_user, reports, the packet, looking for a snapshot (none), coverage (3),
-    # the items with their evidence and expectation
-    ("export-draft", "erin"): 8,
-    # person_for_user, reports, the packet, the latest snapshot
-    ("export-submitted", "erin"): 4,
-    # omar's reports take one more query (erin and peer, then nobody below them)
+    # person_for_user, the packet, its items and the version's expectation codes (two
+    # prefetches)
+    ("detail", "erin"): 4,
+    # person_for_user, the packet (no items: coverage reads them itself), the expectations
+    # of the level, the offered evidence, the deliverables
+    ("coverage", "erin"): 5,
+    # person_for_user, the packet, looking for a snapshot (none), coverage (3), the items
+    # with their evidence and expectation
+    ("export-draft", "erin"): 7,
+    # person_for_user, the packet, the latest snapshot
+    ("export-submitted", "erin"): 3,
     ("detail", "omar"): 6,
     ("coverage", "omar"): 7,
     ("export-submitted", "omar"): 5,
