@@ -1,7 +1,8 @@
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from apps.evidence.models import Attachment, Evidence, EvidenceEvent
+from apps.evidence.models import Attachment, Evidence, EvidenceEvent, EvidenceLink
 from apps.evidence.selectors import evidence_rows
 
 
@@ -70,6 +71,59 @@ class EvidenceSerializer(serializers.ModelSerializer):
         if "expectations" in attrs and "links" in attrs:
             raise serializers.ValidationError("Send either expectations (codes) or links.")
         return attrs
+
+
+# The response shape of evidence, for the OpenAPI schema only: responses are the dicts built
+# by selectors.evidence_rows and never go through these serializers (requests are read by
+# EvidenceSerializer). Change them together with evidence_rows;
+# tests/evidence/test_openapi_evidence.py compares the two.
+class LinkOutSerializer(serializers.Serializer):
+    """A link from an evidence item to an expectation or a deliverable."""
+
+    expectation = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Expectation code, or null for a deliverable."
+    )
+    deliverable = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="Deliverable id, or null for an expectation."
+    )
+    rationale = serializers.CharField(read_only=True)
+    origin = serializers.ChoiceField(choices=EvidenceLink.Origin.choices, read_only=True)
+
+
+@extend_schema_serializer(component_name="Evidence")
+class EvidenceOutSerializer(serializers.Serializer):
+    """An evidence item, as every evidence endpoint returns it."""
+
+    id = serializers.IntegerField(read_only=True)
+    person = serializers.IntegerField(read_only=True)
+    person_name = serializers.CharField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    description_html = serializers.CharField(read_only=True)
+    occurred_on = serializers.DateField(read_only=True, allow_null=True)
+    occurred_until = serializers.DateField(read_only=True, allow_null=True)
+    url = serializers.CharField(read_only=True, help_text="A link, or an empty string.")
+    source = serializers.ChoiceField(choices=Evidence.Source.choices, read_only=True)
+    status = serializers.ChoiceField(choices=Evidence.Status.choices, read_only=True)
+    visibility = serializers.ChoiceField(choices=Evidence.Visibility.choices, read_only=True)
+    expectations = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Codes of the linked expectations (the expectation links, in order).",
+    )
+    links = LinkOutSerializer(many=True, read_only=True)
+    skills = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Skill names."
+    )
+    work_item = serializers.IntegerField(read_only=True, allow_null=True)
+    work_item_deleted = serializers.BooleanField(read_only=True)
+    snapshot = serializers.DictField(
+        read_only=True, help_text="The ServiceNow record as last imported."
+    )
+    attachments = AttachmentSerializer(many=True, read_only=True)
+    deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
 
 
 class EvidenceQuerySerializer(serializers.Serializer):

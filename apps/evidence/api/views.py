@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -39,6 +39,14 @@ def _link_specs(data: dict) -> list[services.LinkSpec] | None:
     return None
 
 
+# Requests are read by EvidenceSerializer; every evidence body that goes out is the dict of
+# selectors.evidence_rows, documented by EvidenceOutSerializer.
+@extend_schema_view(
+    retrieve=extend_schema(responses=s.EvidenceOutSerializer),
+    create=extend_schema(responses={201: s.EvidenceOutSerializer}),
+    update=extend_schema(responses=s.EvidenceOutSerializer),
+    partial_update=extend_schema(responses=s.EvidenceOutSerializer),
+)
 class EvidenceViewSet(viewsets.ModelViewSet):
     serializer_class = s.EvidenceSerializer
     parser_classes = [JSONParser, FormParser, MultiPartParser]
@@ -66,7 +74,8 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             raise exceptions.PermissionDenied("Only the owner changes their evidence.")
         return evidence
 
-    @extend_schema(parameters=[s.EvidenceQuerySerializer])
+    @extend_schema(parameters=[s.EvidenceQuerySerializer],
+                   responses=s.EvidenceOutSerializer(many=True))  # fmt: skip
     def list(self, request, *args, **kwargs):
         rows = self.paginate_queryset(selectors.EvidenceRowsPage(self.get_queryset()))
         return self.get_paginated_response(selectors.evidence_rows(rows=list(rows)))
@@ -109,14 +118,14 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         services.evidence_delete(evidence=self._owned(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses=s.EvidenceSerializer)
+    @extend_schema(request=None, responses=s.EvidenceOutSerializer)
     @action(detail=True, methods=["post"])
     def restore(self, request, pk=None):
         evidence = self._owned()
         services.evidence_restore(evidence=evidence, actor=request.user)
         return Response(self.get_serializer(evidence).data)
 
-    @extend_schema(request=s.AcceptSerializer, responses=s.EvidenceSerializer)
+    @extend_schema(request=s.AcceptSerializer, responses=s.EvidenceOutSerializer)
     @action(detail=True, methods=["post"])
     def accept(self, request, pk=None):
         evidence = self._owned()
@@ -130,7 +139,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             raise _validation(exc) from exc
         return Response(self.get_serializer(self.get_queryset().get(pk=evidence.pk)).data)
 
-    @extend_schema(request=None, responses=s.EvidenceSerializer)
+    @extend_schema(request=None, responses=s.EvidenceOutSerializer)
     @action(detail=True, methods=["post"])
     def dismiss(self, request, pk=None):
         evidence = self._owned()
