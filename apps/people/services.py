@@ -13,20 +13,25 @@ from .models import LevelChange, Person
 
 
 def person_would_cycle(*, person: Person, manager: Person | None) -> bool:
-    seen = set()
-    current = manager
-    while current is not None:
-        if current.pk == person.pk or current.pk in seen:
-            return True
-        seen.add(current.pk)
-        current = current.manager
-    return False
+    """Would `manager` managing `person` close a loop? Walks up from the manager, reading
+    one manager id per level from the database."""
+    if manager is None:
+        return False
+    return person_would_cycle_ids(
+        person_id=person.pk, manager_id=manager.pk, managers=_ManagerIds()
+    )
 
 
-def person_would_cycle_ids(
-    *, person_id: int, manager_id: int, managers: dict[int, int | None]
-) -> bool:
-    """The same check over an in-memory {person: manager} map (bulk org-chart updates)."""
+class _ManagerIds:
+    """{person id: manager id}, read on demand (the `.get` person_would_cycle_ids uses)."""
+
+    def get(self, person_id: int) -> int | None:
+        return Person.objects.filter(pk=person_id).values_list("manager_id", flat=True).first()
+
+
+def person_would_cycle_ids(*, person_id: int, manager_id: int, managers) -> bool:
+    """The same check over a {person: manager} map: in memory for bulk org-chart updates,
+    or read on demand (anything with `.get(person_id)`)."""
     seen: set[int] = set()
     current: int | None = manager_id
     while current is not None:
