@@ -6,6 +6,7 @@ field errors stay under `detail` so clients can point at the field.
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -15,6 +16,27 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
     default_code = "conflict"
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True, help_text="e.g. conflict, invalid, not_found")
+    message = serializers.CharField(read_only=True, help_text="One line for people.")
+    detail = serializers.JSONField(
+        read_only=True, help_text="DRF's detail: a string, or field errors by field name."
+    )
+
+
+# The error body that exception_handler writes, for the OpenAPI schema only (documented
+# responses such as 409 point at it; nothing is serialized through it).
+class ErrorSerializer(serializers.Serializer):
+    """The body of every API error."""
+
+    error = ErrorDetailSerializer(read_only=True)
+
+
+def conflict_response(description: str) -> OpenApiResponse:
+    """A documented 409: the request is valid but the resource's state does not allow it."""
+    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 def _message(detail) -> str:

@@ -141,7 +141,7 @@ class SyncRunSerializer(serializers.ModelSerializer):
 
 
 class WorkItemSerializer(serializers.ModelSerializer):
-    person = serializers.PrimaryKeyRelatedField(read_only=True)
+    person = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     deleted = serializers.SerializerMethodField()
     url = serializers.CharField(source="record_url", read_only=True)
 
@@ -158,11 +158,17 @@ class WorkItemSerializer(serializers.ModelSerializer):
         return item.deleted_at is not None
 
 
+# The body of POST connections/{id}/test/ (services.connection_check's dict), for the schema.
 class ConnectionCheckSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     message = serializers.CharField()
     reachable = serializers.BooleanField(required=False)
     authenticated = serializers.BooleanField(required=False)
+    elapsed_ms = serializers.IntegerField(required=False, help_text="When ok.")
+    api = serializers.CharField(required=False, help_text="The table API path used, when ok.")
+    error = serializers.CharField(
+        required=False, help_text="When not ok: the kind of failure, e.g. AuthenticationError."
+    )
 
 
 class SuggestionRuleSerializer(serializers.ModelSerializer):

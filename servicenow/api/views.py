@@ -1,12 +1,17 @@
 """ServiceNow API: configuration for admins, sync commands, runs, work items."""
 
 from django.db.models import ProtectedError
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from ladder_tracker.api import Conflict
+from ladder_tracker.api import Conflict, conflict_response
 from servicenow import selectors, services
 from servicenow.models import Connection, Source, SuggestionRule
 
@@ -17,6 +22,14 @@ class _AdminViewSet(viewsets.ModelViewSet):
     permission_classes = [permissions.IsAdminUser]
 
 
+@extend_schema_view(
+    destroy=extend_schema(
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            409: conflict_response("The connection still has sources or work items."),
+        }
+    )
+)
 class ConnectionViewSet(_AdminViewSet):
     serializer_class = s.ConnectionSerializer
 
@@ -55,6 +68,14 @@ class ConnectionViewSet(_AdminViewSet):
         return Response(result)
 
 
+@extend_schema_view(
+    destroy=extend_schema(
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            409: conflict_response("The source has imported work items; disable it instead."),
+        }
+    )
+)
 class SourceViewSet(_AdminViewSet):
     serializer_class = s.SourceSerializer
 
@@ -78,7 +99,13 @@ class SourceViewSet(_AdminViewSet):
                 f"Source {instance.name!r} has imported work items; disable it instead."
             ) from exc
 
-    @extend_schema(request=s.SyncRequestSerializer, responses={202: s.SyncAcceptedSerializer})
+    @extend_schema(
+        request=s.SyncRequestSerializer,
+        responses={
+            202: OpenApiResponse(s.SyncAcceptedSerializer, description="Queued; poll the run."),
+            409: conflict_response("A run is already active, or the source is disabled."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def sync(self, request, pk=None):
         source = self.get_object()

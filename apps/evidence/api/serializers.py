@@ -152,12 +152,16 @@ class BulkTriageSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["accept", "dismiss"])
 
 
+class BulkTriageResultSerializer(serializers.Serializer):
+    updated = serializers.IntegerField(read_only=True, help_text="How many items were triaged.")
+
+
 class AttachmentUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
 
 
 class EvidenceEventSerializer(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", default=None)
+    actor = serializers.CharField(source="actor.username", default=None, allow_null=True)
 
     class Meta:
         model = EvidenceEvent

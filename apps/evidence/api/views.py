@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
@@ -146,7 +147,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         services.evidence_dismiss(evidence=evidence, actor=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=evidence.pk)).data)
 
-    @extend_schema(request=s.BulkTriageSerializer, responses={200: OpenApiResponse()})
+    @extend_schema(request=s.BulkTriageSerializer, responses=s.BulkTriageResultSerializer)
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         body = s.BulkTriageSerializer(data=request.data)
@@ -162,8 +163,10 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         )
         return Response({"updated": count})
 
+    # The whole history in one plain list: no page wrapper (pagination_class=None here only
+    # keeps the schema from documenting one; the action never paginates).
     @extend_schema(responses=s.EvidenceEventSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def history(self, request, pk=None):
         evidence = self.get_object()
         events = evidence.events.select_related("actor").order_by("at", "id")
@@ -195,7 +198,15 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             raise exceptions.ValidationError({"file": [str(exc)]}) from exc
         return Response(s.AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: OpenApiResponse(description="the file")})
+    @extend_schema(
+        methods=["GET"],
+        responses={
+            (200, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The file, with its uploaded content type."
+            )
+        },
+    )
+    @extend_schema(methods=["DELETE"], responses={204: OpenApiResponse(description="Removed.")})
     @action(
         detail=True,
         methods=["get", "delete"],

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.ladders import selectors, services
-from ladder_tracker.api import Conflict
+from ladder_tracker.api import Conflict, conflict_response
 
 from . import serializers as s
 
@@ -71,7 +71,13 @@ class ExpectationUpdateApi(APIView):
 
     permission_classes = [permissions.IsAdminUser]
 
-    @extend_schema(request=s.ExpectationUpdateSerializer, responses=s.ExpectationSerializer)
+    @extend_schema(
+        request=s.ExpectationUpdateSerializer,
+        responses={
+            200: s.ExpectationSerializer,
+            409: conflict_response("The version is published: its expectations are fixed."),
+        },
+    )
     def patch(self, request, slug: str, number: int, code: str):
         ladder = selectors.ladder_get(slug=slug, user=request.user)
         version = selectors.ladder_version_get(ladder=ladder, user=request.user, number=number)

@@ -93,7 +93,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
 
 
 class EventSerializer(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", default=None)
+    actor = serializers.CharField(source="actor.username", default=None, allow_null=True)
 
     class Meta:
         model = PacketEvent
@@ -103,3 +103,90 @@ class EventSerializer(serializers.ModelSerializer):
 class ExportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["pdf", "md", "json"], default="json")
     snapshot = serializers.IntegerField(min_value=1, required=False)
+
+
+# Response shapes for the OpenAPI schema only: these bodies are dicts built by the selectors
+# (PacketCoverage.as_dict, snapshot_diff, cycle_report_rows) and never go through the
+# serializers below. Change them together; tests/test_openapi_responses.py validates real
+# responses against them.
+class CoverageExpectationSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True)
+    text = serializers.CharField(read_only=True)
+    competency = serializers.CharField(read_only=True, help_text="The competency's name.")
+    covered = serializers.BooleanField(read_only=True)
+    evidence = serializers.ListField(
+        child=serializers.IntegerField(), read_only=True,
+        help_text="Ids of the accepted, live evidence offered for it.",
+    )  # fmt: skip
+
+
+class CoverageDeliverableSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    text = serializers.CharField(read_only=True)
+
+
+class CoverageSerializer(serializers.Serializer):
+    """How far a packet covers the expectations of its target level."""
+
+    overall = serializers.FloatField(read_only=True, help_text="0..1")
+    by_competency = serializers.DictField(
+        child=serializers.FloatField(), read_only=True, help_text="0..1 by competency name."
+    )
+    expectations = CoverageExpectationSerializer(many=True, read_only=True)
+    gaps = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Codes not covered."
+    )
+    deliverables = CoverageDeliverableSerializer(many=True, read_only=True)
+
+
+class SnapshotDetailSerializer(serializers.Serializer):
+    """A submission, frozen: `data` is the packet as the reviewers read it."""
+
+    number = serializers.IntegerField(read_only=True)
+    sha256 = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    data = serializers.DictField(read_only=True)
+
+
+class DiffItemSerializer(serializers.Serializer):
+    expectation = serializers.CharField(read_only=True)
+    evidence = serializers.IntegerField(read_only=True)
+    title = serializers.CharField(read_only=True)
+
+
+class DiffNoteSerializer(serializers.Serializer):
+    expectation = serializers.CharField(read_only=True)
+    evidence = serializers.IntegerField(read_only=True)
+    before = serializers.CharField(read_only=True)
+    after = serializers.CharField(read_only=True)
+
+
+class DiffCoverageSerializer(serializers.Serializer):
+    before = serializers.FloatField(read_only=True)
+    after = serializers.FloatField(read_only=True)
+
+
+class SnapshotDiffSerializer(serializers.Serializer):
+    """What changed between two submissions."""
+
+    added = DiffItemSerializer(many=True, read_only=True)
+    removed = DiffItemSerializer(many=True, read_only=True)
+    notes_changed = DiffNoteSerializer(many=True, read_only=True)
+    narratives_changed = serializers.ListField(child=serializers.CharField(), read_only=True)
+    coverage = DiffCoverageSerializer(read_only=True)
+
+
+class CycleReportRowSerializer(serializers.Serializer):
+    target_level = serializers.IntegerField(read_only=True)
+    state = serializers.ChoiceField(choices=Packet.State.choices, read_only=True)
+    count = serializers.IntegerField(read_only=True)
+
+
+class CycleReportSerializer(serializers.Serializer):
+    """Packets of a cycle counted by target level and state."""
+
+    cycle = serializers.IntegerField(read_only=True)
+    rows = CycleReportRowSerializer(many=True, read_only=True)
+    by_state = serializers.DictField(
+        child=serializers.IntegerField(), read_only=True, help_text="Counts by state."
+    )

@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -13,7 +14,7 @@ from apps.packets import selectors, services
 from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
 from apps.packets.models import PacketItem, PromotionCycle
 from apps.people.selectors import person_for_user
-from ladder_tracker.api import Conflict
+from ladder_tracker.api import Conflict, conflict_response
 
 from . import serializers as s
 
@@ -42,6 +43,21 @@ PACKET_ERRORS = (
     DjangoValidationError,
 )  # fmt: skip
 
+# Documented on every operation that can raise services.PacketConflict (see _translate).
+STATE_CONFLICT = conflict_response("The packet's state does not allow this (now).")
+
+
+def _transition_schema(request):
+    """The schema of a state transition: the packet as it is afterwards, or a 409."""
+    return extend_schema(request=request, responses={200: s.PacketSerializer, 409: STATE_CONFLICT})
+
+
+# Lists that an action returns whole, for one packet: no page wrapper (pagination_class=None
+# on the action keeps the schema from documenting one; the actions never paginate), and not
+# the packet list's filters (state, cycle, person), which do not filter these rows.
+def _plain_list_schema(serializer):
+    return extend_schema(responses=serializer(many=True), filters=False)
+
 
 class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.CycleSerializer
@@ -66,7 +82,12 @@ class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
-        responses={200: OpenApiResponse(description="counts by state and level")},
+        responses={
+            (200, "application/json"): s.CycleReportSerializer,
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="With ?format=csv: target_level,state,count"
+            ),
+        },
     )
     @action(detail=True, methods=["get"])
     def report(self, request, pk=None):
@@ -110,7 +131,13 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
             ),
         )
 
-    @extend_schema(request=s.PacketCreateSerializer, responses={201: s.PacketSerializer})
+    @extend_schema(
+        request=s.PacketCreateSerializer,
+        responses={
+            201: s.PacketSerializer,
+            409: conflict_response("The person already has an open packet in this cycle."),
+        },
+    )
     def create(self, request):
         me = person_for_user(user=request.user)
         if me is None:
@@ -124,7 +151,10 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(s.PacketSerializer(self.get_queryset().get(pk=packet.pk)).data,
                         status=status.HTTP_201_CREATED)  # fmt: skip
 
-    @extend_schema(request=s.PacketUpdateSerializer, responses=s.PacketSerializer)
+    @extend_schema(
+        request=s.PacketUpdateSerializer,
+        responses={200: s.PacketSerializer, 409: STATE_CONFLICT},
+    )
     def partial_update(self, request, pk=None):
         packet = self.get_object()
         me = person_for_user(user=request.user)
@@ -143,7 +173,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
             raise _translate(exc) from exc
         return Response(s.PacketSerializer(self.get_queryset().get(pk=packet.pk)).data)
 
-    @extend_schema(responses={200: OpenApiResponse(description="coverage")})
+    @extend_schema(responses=s.CoverageSerializer)
     @action(detail=True, methods=["get"])
     def coverage(self, request, pk=None):
         return Response(selectors.packet_coverage(packet=self.get_object()).as_dict())
@@ -161,44 +191,44 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
             raise _translate(exc) from exc
         return Response(s.PacketSerializer(self.get_queryset().get(pk=packet.pk)).data)
 
-    @extend_schema(request=s.TransitionSerializer, responses=s.PacketSerializer)
+    @_transition_schema(s.TransitionSerializer)
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
         return self._transition(request, pk, services.packet_submit, s.TransitionSerializer)
 
-    @extend_schema(request=s.TransitionSerializer, responses=s.PacketSerializer)
+    @_transition_schema(s.TransitionSerializer)
     @action(detail=True, methods=["post"], url_path="request-changes")
     def request_changes(self, request, pk=None):
         return self._transition(request, pk, services.packet_request_changes,
                                 s.TransitionSerializer)  # fmt: skip
 
-    @extend_schema(request=s.ReviewSerializer, responses=s.PacketSerializer)
+    @_transition_schema(s.ReviewSerializer)
     @action(detail=True, methods=["post"])
     def endorse(self, request, pk=None):
         return self._transition(request, pk, services.packet_endorse, s.ReviewSerializer)
 
-    @extend_schema(request=s.ReviewSerializer, responses=s.PacketSerializer)
+    @_transition_schema(s.ReviewSerializer)
     @action(detail=True, methods=["post"])
     def decline(self, request, pk=None):
         return self._transition(request, pk, services.packet_decline, s.ReviewSerializer)
 
-    @extend_schema(request=s.AssessSerializer, responses=s.PacketSerializer)
+    @_transition_schema(s.AssessSerializer)
     @action(detail=True, methods=["post"])
     def assess(self, request, pk=None):
         return self._transition(request, pk, services.packet_assess, s.AssessSerializer)
 
-    @extend_schema(request=s.DecideSerializer, responses=s.PacketSerializer)
+    @_transition_schema(s.DecideSerializer)
     @action(detail=True, methods=["post"])
     def decide(self, request, pk=None):
         return self._transition(request, pk, services.packet_decide, s.DecideSerializer)
 
-    @extend_schema(request=s.TransitionSerializer, responses=s.PacketSerializer)
+    @_transition_schema(s.TransitionSerializer)
     @action(detail=True, methods=["post"])
     def withdraw(self, request, pk=None):
         return self._transition(request, pk, services.packet_withdraw, s.TransitionSerializer)
 
-    @extend_schema(responses=s.AssessmentSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @_plain_list_schema(s.AssessmentSerializer)
+    @action(detail=True, methods=["get"], pagination_class=None)
     def assessments(self, request, pk=None):
         packet = self.get_object()
         rows = packet.assessments.select_related("expectation", "reviewer").order_by(
@@ -206,19 +236,19 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(s.AssessmentSerializer(rows, many=True).data)
 
-    @extend_schema(responses=s.EventSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @_plain_list_schema(s.EventSerializer)
+    @action(detail=True, methods=["get"], pagination_class=None)
     def events(self, request, pk=None):
         packet = self.get_object()
         return Response(s.EventSerializer(packet.events.select_related("actor"), many=True).data)
 
-    @extend_schema(responses=s.SnapshotSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @_plain_list_schema(s.SnapshotSerializer)
+    @action(detail=True, methods=["get"], pagination_class=None)
     def snapshots(self, request, pk=None):
         packet = self.get_object()
         return Response(s.SnapshotSerializer(packet.snapshots.order_by("number"), many=True).data)
 
-    @extend_schema(responses={200: OpenApiResponse(description="the frozen packet")})
+    @extend_schema(responses=s.SnapshotDetailSerializer)
     @action(detail=True, methods=["get"], url_path=r"snapshots/(?P<number>\d+)")
     def snapshot(self, request, pk=None, number=None):
         snap = get_object_or_404(self.get_object().snapshots, number=number)
@@ -227,7 +257,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("from", int, required=True),
                                OpenApiParameter("to", int, required=True)],
-                   responses={200: OpenApiResponse(description="diff")})  # fmt: skip
+                   responses=s.SnapshotDiffSerializer)  # fmt: skip
     @action(detail=True, methods=["get"])
     def diff(self, request, pk=None):
         packet = self.get_object()
@@ -237,8 +267,17 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         after = get_object_or_404(packet.snapshots, number=query.validated_data["to"])
         return Response(selectors.snapshot_diff(before=before.data, after=after.data))
 
-    @extend_schema(parameters=[s.ExportQuerySerializer],
-                   responses={200: OpenApiResponse(description="pdf, md or json")})  # fmt: skip
+    @extend_schema(
+        parameters=[s.ExportQuerySerializer],
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="The packet's data (?format=json, the default)"
+            ),
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY,
+                                                      description="?format=pdf"),
+            (200, "text/markdown"): OpenApiResponse(OpenApiTypes.STR, description="?format=md"),
+        },
+    )  # fmt: skip
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
         packet = self.get_object()

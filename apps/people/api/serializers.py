@@ -5,9 +5,13 @@ from apps.people.models import LevelChange, Person
 
 
 class PersonSerializer(serializers.ModelSerializer):
-    username = serializers.CharField(source="user.username", default=None, read_only=True)
-    ladder = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    manager = serializers.PrimaryKeyRelatedField(read_only=True)
+    username = serializers.CharField(
+        source="user.username", default=None, read_only=True, allow_null=True
+    )
+    # Not an EmailField: a person may have no email, and "" is no `format: email`.
+    email = serializers.CharField(read_only=True, help_text="An email address, or empty.")
+    ladder = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    manager = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Person
@@ -40,7 +44,7 @@ class PersonWriteSerializer(serializers.Serializer):
 
 
 class LevelChangeSerializer(serializers.ModelSerializer):
-    changed_by = serializers.CharField(source="changed_by.username", default=None)
+    changed_by = serializers.CharField(source="changed_by.username", default=None, allow_null=True)
 
     class Meta:
         model = LevelChange

@@ -1,7 +1,11 @@
 """People API: visibility-scoped reads; admins create, edit and import people."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import exceptions, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser, MultiPartParser
@@ -10,6 +14,7 @@ from rest_framework.response import Response
 from apps.people.imports import people_import
 from apps.people.selectors import person_for_user, person_list
 from apps.people.services import person_create, person_update
+from ladder_tracker.api import ErrorSerializer
 
 from .serializers import (
     ImportReportSerializer,
@@ -17,6 +22,17 @@ from .serializers import (
     LevelChangeSerializer,
     PersonSerializer,
     PersonWriteSerializer,
+)
+
+# A 400 from the import is either the report of a run that found errors, or the usual error
+# body when the request itself is wrong (no file, not UTF-8).
+IMPORT_FAILED = OpenApiResponse(
+    PolymorphicProxySerializer(
+        component_name="ImportFailure",
+        serializers=[ImportReportSerializer, ErrorSerializer],
+        resource_type_field_name=None,
+    ),
+    description="The report of a run with errors (nothing written), or a malformed request.",
 )
 
 
@@ -69,8 +85,9 @@ class PersonViewSet(viewsets.ModelViewSet):
             raise exceptions.NotFound("You have no person profile; ask an admin to create one.")
         return Response(PersonSerializer(person).data)
 
+    # A plain list, never paginated (pagination_class=None keeps the schema from saying so).
     @extend_schema(responses=LevelChangeSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="level-history")
+    @action(detail=True, methods=["get"], url_path="level-history", pagination_class=None)
     def level_history(self, request, pk=None):
         person = self.get_object()
         changes = person.level_changes.select_related("changed_by").order_by("effective_on", "id")
@@ -78,7 +95,7 @@ class PersonViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         request={"multipart/form-data": ImportRequestSerializer},
-        responses={200: ImportReportSerializer, 400: ImportReportSerializer},
+        responses={200: ImportReportSerializer, 400: IMPORT_FAILED},
     )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser,
             JSONParser])  # fmt: skip
