@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -279,7 +279,7 @@ class WorkItemUpsert:
     person_index = columns.index("person_id")
 
     def __init__(self):
-        connection = connections[WorkItem.objects.db]
+        connection = connections[router.db_for_write(WorkItem)]
         ops = connection.ops
         q = ops.quote_name
         updates = [c for c in self.columns if c not in self.conflict and c not in self.keep]
@@ -291,19 +291,23 @@ class WorkItemUpsert:
         sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updates)
         self.sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({conflict}) DO UPDATE SET {sets}"  # noqa: S608, E501
         # PostgreSQL: executemany would parse and plan one INSERT per row; COPY into a
-        # temporary table and one INSERT … SELECT per page cost a fraction of that.
+        # temporary table and one INSERT … SELECT per page cost a fraction of that. The
+        # table lives as long as the database session (created once, emptied after each
+        # page), so pages do not churn the catalogs. Needs the TEMP privilege, which
+        # PostgreSQL grants to every role unless an administrator revoked it.
         stage = q("sn_workitem_stage")
         self.pg_statements = (
-            f"CREATE TEMPORARY TABLE {stage} AS SELECT {names} FROM {table} WITH NO DATA",  # noqa: S608
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} AS SELECT {names} FROM {table} WITH NO DATA",  # noqa: S608, E501
             f"COPY {stage} ({names}) FROM STDIN",
             f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT ({conflict}) DO UPDATE SET {sets}",  # noqa: S608, E501
-            f"DROP TABLE {stage}",
+            f"DELETE FROM {stage}",  # noqa: S608
         )
         self.connection = connection
         self.adapt_datetime = ops.adapt_datetimefield_value
 
         # SQLite keeps an aware datetime as its naive UTC text, which is the Table API's own
-        # format: there the checked raw text is the database value (checked, not assumed).
+        # format: there the raw text is the database value once it parsed and is exactly
+        # 19 characters (parse_timestamp strips; padded text must not be stored as is).
         probe = "2001-02-03 04:05:06"
         as_text = ops.adapt_datetimefield_value(_parse_ts(probe)) == probe
 
@@ -312,7 +316,9 @@ class WorkItemUpsert:
             if not raw:
                 return None
             parsed = _parse_ts(raw)  # raises on anything but YYYY-MM-DD HH:MM:SS
-            return raw if as_text else ops.adapt_datetimefield_value(parsed)
+            if as_text and len(raw) == 19:
+                return raw
+            return ops.adapt_datetimefield_value(parsed)
 
         self.adapt_timestamp = adapt_timestamp
         self.adapt_json = lambda value: ops.adapt_json_value(value, None)
@@ -325,13 +331,14 @@ class WorkItemUpsert:
             if connection.vendor != "postgresql":
                 cursor.executemany(self.sql, values)
                 return
-            create, copy_sql, insert, drop = self.pg_statements
+            create, copy_sql, insert, empty = self.pg_statements
             cursor.execute(create)
-            with cursor.cursor.copy(copy_sql) as copy:
+            # psycopg's COPY, under Django's error translation (DataError, not psycopg's own).
+            with connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
                 for row in values:
                     copy.write_row(row)
             cursor.execute(insert)
-            cursor.execute(drop)
+            cursor.execute(empty)
 
 
 class WorkItemWriter:
@@ -360,7 +367,7 @@ class WorkItemWriter:
         return self._rules
 
     def prepare(self, rows: list[dict]) -> PreparedPage:
-        """Everything about a page that needs no database: runs in the fetching thread."""
+        """Everything about a page that needs no database: values ready for the upsert."""
         upsert = self.upsert
         db_ts, db_json = upsert.adapt_timestamp, upsert.adapt_json
         now = upsert.adapt_datetime(timezone.now())

@@ -14,7 +14,9 @@ from .models import Person
 def person_for_user(*, user: AbstractBaseUser) -> Person | None:
     if not user.is_authenticated:
         return None
-    # has_reports rides along so scoped lists skip the org-chart walk for non-managers.
+    # has_reports rides along so scoped lists skip the org-chart walk for non-managers. It
+    # holds as of this read: code that changes the chart and then asks about reports in
+    # the same request must read the person again.
     reports = Person.objects.filter(manager=OuterRef("pk"))
     try:
         return (

@@ -1,0 +1,84 @@
+"""WorkItemWriter's raw upsert, page by page, without HTTP (both databases in CI)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import transaction
+
+from servicenow.models import Connection, Source, WorkItem
+from servicenow.services import connection_save, source_save
+from servicenow.sync import Counters, WorkItemWriter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def source():
+    connection = connection_save(
+        connection=Connection(
+            name="Writer", instance_url="https://writer.example.com",
+            auth_type=Connection.AuthType.BASIC, username="u",
+        ),
+        password="p",
+    )  # fmt: skip
+    return source_save(
+        source=Source(connection=connection, name="incident", table="incident",
+                      kind=Source.Kind.WORK_ITEMS)
+    )  # fmt: skip
+
+
+def row(sys_id: str, updated: str, mod: int = 1, **fields) -> dict:
+    return {"sys_id": sys_id, "number": f"INC{sys_id[-4:]}", "short_description": "s",
+            "sys_updated_on": updated, "sys_mod_count": str(mod), **fields}  # fmt: skip
+
+
+def store(writer: WorkItemWriter, rows: list[dict]) -> None:
+    with transaction.atomic():
+        writer.store(writer.prepare(rows))
+
+
+def test_padded_timestamps_are_stored_as_datetimes_and_resync_cleanly(source):
+    counters = Counters()
+    writer = WorkItemWriter(source=source, counters=counters)
+    padded = {"opened_at": " 2024-01-01 08:00:00", "closed_at": "2024-01-03 09:00:00\n"}
+    store(writer, [row("a" * 32, " 2024-01-02 00:00:00", **padded)])
+
+    item = WorkItem.objects.get()
+    assert item.sys_updated_on == datetime(2024, 1, 2, tzinfo=UTC)
+    assert item.opened_at == datetime(2024, 1, 1, 8, tzinfo=UTC)
+    assert item.closed_at == datetime(2024, 1, 3, 9, tzinfo=UTC)
+    assert WorkItem.objects.filter(sys_updated_on__gte=datetime(2024, 1, 2, tzinfo=UTC)).exists()
+
+    store(writer, [row("a" * 32, " 2024-01-02 00:00:00", **padded)])  # the same version again
+    assert counters.skipped_stale == 1 and counters.created == 1
+
+
+def test_pages_in_one_transaction_do_not_see_each_other_twice(source):
+    counters = Counters()
+    writer = WorkItemWriter(source=source, counters=counters)
+    with transaction.atomic():  # two pages, one transaction: the staging is emptied between
+        writer.store(writer.prepare([row(f"{i:032d}", "2024-01-01 00:00:00") for i in range(3)]))
+        writer.store(writer.prepare([row(f"{i:032d}", "2024-01-01 00:00:01") for i in range(3, 5)]))
+    assert WorkItem.objects.count() == 5
+    assert (counters.created, counters.updated) == (5, 0)
+
+
+def test_upsert_keeps_first_seen_moves_last_synced_and_revives_tombstones(source):
+    writer = WorkItemWriter(source=source, counters=Counters())
+    sys_id = "b" * 32
+    store(writer, [row(sys_id, "2024-01-01 00:00:00", mod=1, state="1")])
+    first = WorkItem.objects.get()
+    WorkItem.objects.filter(pk=first.pk).update(
+        deleted_at=datetime(2024, 2, 1, tzinfo=UTC), deleted_reason="reconcile"
+    )
+
+    store(writer, [row(sys_id, "2024-03-01 00:00:00", mod=2, state="7")])
+
+    again = WorkItem.objects.get()
+    assert again.pk == first.pk
+    assert again.first_seen_at == first.first_seen_at
+    assert again.last_synced_at > first.last_synced_at
+    assert (again.state, again.sys_mod_count, again.raw["state"]) == ("7", 2, "7")
+    assert again.deleted_at is None and again.deleted_reason == ""
