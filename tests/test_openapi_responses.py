@@ -10,20 +10,16 @@ request, and the import's two kinds of 400.
 """
 
 import json
-from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-from drf_spectacular.generators import SchemaGenerator
-from drf_spectacular.renderers import OpenApiJsonRenderer
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 from rest_framework.test import APIClient
 
 from apps.evidence import services as evidence_services
 from apps.evidence.models import Evidence, EvidenceEvent
 from apps.ladders.services import ladder_load
-from apps.packets.models import PromotionCycle
 from apps.people.models import LevelChange
 from servicenow.emulator import Emulator
 from servicenow.models import Connection, Source, SyncRun, WorkItem
@@ -37,13 +33,6 @@ PEOPLE = "/api/v1/people/"
 PACKETS = "/api/v1/packets/"
 CYCLES = "/api/v1/cycles/"
 SN = "/api/v1/servicenow/"
-
-
-@pytest.fixture(scope="module")
-def spec() -> dict:
-    """The public schema as served (rendered to JSON and back: plain dicts and strings)."""
-    schema = SchemaGenerator().get_schema(request=None, public=True)
-    return json.loads(OpenApiJsonRenderer().render(schema, renderer_context={}))
 
 
 def _body(response) -> bytes:
@@ -95,11 +84,6 @@ def people(ladder) -> dict:
     peer = PersonFactory(user__username="peer", ladder=ladder, level=2, manager=boss)
     loginless = PersonFactory(user=None, email="", name="No Login", ladder=None, level=None)
     return {"boss": boss, "eng": eng, "peer": peer, "loginless": loginless}
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
 
 
 def _accepted(person, count: int) -> list[Evidence]:
@@ -201,16 +185,6 @@ def test_people_import_answers(spec, people, admin_api):
 
 
 # --- packets -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cycle(db) -> PromotionCycle:
-    today = timezone.localdate()
-    return PromotionCycle.objects.create(
-        name="H2", opens_on=today - timedelta(days=5),
-        submission_deadline=timezone.now() + timedelta(days=10),
-        decision_on=today + timedelta(days=20), min_coverage=0.5,
-    )  # fmt: skip
 
 
 @pytest.mark.django_db

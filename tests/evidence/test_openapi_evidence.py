@@ -6,14 +6,11 @@ component lists every field with its type, every operation that returns evidence
 it, and real responses carry exactly the documented fields and validate against the schema.
 """
 
-import json
 from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-from drf_spectacular.generators import SchemaGenerator
-from drf_spectacular.renderers import OpenApiJsonRenderer
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
 from apps.evidence.models import Evidence
@@ -22,13 +19,6 @@ from servicenow.models import Connection, Source, WorkItem
 
 URL = "/api/v1/evidence/"
 REF = "#/components/schemas/"
-
-
-@pytest.fixture(scope="module")
-def spec() -> dict:
-    """The public schema as served (rendered to JSON and back: plain dicts and strings)."""
-    schema = SchemaGenerator().get_schema(request=None, public=True)
-    return json.loads(OpenApiJsonRenderer().render(schema, renderer_context={}))
 
 
 def component(spec: dict, name: str) -> dict:
@@ -156,11 +146,6 @@ def test_requests_keep_the_input_serializer(spec):
 
 
 # --- real responses ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
 
 
 @pytest.fixture

@@ -1,14 +1,10 @@
 """A small org with a cycle: engineer erin (level 2) → manager omar → skip-level maria;
 committee member cora (outside the chain); a peer; accepted evidence for erin."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.evidence.services import evidence_create
-from apps.packets.models import PromotionCycle
 from tests.factories import PersonFactory
 
 
@@ -22,16 +18,6 @@ def org(ladder):
     peer = PersonFactory(user__username="peer", ladder=ladder, level=2, manager=omar)
     cora = PersonFactory(user__username="cora", ladder=ladder, level=5, is_committee=True)
     return {"maria": maria, "omar": omar, "erin": erin, "peer": peer, "cora": cora}
-
-
-@pytest.fixture
-def cycle(db):
-    today = timezone.localdate()
-    return PromotionCycle.objects.create(
-        name="H2", opens_on=today - timedelta(days=5),
-        submission_deadline=timezone.now() + timedelta(days=10),
-        decision_on=today + timedelta(days=20), min_coverage=0.5,
-    )  # fmt: skip
 
 
 @pytest.fixture
