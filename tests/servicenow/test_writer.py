@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
+from servicenow import sync
 from servicenow.models import Connection, Source, WorkItem
 from servicenow.services import connection_save, source_save
 from servicenow.sync import Counters, WorkItemWriter
@@ -82,3 +83,28 @@ def test_upsert_keeps_first_seen_moves_last_synced_and_revives_tombstones(source
     assert again.last_synced_at > first.last_synced_at
     assert (again.state, again.sys_mod_count, again.raw["state"]) == ("7", 2, "7")
     assert again.deleted_at is None and again.deleted_reason == ""
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's planner statistics (CI's second pass)"
+)
+def test_postgresql_statistics_follow_a_bulk_load(source, monkeypatch):
+    """Without statistics the stale check's `sys_id IN (…)` scans the whole table prefix
+    per page; the writer refreshes them once a run has written as many rows as they
+    describe."""
+    monkeypatch.setattr(sync, "STATS_AFTER_ROWS", 20)
+
+    def reltuples() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = 'servicenow_workitem'::regclass"
+            )
+            return float(cursor.fetchone()[0])
+
+    assert reltuples() < 20  # a fresh test database: never analyzed, or analyzed empty
+    writer = WorkItemWriter(source=source, counters=Counters())
+    for page in range(3):
+        store(writer, [row(f"{page:02d}{i:030d}", "2024-01-01 00:00:00") for i in range(10)])
+        if page == 0:
+            assert reltuples() < 20  # 10 rows written: not yet
+    assert reltuples() == 20  # analyzed after the second page: 20 rows
