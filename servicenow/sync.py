@@ -306,7 +306,8 @@ class WorkItemUpsert:
             f"DELETE FROM {stage}",  # noqa: S608
         )
         self.connection = connection
-        self.analyze_sql = f"ANALYZE {table}"
+        # The candidates' table grows with the work items and is looked up the same way.
+        self.analyze_sql = f"ANALYZE {table}, {q(Evidence._meta.db_table)}"
         self.stats_rows: float | None = None  # PostgreSQL: rows its statistics describe
         self.written_since_stats = 0
         self.adapt_datetime = ops.adapt_datetimefield_value
