@@ -1,29 +1,14 @@
 """The admin's Sync page: test connections, start syncs, watch runs with a live bar (htmx)."""
 
-from functools import wraps
-
-from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
+
+from ladder_tracker.decorators import admin_only
 
 from . import selectors, services
 from .models import SyncRun
 
 RECENT_RUNS = 20
-
-
-def admin_only(view):
-    """Signed-in non-admins get a 404, as for anything outside their scope."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _runs_context():

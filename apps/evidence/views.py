@@ -136,9 +136,21 @@ def _form_context(me: Person) -> dict:
     return {"tree": tree, "next_level": next_level}
 
 
-def _save_files(evidence: Evidence, request, files) -> None:
-    for upload in files:
-        services.attachment_add(evidence=evidence, actor=request.user, upload=upload)
+def _write(request, form, write) -> Evidence | None:
+    """Run `write()` (which creates or updates the item) and store the form's files, in one
+    transaction: the item and its files, or nothing. Service errors land on the form."""
+    try:
+        with transaction.atomic():
+            evidence = write()
+            for upload in form.cleaned_data["files"]:
+                services.attachment_add(evidence=evidence, actor=request.user, upload=upload)
+    except ValidationError as exc:
+        form_add_service_errors(form, exc)
+    except UploadRejected as exc:  # the form ran the same check; this is the service's
+        form.add_error("files", str(exc))
+    else:
+        return evidence
+    return None
 
 
 @login_required
@@ -148,21 +160,11 @@ def evidence_create_page(request):
     form = EvidenceForm(request.POST or None, request.FILES or None, **ladder)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        try:
-            with transaction.atomic():  # the item and its files, or nothing
-                evidence = services.evidence_create(
-                    person=me, actor=request.user, title=data["title"],
-                    description=data["description"], occurred_on=data["occurred_on"],
-                    occurred_until=data["occurred_until"], url=data["url"],
-                    visibility=data["visibility"], skills=data["skills"],
-                    links=form.link_specs(),
-                )  # fmt: skip
-                _save_files(evidence, request, data["files"])
-        except ValidationError as exc:
-            form_add_service_errors(form, exc)
-        except UploadRejected as exc:  # the form ran the same check; this is the service's
-            form.add_error("files", str(exc))
-        else:
+        evidence = _write(request, form, lambda: services.evidence_create(
+            person=me, actor=request.user, skills=data["skills"], links=form.link_specs(),
+            **{name: data[name] for name in services.EDITABLE_FIELDS},
+        ))  # fmt: skip
+        if evidence is not None:
             messages.success(request, f"Added “{evidence.title}”.")
             return redirect("evidence:detail", pk=evidence.pk)
     status = 400 if form.errors else 200
@@ -181,19 +183,11 @@ def evidence_edit_page(request, pk: int):
         form = EvidenceForm(initial=EvidenceForm.initial_for(evidence), editing=True, **ladder)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        fields = {name: data[name] for name in services.EDITABLE_FIELDS}
-        try:
-            with transaction.atomic():
-                services.evidence_update(
-                    evidence=evidence, actor=request.user, skills=data["skills"],
-                    links=form.link_specs(), **fields,
-                )  # fmt: skip
-                _save_files(evidence, request, data["files"])
-        except ValidationError as exc:
-            form_add_service_errors(form, exc)
-        except UploadRejected as exc:  # the form ran the same check; this is the service's
-            form.add_error("files", str(exc))
-        else:
+        saved = _write(request, form, lambda: services.evidence_update(
+            evidence=evidence, actor=request.user, skills=data["skills"], links=form.link_specs(),
+            **{name: data[name] for name in services.EDITABLE_FIELDS},
+        ))  # fmt: skip
+        if saved is not None:
             messages.success(request, "Saved.")
             return redirect("evidence:detail", pk=evidence.pk)
     context = {

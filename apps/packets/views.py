@@ -23,6 +23,7 @@ from apps.evidence.forms import form_add_service_errors
 from apps.evidence.selectors import ladder_version_current
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_has_reports
+from ladder_tracker.decorators import admin_only
 
 from . import exports, selectors, services
 from .forms import (
@@ -547,20 +548,13 @@ def packet_decide_page(request, pk: int):
 # --- cycles ------------------------------------------------------------------------------
 
 
-def _admin(request) -> None:
-    if not request.user.is_staff:
-        raise Http404("Cycles are managed by admins.")
-
-
-@login_required
+@admin_only
 def cycle_list_page(request):
-    _admin(request)
     return render(request, "packets/cycle_list.html", {"cycles": selectors.cycle_list()})
 
 
-@login_required
+@admin_only
 def cycle_edit_page(request, pk: int | None = None):
-    _admin(request)
     cycle = get_object_or_404(PromotionCycle, pk=pk) if pk is not None else None
     form = CycleForm(request.POST or None, instance=cycle)
     if request.method == "POST" and form.is_valid():

@@ -1,8 +1,6 @@
 """People pages: a manager's team view of their reports' evidence, and the admin's CSV
 import (a dry run that lists every bad row, then an explicit commit)."""
 
-from functools import wraps
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -11,23 +9,11 @@ from django.shortcuts import redirect, render
 from apps.evidence import selectors as evidence_selectors
 from apps.evidence.forms import EvidenceFilterForm
 from apps.evidence.views import evidence_list_context, render_list
+from ladder_tracker.decorators import admin_only
 
 from .forms import PeopleImportForm
 from .imports import COLUMNS, people_import
 from .selectors import person_for_user, person_list, person_report_ids
-
-
-def admin_only(view):
-    """Signed-in non-admins get a 404, as for anything outside their scope."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @login_required

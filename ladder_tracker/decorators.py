@@ -1,0 +1,19 @@
+"""View decorators shared by the apps' pages."""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+
+
+def admin_only(view):
+    """Signed-in non-admins get a 404, as for anything outside their scope."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapper
