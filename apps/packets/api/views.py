@@ -108,14 +108,21 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.PacketSerializer
     filterset_fields = ["state", "cycle", "person"]
 
-    # Actions that read the packet row only (scope check) and never serialize its items.
-    ROW_ONLY_ACTIONS = {"coverage", "export", "assessments", "events", "snapshots", "snapshot",
-                        "diff"}  # fmt: skip
-
     def get_queryset(self):
         qs = selectors.packet_scope(viewer=self.request.user)
-        if self.action in self.ROW_ONLY_ACTIONS:
-            return qs  # prefetching every item here was wasted work on a large packet
+        if self.action in ("list", "retrieve"):
+            return self._with_items(qs)
+        # Every other action reads the packet row (the scope check) and answers with
+        # _packet_body when it returns the packet: loading thousands of items for the
+        # check alone was wasted work on a large packet.
+        return qs
+
+    def _packet_body(self, pk) -> dict:
+        qs = self._with_items(selectors.packet_scope(viewer=self.request.user))
+        return s.PacketSerializer(qs.get(pk=pk)).data
+
+    @staticmethod
+    def _with_items(qs):
         # Items come as plain rows: a packet may offer thousands, and model instances for
         # each (item + expectation) were most of the detail's time (benchmarks/packets.py).
         return qs.prefetch_related(
@@ -148,8 +155,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
             packet = services.packet_create(person=me, actor=request.user, **body.validated_data)
         except PACKET_ERRORS as exc:
             raise _translate(exc) from exc
-        return Response(s.PacketSerializer(self.get_queryset().get(pk=packet.pk)).data,
-                        status=status.HTTP_201_CREATED)  # fmt: skip
+        return Response(self._packet_body(packet.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=s.PacketUpdateSerializer,
@@ -171,7 +177,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
                                    narratives=data.get("narratives"), items=items)  # fmt: skip
         except PACKET_ERRORS as exc:
             raise _translate(exc) from exc
-        return Response(s.PacketSerializer(self.get_queryset().get(pk=packet.pk)).data)
+        return Response(self._packet_body(packet.pk))
 
     @extend_schema(responses=s.CoverageSerializer)
     @action(detail=True, methods=["get"])
@@ -189,7 +195,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
             fn(packet_id=packet.pk, actor=request.user, **kwargs, **extra)
         except PACKET_ERRORS as exc:
             raise _translate(exc) from exc
-        return Response(s.PacketSerializer(self.get_queryset().get(pk=packet.pk)).data)
+        return Response(self._packet_body(packet.pk))
 
     @_transition_schema(s.TransitionSerializer)
     @action(detail=True, methods=["post"])
