@@ -13,21 +13,16 @@ from apps.ladders.models import LadderVersion
 from apps.people.models import Person
 
 from .models import Assessment, Decision, PromotionCycle
-from .services import AssessmentSpec, ItemSpec, PacketConflict, PacketForbidden, PacketInvalid
+from .services import AssessmentSpec, ItemSpec
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
-PACKET_ERRORS = (PacketConflict, PacketForbidden, PacketInvalid)
 
 # Builder field names: one checkbox per (expectation, evidence) and its note, one textarea
 # per competency. Keys carry the code / name themselves so a save needs no lookup.
 PICK = "pick"
 NOTE = "note:"
 NARRATIVE = "narrative:"
-
-
-def pick_value(code: str, evidence_id: int) -> str:
-    return f"{code}|{evidence_id}"
 
 
 def service_error_lines(exc: Exception) -> list[str]:

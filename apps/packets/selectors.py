@@ -300,10 +300,6 @@ def packet_decide_get(*, viewer: AbstractBaseUser, pk) -> Packet:
     return packet
 
 
-def packet_snapshot_latest(*, packet: Packet) -> PacketSnapshot | None:
-    return packet.snapshots.order_by("-number").first()
-
-
 def packet_snapshot_list(*, packet: Packet) -> list[PacketSnapshot]:
     return list(packet.snapshots.order_by("number").only("id", "packet_id", "number",
                                                           "sha256", "created_at"))  # fmt: skip
@@ -353,10 +349,6 @@ class BuilderExpectation:
     @property
     def others(self) -> list[EvidenceChoice]:
         return [c for c in self.choices if not (c.linked or c.picked)]
-
-    @property
-    def picked(self) -> int:
-        return sum(1 for c in self.choices if c.picked)
 
 
 @dataclass

@@ -58,6 +58,9 @@ class PacketInvalid(Exception):
         super().__init__(message)
 
 
+PACKET_ERRORS = (PacketConflict, PacketForbidden, PacketInvalid)  # what callers translate
+
+
 @dataclass(frozen=True)
 class ItemSpec:
     expectation: str  # code

@@ -29,9 +29,9 @@ from . import exports, selectors, services
 from .forms import (
     NARRATIVE,
     NOTE,
-    PACKET_ERRORS,
     PICK,
     RATING_CHOICES,
+    REVIEW_ACTIONS,
     CycleForm,
     DecideForm,
     PacketStartForm,
@@ -231,7 +231,7 @@ def _save(request, packet: Packet) -> list[str]:
             narratives=payload.narratives,
             items=payload.items,
         )
-    except PACKET_ERRORS as exc:
+    except services.PACKET_ERRORS as exc:
         return service_error_lines(exc)
     return []
 
@@ -293,7 +293,7 @@ def packet_withdraw_view(request, pk: int):
         services.packet_withdraw(
             packet_id=packet.pk, actor=request.user, comment=request.POST.get("comment", "")
         )
-    except PACKET_ERRORS as exc:
+    except services.PACKET_ERRORS as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Packet withdrawn.")
@@ -369,11 +369,7 @@ def _review_rows(data: dict, values: dict, saved: dict, missing: set[str]) -> li
 def packet_review_page(request, pk: int):
     packet = selectors.packet_review_get(viewer=request.user, pk=pk)
     me = _me(request)
-    snapshot = selectors.packet_snapshot_latest(packet=packet)
-    if snapshot is not None:
-        data, sha = snapshot.data, snapshot.sha256
-    else:  # never submitted: nothing frozen yet, show what is there
-        data, sha = services.packet_snapshot_data(packet=packet), None
+    data, sha, _label = exports.packet_export_data(packet, None)  # latest frozen, else live
     codes = [exp["code"] for exp in data["expectations"]]
     values: dict = {}
     errors: list[str] = []
@@ -385,12 +381,12 @@ def packet_review_page(request, pk: int):
         comment = request.POST.get("comment", "").strip()
         parsed = assessment_input(request.POST, codes)
         values, errors = parsed.values, parsed.errors
-        if action not in ("assess", "request_changes", "endorse", "decline"):
+        if action not in REVIEW_ACTIONS:
             errors.append("Pick an action.")
         if not errors:
             try:
                 done = _review_act(request, packet, action, parsed.specs, comment)
-            except PACKET_ERRORS as exc:
+            except services.PACKET_ERRORS as exc:
                 errors = service_error_lines(exc)
                 missing = set(getattr(exc, "detail", {}).get("missing", []))
                 status = 409 if isinstance(exc, services.PacketConflict) else 400

@@ -38,10 +38,7 @@ def _translate(exc: Exception) -> exceptions.APIException:
     raise exc
 
 
-PACKET_ERRORS = (
-    services.PacketConflict, services.PacketForbidden, services.PacketInvalid,
-    DjangoValidationError,
-)  # fmt: skip
+PACKET_ERRORS = (*services.PACKET_ERRORS, DjangoValidationError)
 
 # Documented on every operation that can raise services.PacketConflict (see _translate).
 STATE_CONFLICT = conflict_response("The packet's state does not allow this (now).")

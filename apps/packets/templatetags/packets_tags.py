@@ -21,8 +21,3 @@ def percent(value) -> str:
     if value is None or value == "":
         return "—"
     return f"{round(float(value) * 100)}%"
-
-
-@register.filter
-def get_item(mapping, key):
-    return (mapping or {}).get(key)
