@@ -64,10 +64,13 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             return selectors.evidence_list(
                 viewer=self.request.user, filters=selectors.EvidenceFilters(**params), trash=trash
             )
-        trash = self.action == "restore"
-        return selectors.evidence_prefetched(
-            selectors.evidence_scope(viewer=self.request.user, trash=trash)
-        )
+        # One row for the scope check; bodies come from _body (selectors.evidence_rows),
+        # so prefetching links, skills and files here would be read and thrown away.
+        return selectors.evidence_scope(viewer=self.request.user, trash=self.action == "restore")
+
+    @staticmethod
+    def _body(pk: int) -> dict:
+        return selectors.evidence_rows(ids=[pk])[0]
 
     def _owned(self):
         evidence = self.get_object()
@@ -96,8 +99,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             )  # fmt: skip
         except DjangoValidationError as exc:
             raise _validation(exc) from exc
-        evidence = self.get_queryset().get(pk=evidence.pk)
-        return Response(self.get_serializer(evidence).data, status=status.HTTP_201_CREATED)
+        return Response(self._body(evidence.pk), status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
         evidence = self._owned()
@@ -113,7 +115,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             )  # fmt: skip
         except DjangoValidationError as exc:
             raise _validation(exc) from exc
-        return Response(self.get_serializer(self.get_queryset().get(pk=evidence.pk)).data)
+        return Response(self._body(evidence.pk))
 
     def destroy(self, request, *args, **kwargs):
         services.evidence_delete(evidence=self._owned(), actor=request.user)
@@ -124,7 +126,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
     def restore(self, request, pk=None):
         evidence = self._owned()
         services.evidence_restore(evidence=evidence, actor=request.user)
-        return Response(self.get_serializer(evidence).data)
+        return Response(self._body(evidence.pk))
 
     @extend_schema(request=s.AcceptSerializer, responses=s.EvidenceOutSerializer)
     @action(detail=True, methods=["post"])
@@ -138,14 +140,14 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             )
         except DjangoValidationError as exc:
             raise _validation(exc) from exc
-        return Response(self.get_serializer(self.get_queryset().get(pk=evidence.pk)).data)
+        return Response(self._body(evidence.pk))
 
     @extend_schema(request=None, responses=s.EvidenceOutSerializer)
     @action(detail=True, methods=["post"])
     def dismiss(self, request, pk=None):
         evidence = self._owned()
         services.evidence_dismiss(evidence=evidence, actor=request.user)
-        return Response(self.get_serializer(self.get_queryset().get(pk=evidence.pk)).data)
+        return Response(self._body(evidence.pk))
 
     @extend_schema(request=s.BulkTriageSerializer, responses=s.BulkTriageResultSerializer)
     @action(detail=False, methods=["post"])
