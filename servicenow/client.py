@@ -75,6 +75,20 @@ _CANCELLED_RE = re.compile(r'"message"\s*:\s*"(Transaction cancelled[^"]*)"')
 # --- configuration ------------------------------------------------------------------------
 
 
+def instance_url_problem(url: str) -> str | None:
+    """Why the client would refuse this instance URL (None: it would not). Credentials in
+    it would leak into every log line and error message; a query or fragment would break
+    every request path."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "Must be an http(s) URL such as https://acme.service-now.com."
+    if parts.username is not None or parts.password is not None:
+        return "Must not contain credentials; use username and password."
+    if parts.query or parts.fragment:
+        return "Must not have a query string or fragment."
+    return None
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     """How to reach one ServiceNow instance. Validated once, when built."""
@@ -99,16 +113,8 @@ class ClientConfig:
     def __post_init__(self) -> None:
         # Missing credentials are left to the instance to refuse (a clear 401); only what
         # would make requests go to the wrong place, or leak, is refused here.
-        parts = urlsplit(self.instance_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError(
-                "instance_url must be an http(s) URL such as https://acme.service-now.com"
-            )
-        if parts.username is not None or parts.password is not None:
-            # Credentials in the URL would leak into every log line and error message.
-            raise ConfigurationError("instance_url must not contain credentials")
-        if parts.query or parts.fragment:
-            raise ConfigurationError("instance_url must not have a query string or fragment")
+        if problem := instance_url_problem(self.instance_url):
+            raise ConfigurationError(f"instance_url: {problem}")
         object.__setattr__(self, "instance_url", self.instance_url.rstrip("/"))
         if self.auth_type not in AUTH_TYPES:
             raise ConfigurationError(f"auth_type must be one of {sorted(AUTH_TYPES)}")

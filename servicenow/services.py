@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from .client import ClientConfig, ServiceNowClient, ServiceNowError
+from .client import ClientConfig, ServiceNowClient, ServiceNowError, instance_url_problem
 from .models import Connection, Source, SyncRun
 from .secrets import SecretUnreadable, secret_decrypt, secret_encrypt
 
@@ -40,13 +39,9 @@ class SourceDisabled(Exception):
 
 
 def connection_url_validate(url: str) -> None:
-    """Refuse an instance URL the client would refuse; credentials in it would be stored and
-    shown in clear, while secrets are write-only."""
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        raise ValidationError("Must not contain credentials; use username and password.")
-    if parts.query or parts.fragment:
-        raise ValidationError("Must not have a query string or fragment.")
+    """Refuse, before saving, an instance URL the client would refuse."""
+    if problem := instance_url_problem(url):
+        raise ValidationError(problem)
 
 
 def connection_save(

@@ -125,7 +125,7 @@ def test_config_repr_hides_secrets_and_url_is_normalised():
         pytest.param({"instance_url": "acme.service-now.com"}, "http", id="no-scheme"),
         pytest.param(
             {"instance_url": f"https://bot:{PASSWORD}@acme.service-now.com"},
-            "must not contain credentials",
+            "Must not contain credentials",
             id="userinfo",
         ),
         pytest.param({"instance_url": f"{INSTANCE}?x=1"}, "query string", id="query"),
