@@ -342,6 +342,12 @@ def role_dataset(args: argparse.Namespace) -> None:
     emit({"incidents": len(dataset["tables"]["incident"])})
 
 
+ROLES = {  # what a child process runs: --role NAME
+    "dataset": role_dataset, "floor": role_floor, "sync": role_sync, "write": role_write,
+    "pysnc": role_pysnc,
+}  # fmt: skip
+
+
 # --- the parent --------------------------------------------------------------------------
 
 
@@ -529,9 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         help="cProfile each full sync into DIR/sync-<db>-<size>.pstats (slows the sync down)",
     )
     # Internal: the subprocess roles.
-    parser.add_argument(
-        "--role", choices=["dataset", "floor", "sync", "write", "pysnc"], help=argparse.SUPPRESS
-    )
+    parser.add_argument("--role", choices=list(ROLES), help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -539,20 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-to", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.role == "dataset":
-        role_dataset(args)
-        return 0
-    if args.role == "floor":
-        role_floor(args)
-        return 0
-    if args.role == "sync":
-        role_sync(args)
-        return 0
-    if args.role == "write":
-        role_write(args)
-        return 0
-    if args.role == "pysnc":
-        role_pysnc(args)
+    if args.role:
+        ROLES[args.role](args)
         return 0
     return run_benchmark(args)
 
