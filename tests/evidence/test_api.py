@@ -145,6 +145,8 @@ def test_skills_must_be_in_the_taxonomy(engineer_api):
 
 
 def test_expectations_and_links_together_is_a_400(engineer_api):
+    before = Evidence.objects.count()
+
     response = engineer_api.post(
         URL,
         {"title": "t", "expectations": ["TE-2.1"], "links": [{"expectation": "TE-2.2"}]},
@@ -152,6 +154,12 @@ def test_expectations_and_links_together_is_a_400(engineer_api):
     )
 
     assert response.status_code == 400
+    # not tied to one field: the pair is refused, and the message names both
+    assert error_detail(response) == {
+        "non_field_errors": ["Send either expectations (codes) or links."]
+    }
+    assert Evidence.objects.count() == before
+    assert EvidenceLink.objects.count() == 0
 
 
 @pytest.mark.parametrize(

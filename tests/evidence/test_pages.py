@@ -848,7 +848,7 @@ EVIDENCE_LIST_QUERIES = 20
 TEAM_QUERIES = 31
 
 
-@pytest.mark.parametrize("n", [10, 200])
+@pytest.mark.parametrize("n", [10, 1000])
 def test_evidence_list_queries_do_not_grow(as_erin, erin, django_assert_max_num_queries, n):
     _bulk_items(erin, n)
     candidate(erin, "INC0010001")
@@ -859,7 +859,7 @@ def test_evidence_list_queries_do_not_grow(as_erin, erin, django_assert_max_num_
     assert len(titles(response.content.decode())) == min(n, 50)
 
 
-@pytest.mark.parametrize("n", [10, 200])
+@pytest.mark.parametrize("n", [10, 1000])
 def test_team_queries_do_not_grow(client, org, django_assert_max_num_queries, n):
     _bulk_items(org["erin"], n // 2)
     _bulk_items(org["pete"], n // 2)

@@ -156,9 +156,22 @@ def test_submit_exactly_at_the_minimum_goes_through(org, ladder_version, erin_ev
     cycle = make_cycle(minimum=0.6)
     packet = draft(org, cycle, ladder_version, erin_evidence)
     PacketItem.objects.filter(packet=packet, expectation__code__in=codes[3:]).delete()  # 3/5
+    events = list(packet.events.values_list("id", flat=True))
+
     response = client_for(org["erin"]).post(f"/api/v1/packets/{packet.pk}/submit/", {},
                                             format="json")  # fmt: skip
+
     assert response.status_code == 200, response.json()
+    packet.refresh_from_db()
+    assert packet.state == Packet.State.SUBMITTED
+    assert packet.submitted_at is not None
+    snapshots = PacketSnapshot.objects.filter(packet=packet)
+    assert list(snapshots.values_list("number", flat=True)) == [1]
+    assert snapshots.get().sha256 == canonical_sha256(snapshots.get().data)
+    new_events = PacketEvent.objects.filter(packet=packet).exclude(id__in=events)
+    assert list(new_events.values_list("action", "from_state", "to_state", "actor")) == [
+        ("submit", "draft", "submitted", org["erin"].user.pk)
+    ]
 
 
 @pytest.mark.parametrize("how", ["dismissed", "deleted"])

@@ -226,6 +226,10 @@ def test_a_manager_cycle_is_refused_and_nothing_changes(admin_api, ladder):
     c = PersonFactory(user__username="c", ladder=ladder)
     assert admin_api.patch(f"{PEOPLE}{a.pk}/", {"manager": b.pk}, format="json").status_code == 200
     assert admin_api.patch(f"{PEOPLE}{b.pk}/", {"manager": c.pk}, format="json").status_code == 200
+    for person in (a, b, c):
+        person.refresh_from_db()
+    managers = (a.manager_id, b.manager_id, c.manager_id)
+    assert managers == (b.pk, c.pk, None)  # a reports to b, b to c
     before = _people_state()
 
     closing = admin_api.patch(
@@ -248,7 +252,14 @@ def test_moving_a_person_within_the_chain_is_fine(admin_api, ladder):
 
     assert admin_api.patch(f"{PEOPLE}{c.pk}/", {"manager": a.pk}, format="json").status_code == 200
     assert admin_api.patch(f"{PEOPLE}{b.pk}/", {"manager": None}, format="json").status_code == 200
+    for person in (a, b, c):
+        person.refresh_from_db()
+    managers = (a.manager_id, b.manager_id, c.manager_id)
+    assert managers == (None, None, a.pk)  # c reports to a, b to nobody
+
     assert admin_api.patch(f"{PEOPLE}{a.pk}/", {"manager": c.pk}, format="json").status_code == 400
+    a.refresh_from_db()
+    assert a.manager_id is None
 
 
 # --- CSV import ------------------------------------------------------------------------------

@@ -556,6 +556,9 @@ def test_interval_bounds_are_inclusive(admin_api):
                           format="json")  # fmt: skip
 
     assert (one.status_code, week.status_code) == (201, 201)
+    assert (one.json()["interval_minutes"], week.json()["interval_minutes"]) == (1, 10080)
+    stored = Source.objects.filter(connection=connection).values_list("name", "interval_minutes")
+    assert dict(stored) == {"a": 1, "b": 10080}
 
 
 @pytest.mark.django_db
