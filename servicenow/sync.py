@@ -86,8 +86,9 @@ def iter_keyset_pages(
     after: tuple[datetime, str] | None,
     on_note: Callable[[str], None] = lambda _msg: None,
     on_total: Callable[[int | None], None] = lambda _total: None,
-) -> Iterator[list[dict]]:
-    """Yield the non-empty pages of a keyset query, fetching the next page while the caller
+) -> Iterator[tuple[list[dict], tuple[datetime, str]]]:
+    """Yield the non-empty pages of a keyset query with the furthest key each holds (where a
+    cursor may move to once the page is stored), fetching the next page while the caller
     stores the current one.
 
     The first request asks for X-Total-Count: when everything fits in it we are done after
@@ -141,7 +142,7 @@ def iter_keyset_pages(
                 offset, first = None, False
                 if expected is None or seen < expected:
                     future = pool.submit(fetch, after, None, False)
-                yield page.rows
+                yield page.rows, last
                 continue
             expected = page.total_count if first else fetch_page(after, None, True).total_count
             seen, first = 0, False
@@ -199,17 +200,11 @@ def _newest_per_sys_id(rows: list[dict]) -> dict[str, tuple[datetime, int, dict]
     return newest
 
 
-def _page_last(rows: list[dict]) -> tuple[datetime, str]:
-    """The furthest (sys_updated_on, sys_id) of a page: where the cursor may move to."""
-    return max(_row_key("sys_updated_on")(r) for r in rows)
-
-
 @dataclass
 class PreparedPage:
     """A page made ready to store by a writer's `prepare` (no database needed)."""
 
     count: int  # rows as they came, repeats included
-    last: tuple[datetime, str]
     newest: dict[str, tuple]  # sys_id -> (sys_updated_on, sys_mod_count, writer's data)
 
 
@@ -417,7 +412,7 @@ class WorkItemWriter:
                 db_ts(raw["sys_updated_on"]), mod, db_json(raw), None, "", now, now,
             ]  # fmt: skip
             newest[sys_id] = (ts, mod, (raw, attributions, values))
-        return PreparedPage(count=len(rows), last=_page_last(rows), newest=newest)
+        return PreparedPage(count=len(rows), newest=newest)
 
     def store(self, page: PreparedPage) -> None:
         source = self.source
@@ -442,7 +437,7 @@ class WorkItemWriter:
                 self.counters.skipped_stale += 1
                 continue
             values.append(row_values)
-            owners = [people[v] for v in attributions.values() if v in people] if people else []
+            owners = [people[v] for v in attributions.values() if v in people]
             if owners:
                 row_values[self.upsert.person_index] = owners[0]
                 owned.append(
@@ -685,7 +680,7 @@ class UserWriter:
         self.counters = counters
 
     def prepare(self, rows: list[dict]) -> PreparedPage:
-        return PreparedPage(count=len(rows), last=_page_last(rows), newest=_newest_per_sys_id(rows))
+        return PreparedPage(count=len(rows), newest=_newest_per_sys_id(rows))
 
     def store(self, page: PreparedPage) -> None:
         newest = page.newest
@@ -836,7 +831,7 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
     after = None
     if not full and cursor.hwm_ts is not None:
         after = (cursor.hwm_ts - overlap, "")
-    for rows in iter_keyset_pages(
+    for rows, last in iter_keyset_pages(
         ctx.client, source.table,
         query_for=lambda a: keyset_query(base=source.query, after=a, upper=run.upper_bound),
         key=_row_key("sys_updated_on"), fields=writer.fields,
@@ -844,7 +839,6 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
         on_note=ctx.note, on_total=ctx.total,
     ):  # fmt: skip
         page = writer.prepare(rows)
-        last = page.last
         with transaction.atomic():
             writer.store(page)
             # Moving the cursor back is safe (we re-read); moving it past unseen rows is not.
@@ -861,7 +855,7 @@ def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
     after = (cursor.delete_hwm_ts - overlap, "")
     base = f"tablename={source.table}"
     try:
-        for rows in iter_keyset_pages(
+        for rows, last in iter_keyset_pages(
             ctx.client, "sys_audit_delete",
             query_for=lambda a: keyset_query(
                 base=base, after=a, upper=run.upper_bound, ts_field="sys_created_on"
@@ -873,7 +867,6 @@ def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
             deleted_on = {}
             for row in rows:
                 deleted_on[field_value(row.get("documentkey"))] = _ts(row.get("sys_created_on"))
-            last = max(_row_key("sys_created_on")(r) for r in rows)
             with transaction.atomic():
                 for sys_id, when in deleted_on.items():
                     ctx.counters.deleted += WorkItem.objects.filter(
@@ -892,7 +885,7 @@ def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
 
 def _reconcile(ctx: RunContext, source: Source) -> None:
     remote: set[str] = set()
-    for rows in iter_keyset_pages(
+    for rows, _last in iter_keyset_pages(
         ctx.client, source.table,
         query_for=lambda a: id_keyset_query(base=source.query, after_sys_id=a[1] if a else None),
         key=lambda r: (datetime.min.replace(tzinfo=UTC), field_value(r.get("sys_id"))),
