@@ -16,6 +16,7 @@ from datetime import UTC, date
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
+from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
 from apps.ladders.models import Expectation, LadderVersion
@@ -172,6 +173,9 @@ def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
     links: dict[int, list] = {}
     skills: dict[int, list] = {}
     files: dict[int, list] = {}
+    # The download route, reversed once (the same as AttachmentSerializer.get_url).
+    url = reverse("evidence-attachment-detail", kwargs={"pk": 0, "attachment_id": 1})
+    url = url.replace("/0/", "/{0}/", 1).replace("/1/", "/{1}/", 1)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*ids, *ids, *ids])
         for kind, ev_id, key, text1, text2, text3, num, stamp in cursor.fetchall():
@@ -189,7 +193,7 @@ def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
                     stamp = stamp.replace(tzinfo=UTC)
                 files.setdefault(ev_id, []).append(
                     (key, {"id": key, "name": text1, "size": num, "content_type": text2,
-                           "url": f"/api/v1/evidence/{ev_id}/attachments/{key}/",
+                           "url": url.format(ev_id, key),
                            "created_at": _iso(stamp)})
                 )  # fmt: skip
     return (
@@ -281,9 +285,16 @@ class Coverage:
         return self.covered / len(self.items) if self.items else 0.0
 
 
-def evidence_coverage(*, person: Person, level: int | None = None) -> Coverage:
-    """Which expectations of a level (default: the person's next) have accepted evidence."""
-    version = ladder_version_current(person=person)
+_UNSET = object()
+
+
+def evidence_coverage(
+    *, person: Person, level: int | None = None, version: LadderVersion | None = _UNSET
+) -> Coverage:
+    """Which expectations of a level (default: the person's next) have accepted evidence.
+    Pass `version` when the caller already read ladder_version_current."""
+    if version is _UNSET:
+        version = ladder_version_current(person=person)
     if version is None:
         return Coverage(level=None, items=[])
     if level is None:

@@ -117,7 +117,7 @@ def evidence_list_page(request):
     context = evidence_list_context(request, filters_form=form, qs=qs)
     context["list_url"] = reverse("evidence:list")
     if not _partial(request):
-        coverage = selectors.evidence_coverage(person=me)
+        coverage = selectors.evidence_coverage(person=me, version=version)
         context.update(
             me=me,
             coverage=coverage,
