@@ -37,6 +37,19 @@ def _adapter(field: models.Field, ops) -> Callable[[Any], Any] | None:
     raise TypeError(f"rows_insert does not handle {field.model.__name__}.{field.name} ({kind})")
 
 
+def insert_fields(model: type[models.Model]) -> list[models.Field]:
+    """The columns an INSERT writes: every concrete field but the primary key, in order."""
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def copy_rows(connection, cursor, copy_sql: str, values: list[list]) -> None:
+    """PostgreSQL: stream database values through psycopg's COPY, under Django's error
+    translation (a DataError, not psycopg's own)."""
+    with connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
+        for row in values:
+            copy.write_row(row)
+
+
 def rows_insert(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> int:
     """Insert rows given as {field attname: Python value}. A column a row leaves out takes
     the field's default (evaluated once per call); auto_now and auto_now_add fields take
@@ -44,7 +57,7 @@ def rows_insert(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> in
     connection = connections[router.db_for_write(model)]
     ops = connection.ops
     now = timezone.now()
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields = insert_fields(model)
     columns = []
     for field in fields:
         auto = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
@@ -69,12 +82,7 @@ def rows_insert(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> in
     names = ", ".join(q(f.column) for f in fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with (
-                connection.wrap_database_errors,
-                cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-            ):
-                for row in values:
-                    copy.write_row(row)
+            copy_rows(connection, cursor, f"COPY {table} ({names}) FROM STDIN", values)
         else:
             marks = ", ".join(["%s"] * len(fields))
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", values)  # noqa: S608

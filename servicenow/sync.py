@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -30,7 +31,7 @@ from apps.evidence.models import Evidence, EvidenceEvent, EvidenceLink
 from apps.ladders.models import Expectation, LadderVersion, Skill
 from apps.people.models import Person
 from apps.people.services import person_would_cycle_ids
-from ladder_tracker.bulk import rows_insert
+from ladder_tracker.bulk import copy_rows, insert_fields, rows_insert
 
 from .client import (
     AuthorizationError,
@@ -277,6 +278,11 @@ class WorkItemUpsert:
     person_index = columns.index("person_id")
 
     def __init__(self):
+        model_columns = tuple(f.attname for f in insert_fields(WorkItem))
+        if model_columns != self.columns:  # prepare() builds its rows in this order
+            raise ImproperlyConfigured(
+                f"WorkItemUpsert.columns {self.columns} != WorkItem's {model_columns}"
+            )
         connection = connections[router.db_for_write(WorkItem)]
         ops = connection.ops
         q = ops.quote_name
@@ -337,10 +343,7 @@ class WorkItemUpsert:
                 return
             create, copy_sql, insert, empty = self.pg_statements
             cursor.execute(create)
-            # psycopg's COPY, under Django's error translation (DataError, not psycopg's own).
-            with connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
-                for row in values:
-                    copy.write_row(row)
+            copy_rows(connection, cursor, copy_sql, values)
             cursor.execute(insert)
             cursor.execute(empty)
             self._keep_statistics(cursor, len(values))
