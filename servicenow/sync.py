@@ -636,6 +636,7 @@ def work_items_attach_people(*, connection_id: int, table: str | None = None) ->
     )
     if table:
         qs = qs.filter(table=table)
+    rules_by_table: dict[str, list[SuggestionRule]] = {}  # read once per call, not per chunk
     last_pk = 0
     while True:
         chunk = list(qs.filter(pk__gt=last_pk).order_by("pk")[:ATTRIBUTION_CHUNK])
@@ -654,19 +655,21 @@ def work_items_attach_people(*, connection_id: int, table: str | None = None) ->
         if not todo:
             continue
         with transaction.atomic():
+            by_primary: dict[int, list[int]] = {}  # one UPDATE per person, not per item
             for w in todo:
                 primary = next(people[s] for s in w.attributions.values() if s in people)
                 if w.person_id != primary:
-                    WorkItem.objects.filter(pk=w.pk).update(person_id=primary)
-            rules_by_table: dict[str, list[SuggestionRule]] = {}
-            for t in {w.table for w in todo}:
-                rules_by_table[t] = list(SuggestionRule.objects.filter(enabled=True, table=t))
-            for t, rules in rules_by_table.items():
+                    by_primary.setdefault(primary, []).append(w.pk)
+            for primary, pks in by_primary.items():
+                WorkItem.objects.filter(pk__in=pks).update(person_id=primary)
+            for t in sorted({w.table for w in todo}):
+                if t not in rules_by_table:
+                    rules_by_table[t] = list(SuggestionRule.objects.filter(enabled=True, table=t))
                 created += evidence_sync_for_work_items(
                     work_items=[w for w in todo if w.table == t],
                     people=people,
                     ladders=ladders,
-                    rules=rules,
+                    rules=rules_by_table[t],
                 )
 
 
@@ -870,12 +873,15 @@ def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
             deleted_on = {}
             for row in rows:
                 deleted_on[field_value(row.get("documentkey"))] = _ts(row.get("sys_created_on"))
+            by_moment: dict[datetime | None, list[str]] = {}  # one UPDATE per moment, not row
+            for sys_id, when in deleted_on.items():
+                by_moment.setdefault(when, []).append(sys_id)
             with transaction.atomic():
-                for sys_id, when in deleted_on.items():
+                for when, sys_ids in by_moment.items():
                     ctx.counters.deleted += WorkItem.objects.filter(
                         connection_id=source.connection_id,
                         table=source.table,
-                        sys_id=sys_id,
+                        sys_id__in=sys_ids,
                         deleted_at__isnull=True,
                     ).update(deleted_at=when or timezone.now(), deleted_reason="audit_delete")
                 if last > (cursor.delete_hwm_ts, cursor.delete_hwm_sys_id):
