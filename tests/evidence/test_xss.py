@@ -5,7 +5,7 @@
 - the JSON API returns what was written, unchanged (JSON is not HTML: escaping is the job of
   whatever renders it);
 - HTML pages that render those fields escape them: the browsable API, the ladder pages (the
-  viewer's name sits in the header) and, when they exist, the evidence pages.
+  viewer's name sits in the header) and the evidence pages (a link rationale included).
 """
 
 import csv
@@ -19,6 +19,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import NoReverseMatch, get_resolver, reverse
 
+from apps.evidence import services
 from apps.evidence.markdown import ALLOWED_ATTRIBUTES, ALLOWED_TAGS
 from apps.evidence.models import Evidence
 from apps.people.models import Person
@@ -288,32 +289,43 @@ def _markers(content: str) -> dict[str, int]:
     return counts
 
 
+# The evidence routes, sorted by what a GET on them must answer. A route added to or dropped
+# from apps/evidence/urls.py fails the walk until it is placed here.
+EVIDENCE_RENDERED = {"evidence:list", "evidence:create", "evidence:detail", "evidence:edit",
+                     "evidence:inbox", "evidence:trash"}  # fmt: skip
+EVIDENCE_DOWNLOADS = {"evidence:brag"}
+EVIDENCE_POST_ONLY = {"evidence:inbox-bulk", "evidence:delete", "evidence:restore",
+                      "evidence:accept", "evidence:dismiss"}  # fmt: skip
+# routes that need more than the evidence id (an attachment id): none exists in this walk
+EVIDENCE_UNWALKED = {"evidence:attachment", "evidence:attachment-remove"}
+
+
 def _evidence_page_urls(evidence_id: int) -> dict[str, str]:
-    """Every evidence page the app routes (apps/evidence/views.py, when present)."""
-    try:
-        import apps.evidence.views  # noqa: F401
-    except ImportError:
-        return {}
-    resolver = get_resolver()
-    if "evidence" not in resolver.namespace_dict:
-        return {}
-    _prefix, sub = resolver.namespace_dict["evidence"]
+    """Every evidence page the app routes that takes no argument or just the evidence id."""
+    _prefix, sub = get_resolver().namespace_dict["evidence"]
+    names = {f"evidence:{k}" for k in sub.reverse_dict if isinstance(k, str)}
+    assert names == EVIDENCE_RENDERED | EVIDENCE_DOWNLOADS | EVIDENCE_POST_ONLY | EVIDENCE_UNWALKED
     urls = {}
-    for name in sorted({k for k in sub.reverse_dict if isinstance(k, str)}):
+    for name in sorted(names - EVIDENCE_UNWALKED):
         for args in ([], [evidence_id]):
             try:
-                urls[f"evidence:{name}"] = reverse(f"evidence:{name}", args=args)
+                urls[name] = reverse(name, args=args)
                 break
             except NoReverseMatch:
                 continue
+        else:
+            pytest.fail(f"{name} does not reverse with no argument or the evidence id")
     return urls
 
 
-def _pages(client, ladder, person, *, title, description, url) -> dict[str, str]:
-    from apps.evidence import services
-
+def _pages(client, ladder, person, *, title, description, url, rationale) -> dict[str, str]:
     item = services.evidence_create(
-        person=person, actor=person.user, title=title, description=description, url=url
+        person=person,
+        actor=person.user,
+        title=title,
+        description=description,
+        url=url,
+        links=[services.LinkSpec(expectation="TE-2.1", rationale=rationale)],
     )
     client.force_login(person.user)
     urls = {
@@ -324,15 +336,19 @@ def _pages(client, ladder, person, *, title, description, url) -> dict[str, str]
     out = {}
     for label, path in urls.items():
         response = client.get(path)
-        if label.startswith("evidence:") and response.status_code in (302, 404, 405):
-            continue  # a form-only route or a page for another state: nothing rendered
+        if label in EVIDENCE_POST_ONLY:
+            assert response.status_code == 405, path  # a form-only route: nothing rendered
+            continue
         assert response.status_code == 200, path
-        if not response["Content-Type"].startswith("text/html"):
+        if label in EVIDENCE_DOWNLOADS:
             # a download (the brag document): never rendered by the browser
+            assert not response["Content-Type"].startswith("text/html"), path
             assert response["Content-Disposition"].startswith("attachment"), path
             assert response["X-Content-Type-Options"] == "nosniff", path
             continue
+        assert response["Content-Type"].startswith("text/html"), path
         out[label] = response.content.decode()
+    assert {"ladders:list", "ladders:detail"} | EVIDENCE_RENDERED == set(out)
     # the browsable API is an HTML page too
     for label, path in (("api:evidence", f"/api/v1/evidence/{item.pk}/"),
                         ("api:person", f"/api/v1/people/{person.pk}/")):  # fmt: skip
@@ -351,9 +367,10 @@ def test_html_pages_escape_the_fields(client, ladder, payload):
                           ladder=ladder, level=2)  # fmt: skip
 
     baseline = _pages(client, ladder, plain, title="Plain title", description="Plain text",
-                      url="https://example.com/")  # fmt: skip
+                      url="https://example.com/", rationale="Plain rationale")  # fmt: skip
     pages = _pages(client, ladder, nasty, title=payload, description=payload,
-                   url='https://example.com/"><script>alert(1)</script>')  # fmt: skip
+                   url='https://example.com/"><script>alert(1)</script>',
+                   rationale=payload)  # fmt: skip
 
     assert set(pages) == set(baseline)
     for label, page in pages.items():
@@ -361,6 +378,12 @@ def test_html_pages_escape_the_fields(client, ladder, payload):
             assert payload not in page, f"{label}: an unescaped payload"
         assert '"><script>alert(1)</script>' not in page, f"{label}: the url is unescaped"
         assert _markers(page) == _markers(baseline[label]), label
+    # the link rationale is on the detail page, escaped (stored stripped, like the title)
+    rationale = payload.strip()
+    assert (
+        html.escape(rationale) in pages["evidence:detail"]
+        or html.escape(rationale, quote=False) in pages["evidence:detail"]
+    ), "evidence:detail: the rationale is missing or not escaped"
     # the viewer's name is in the header, escaped
     name = payload[:200].strip()
     for label in ("ladders:list", "ladders:detail"):
