@@ -18,10 +18,18 @@ from django.utils import timezone
 
 # Column types whose Python values the database driver takes as they are.
 _AS_IS = {
-    "AutoField", "BigAutoField", "BigIntegerField", "BooleanField", "CharField",
-    "ForeignKey", "IntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
-    "SmallIntegerField", "TextField",
-}  # fmt: skip
+    "AutoField",
+    "BigAutoField",
+    "BigIntegerField",
+    "BooleanField",
+    "CharField",
+    "ForeignKey",
+    "IntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "SmallIntegerField",
+    "TextField",
+}
 
 
 def _adapter(field: models.Field, ops) -> Callable[[Any], Any] | None:

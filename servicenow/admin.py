@@ -33,10 +33,19 @@ class ConnectionForm(forms.ModelForm):
     class Meta:
         model = Connection
         fields = [
-            "name", "instance_url", "auth_type", "username", "password", "clear_password",
-            "client_id", "client_secret", "clear_client_secret", "verify_tls", "page_size",
+            "name",
+            "instance_url",
+            "auth_type",
+            "username",
+            "password",
+            "clear_password",
+            "client_id",
+            "client_secret",
+            "clear_client_secret",
+            "verify_tls",
+            "page_size",
             "api_path",
-        ]  # fmt: skip
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -85,8 +94,13 @@ class ConnectionForm(forms.ModelForm):
 class ConnectionAdmin(admin.ModelAdmin):
     form = ConnectionForm
     list_display = ("name", "instance_url", "auth_type", "last_check_ok", "last_checked_at")
-    readonly_fields = ("has_password", "has_client_secret", "last_checked_at", "last_check_ok",
-                       "last_check_message")  # fmt: skip
+    readonly_fields = (
+        "has_password",
+        "has_client_secret",
+        "last_checked_at",
+        "last_check_ok",
+        "last_check_message",
+    )
     actions = ["test_connection"]
 
     def save_model(self, request, obj, form, change):
@@ -107,9 +121,18 @@ class SourceForm(forms.ModelForm):
     class Meta:
         model = Source
         fields = [
-            "connection", "name", "table", "kind", "query", "fields", "attribution_fields",
-            "enabled", "interval_minutes", "overlap_seconds", "track_deletes",
-        ]  # fmt: skip
+            "connection",
+            "name",
+            "table",
+            "kind",
+            "query",
+            "fields",
+            "attribution_fields",
+            "enabled",
+            "interval_minutes",
+            "overlap_seconds",
+            "track_deletes",
+        ]
 
     def clean_table(self):
         table = self.cleaned_data["table"]
@@ -195,15 +218,32 @@ class _ReadOnly(admin.ModelAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(_ReadOnly):
-    list_display = ("id", "source", "mode", "status", "rows_seen", "created", "updated",
-                    "deleted", "created_at", "finished_at")  # fmt: skip
+    list_display = (
+        "id",
+        "source",
+        "mode",
+        "status",
+        "rows_seen",
+        "created",
+        "updated",
+        "deleted",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status", "mode", "source")
 
 
 @admin.register(WorkItem)
 class WorkItemAdmin(_ReadOnly):
-    list_display = ("number", "table", "short_description", "person", "state",
-                    "sys_updated_on", "deleted_at")  # fmt: skip
+    list_display = (
+        "number",
+        "table",
+        "short_description",
+        "person",
+        "state",
+        "sys_updated_on",
+        "deleted_at",
+    )
     list_filter = ("table", "source", ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("number", "sys_id", "short_description")
     list_select_related = ("person",)

@@ -83,8 +83,11 @@ def connection_check(*, connection: Connection) -> dict:
         # An admin is waiting on the button: one retry, short timeouts, then say what failed.
         config = dataclasses.replace(
             connection_client_config(connection=connection),
-            max_retries=1, connect_timeout=3.0, read_timeout=15.0, backoff_max=2.0,
-        )  # fmt: skip
+            max_retries=1,
+            connect_timeout=3.0,
+            read_timeout=15.0,
+            backoff_max=2.0,
+        )
         client = ServiceNowClient(config)
         try:
             result = {"ok": True, **client.check()}

@@ -48,17 +48,44 @@ logger = logging.getLogger(__name__)
 # Smallest page we shrink to when the instance cancels a transaction for taking too long.
 MIN_PAGE_SIZE = 10
 WORK_ITEM_FIELDS = (
-    "sys_id", "number", "short_description", "description", "state", "priority", "category",
-    "opened_at", "resolved_at", "closed_at", "sys_created_on", "sys_updated_on", "sys_mod_count",
-)  # fmt: skip
+    "sys_id",
+    "number",
+    "short_description",
+    "description",
+    "state",
+    "priority",
+    "category",
+    "opened_at",
+    "resolved_at",
+    "closed_at",
+    "sys_created_on",
+    "sys_updated_on",
+    "sys_mod_count",
+)
 USER_FIELDS = (
-    "sys_id", "user_name", "email", "name", "first_name", "last_name", "title", "manager",
-    "active", "sys_updated_on", "sys_mod_count",
-)  # fmt: skip
+    "sys_id",
+    "user_name",
+    "email",
+    "name",
+    "first_name",
+    "last_name",
+    "title",
+    "manager",
+    "active",
+    "sys_updated_on",
+    "sys_mod_count",
+)
 SNAPSHOT_FIELDS = (
-    "number", "short_description", "description", "state", "priority", "category",
-    "opened_at", "resolved_at", "closed_at",
-)  # fmt: skip
+    "number",
+    "short_description",
+    "description",
+    "state",
+    "priority",
+    "category",
+    "opened_at",
+    "resolved_at",
+    "closed_at",
+)
 ATTRIBUTION_CHUNK = 2000  # work items per query when attaching newly known people
 STATS_AFTER_ROWS = 5000  # PostgreSQL: rows written before a run refreshes the statistics
 
@@ -268,11 +295,27 @@ class WorkItemUpsert:
     statement is built once per run. Works on SQLite (≥ 3.24) and PostgreSQL alike."""
 
     columns = (
-        "connection_id", "source_id", "table", "sys_id", "number", "short_description", "state",
-        "priority", "opened_at", "resolved_at", "closed_at", "person_id", "attributions",
-        "sys_updated_on", "sys_mod_count", "raw", "deleted_at", "deleted_reason",
-        "first_seen_at", "last_synced_at",
-    )  # fmt: skip
+        "connection_id",
+        "source_id",
+        "table",
+        "sys_id",
+        "number",
+        "short_description",
+        "state",
+        "priority",
+        "opened_at",
+        "resolved_at",
+        "closed_at",
+        "person_id",
+        "attributions",
+        "sys_updated_on",
+        "sys_mod_count",
+        "raw",
+        "deleted_at",
+        "deleted_reason",
+        "first_seen_at",
+        "last_synced_at",
+    )
     conflict = ("connection_id", "table", "sys_id")
     keep = ("first_seen_at",)  # set when the row is first inserted, never after
     person_index = columns.index("person_id")
@@ -406,14 +449,27 @@ class WorkItemWriter:
             raw = {f: field_value(row[f]) for f in fields if f in row}
             attributions = {f: raw[f] for f in attribution_fields if raw.get(f)}
             values = [
-                connection_id, source_id, table, sys_id,
-                raw.get("number", "")[:40], raw.get("short_description", ""),
-                raw.get("state", "")[:40], raw.get("priority", "")[:40],
-                db_ts(raw.get("opened_at", "")), db_ts(raw.get("resolved_at", "")),
+                connection_id,
+                source_id,
+                table,
+                sys_id,
+                raw.get("number", "")[:40],
+                raw.get("short_description", ""),
+                raw.get("state", "")[:40],
+                raw.get("priority", "")[:40],
+                db_ts(raw.get("opened_at", "")),
+                db_ts(raw.get("resolved_at", "")),
                 db_ts(raw.get("closed_at", "")),
-                None, db_json(attributions),  # person_id: set by store, which knows people
-                db_ts(raw["sys_updated_on"]), mod, db_json(raw), None, "", now, now,
-            ]  # fmt: skip
+                None,
+                db_json(attributions),  # person_id: set by store, which knows people
+                db_ts(raw["sys_updated_on"]),
+                mod,
+                db_json(raw),
+                None,
+                "",
+                now,
+                now,
+            ]
             newest[sys_id] = (ts, mod, (raw, attributions, values))
         return PreparedPage(count=len(rows), newest=newest)
 
@@ -750,9 +806,17 @@ class UserWriter:
         if update:
             Person.objects.bulk_update(
                 update,
-                ["servicenow_sys_id", "servicenow_updated_on", "servicenow_mod_count",
-                 "servicenow_manager_sys_id", "is_active", "name", "email", "title"],
-            )  # fmt: skip
+                [
+                    "servicenow_sys_id",
+                    "servicenow_updated_on",
+                    "servicenow_mod_count",
+                    "servicenow_manager_sys_id",
+                    "is_active",
+                    "name",
+                    "email",
+                    "title",
+                ],
+            )
 
     def finish(self) -> None:
         people_managers_resolve()
@@ -820,10 +884,19 @@ class RunContext:
         run.heartbeat_at = timezone.now()
         run.save(
             update_fields=[
-                "pages", "requests", "rows_seen", "created", "updated", "skipped_stale",
-                "deleted", "evidence_created", "heartbeat_at", "total_estimate", "log",
+                "pages",
+                "requests",
+                "rows_seen",
+                "created",
+                "updated",
+                "skipped_stale",
+                "deleted",
+                "evidence_created",
+                "heartbeat_at",
+                "total_estimate",
+                "log",
             ]
-        )  # fmt: skip
+        )
         if self.on_progress is not None:
             self.on_progress(run)
 
@@ -838,12 +911,16 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
     if not full and cursor.hwm_ts is not None:
         after = (cursor.hwm_ts - overlap, "")
     for rows, last in iter_keyset_pages(
-        ctx.client, source.table,
+        ctx.client,
+        source.table,
         query_for=lambda a: keyset_query(base=source.query, after=a, upper=run.upper_bound),
-        key=_row_key("sys_updated_on"), fields=writer.fields,
-        page_size=source.connection.page_size, after=after,
-        on_note=ctx.note, on_total=ctx.total,
-    ):  # fmt: skip
+        key=_row_key("sys_updated_on"),
+        fields=writer.fields,
+        page_size=source.connection.page_size,
+        after=after,
+        on_note=ctx.note,
+        on_total=ctx.total,
+    ):
         page = writer.prepare(rows)
         with transaction.atomic():
             writer.store(page)
@@ -862,14 +939,17 @@ def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
     base = f"tablename={source.table}"
     try:
         for rows, last in iter_keyset_pages(
-            ctx.client, "sys_audit_delete",
+            ctx.client,
+            "sys_audit_delete",
             query_for=lambda a: keyset_query(
                 base=base, after=a, upper=run.upper_bound, ts_field="sys_created_on"
             ),
             key=_row_key("sys_created_on"),
             fields=["sys_id", "documentkey", "tablename", "sys_created_on"],
-            page_size=source.connection.page_size, after=after, on_note=ctx.note,
-        ):  # fmt: skip
+            page_size=source.connection.page_size,
+            after=after,
+            on_note=ctx.note,
+        ):
             deleted_on = {}
             for row in rows:
                 deleted_on[field_value(row.get("documentkey"))] = _ts(row.get("sys_created_on"))
@@ -895,12 +975,16 @@ def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
 def _reconcile(ctx: RunContext, source: Source) -> None:
     remote: set[str] = set()
     for rows, _last in iter_keyset_pages(
-        ctx.client, source.table,
+        ctx.client,
+        source.table,
         query_for=lambda a: id_keyset_query(base=source.query, after_sys_id=a[1] if a else None),
         key=lambda r: (datetime.min.replace(tzinfo=UTC), field_value(r.get("sys_id"))),
-        fields=["sys_id"], page_size=source.connection.page_size, after=None,
-        on_note=ctx.note, on_total=ctx.total,
-    ):  # fmt: skip
+        fields=["sys_id"],
+        page_size=source.connection.page_size,
+        after=None,
+        on_note=ctx.note,
+        on_total=ctx.total,
+    ):
         remote.update(field_value(r.get("sys_id")) for r in rows)
         ctx.counters.rows_seen += len(rows)
         with transaction.atomic():
@@ -956,10 +1040,13 @@ def sync_run_execute(
     """Do the work of a claimed run. Remote errors propagate (the task decides to retry)."""
     source = run.source
     counters = Counters(
-        rows_seen=run.rows_seen, created=run.created, updated=run.updated,
-        skipped_stale=run.skipped_stale, deleted=run.deleted,
+        rows_seen=run.rows_seen,
+        created=run.created,
+        updated=run.updated,
+        skipped_stale=run.skipped_stale,
+        deleted=run.deleted,
         evidence_created=run.evidence_created,
-    )  # fmt: skip
+    )
     ctx = RunContext(run, client, counters, on_progress)
     cursor = SyncCursor.objects.get(source=source)
     if run.mode == SyncRun.Mode.RECONCILE:
@@ -983,9 +1070,14 @@ def sync_run_execute(
         run.save(update_fields=["pages", "status", "finished_at", "error"])
     logger.info(
         "sync run %s done: %s rows, %s new, %s changed, %s stale, %s deleted, %s requests",
-        run.pk, counters.rows_seen, counters.created, counters.updated,
-        counters.skipped_stale, counters.deleted, run.requests,
-    )  # fmt: skip
+        run.pk,
+        counters.rows_seen,
+        counters.created,
+        counters.updated,
+        counters.skipped_stale,
+        counters.deleted,
+        run.requests,
+    )
     return run
 
 

@@ -110,8 +110,9 @@ class EvidenceForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8}),
         help_text="Markdown: **bold**, lists, links, tables.",
     )
-    occurred_on = forms.DateField(required=False, widget=DATE_INPUT, label="Occurred on",
-                                  help_text="Empty means today.")  # fmt: skip
+    occurred_on = forms.DateField(
+        required=False, widget=DATE_INPUT, label="Occurred on", help_text="Empty means today."
+    )
     occurred_until = forms.DateField(
         required=False, widget=DATE_INPUT, label="Until", help_text="Only for a range."
     )
@@ -127,8 +128,14 @@ class EvidenceForm(forms.Form):
     deliverables = ValueListField(required=False)
     files = MultipleFileField(required=False, label="Attach files")
 
-    def __init__(self, *args, tree: VersionTree | None = None, next_level: int | None = None,
-                 editing: bool = False, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        *args,
+        tree: VersionTree | None = None,
+        next_level: int | None = None,
+        editing: bool = False,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.tree = tree
         self.next_level = next_level
@@ -151,11 +158,12 @@ class EvidenceForm(forms.Form):
             "expectations": [lk.expectation.code for lk in links if lk.expectation_id],
             "deliverables": [str(lk.deliverable_id) for lk in links if lk.deliverable_id],
             "_rationales": {
-                (lk.expectation.code if lk.expectation_id else f"d{lk.deliverable_id}"):
-                    lk.rationale
+                (
+                    lk.expectation.code if lk.expectation_id else f"d{lk.deliverable_id}"
+                ): lk.rationale
                 for lk in links
             },
-        }  # fmt: skip
+        }
 
     def clean_deliverables(self) -> list[int]:
         ids = []
@@ -279,8 +287,12 @@ class EvidenceFilterForm(forms.Form):
     """The list filters, as a GET form. Invalid values are reported and ignored."""
 
     person = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-    q = forms.CharField(required=False, max_length=200, label="Text",
-                        widget=forms.TextInput(attrs={"type": "search"}))  # fmt: skip
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Text",
+        widget=forms.TextInput(attrs={"type": "search"}),
+    )
     competency = forms.ChoiceField(required=False)
     level = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     skill = forms.ChoiceField(required=False)
@@ -328,5 +340,7 @@ class EvidenceFilterForm(forms.Form):
     def is_filtered(self) -> bool:
         keys = set(self.fields) - {"status"}
         return any(self.data.get(k) for k in keys) or self.data.get("status") not in (
-            None, "", Evidence.Status.ACCEPTED,
-        )  # fmt: skip
+            None,
+            "",
+            Evidence.Status.ACCEPTED,
+        )

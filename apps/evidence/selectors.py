@@ -114,10 +114,25 @@ def _iso(value) -> str | None:
 
 
 ROW_FIELDS = (
-    "pk", "person_id", "person__name", "title", "description", "description_html",
-    "occurred_on", "occurred_until", "url", "source", "status", "visibility", "work_item_id",
-    "work_item__deleted_at", "snapshot", "deleted_at", "created_at", "updated_at",
-)  # fmt: skip
+    "pk",
+    "person_id",
+    "person__name",
+    "title",
+    "description",
+    "description_html",
+    "occurred_on",
+    "occurred_until",
+    "url",
+    "source",
+    "status",
+    "visibility",
+    "work_item_id",
+    "work_item__deleted_at",
+    "snapshot",
+    "deleted_at",
+    "created_at",
+    "updated_at",
+)
 
 
 class EvidenceRowsPage:
@@ -181,9 +196,16 @@ def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
         for kind, ev_id, key, text1, text2, text3, num, stamp in cursor.fetchall():
             if kind == 1:
                 links.setdefault(ev_id, []).append(
-                    (key, {"expectation": text1, "deliverable": num, "rationale": text2,
-                           "origin": text3})
-                )  # fmt: skip
+                    (
+                        key,
+                        {
+                            "expectation": text1,
+                            "deliverable": num,
+                            "rationale": text2,
+                            "origin": text3,
+                        },
+                    )
+                )
             elif kind == 2:
                 skills.setdefault(ev_id, []).append((key, num, text1))
             else:
@@ -192,10 +214,18 @@ def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
                 if stamp is not None and stamp.tzinfo is None:
                     stamp = stamp.replace(tzinfo=UTC)
                 files.setdefault(ev_id, []).append(
-                    (key, {"id": key, "name": text1, "size": num, "content_type": text2,
-                           "url": url.format(ev_id, key),
-                           "created_at": _iso(stamp)})
-                )  # fmt: skip
+                    (
+                        key,
+                        {
+                            "id": key,
+                            "name": text1,
+                            "size": num,
+                            "content_type": text2,
+                            "url": url.format(ev_id, key),
+                            "created_at": _iso(stamp),
+                        },
+                    )
+                )
     return (
         {k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in links.items()},
         {k: [name for *_, name in sorted(v)] for k, v in skills.items()},
@@ -210,8 +240,9 @@ def evidence_rows(*, ids: list[int] | None = None, rows: list[tuple] | None = No
     Pass `rows` already fetched with `.values_list(*ROW_FIELDS)` (a list page), or `ids`
     (a detail). Callers scope first, with evidence_scope/evidence_list."""
     if rows is None:
-        by_pk = {r[0]: r for r in Evidence.objects.filter(pk__in=ids or []).values_list(
-            *ROW_FIELDS)}  # fmt: skip
+        by_pk = {
+            r[0]: r for r in Evidence.objects.filter(pk__in=ids or []).values_list(*ROW_FIELDS)
+        }
         rows = [by_pk[pk] for pk in ids or [] if pk in by_pk]
     if not rows:
         return []
@@ -222,18 +253,30 @@ def evidence_rows(*, ids: list[int] | None = None, rows: list[tuple] | None = No
         ev_links = links.get(pk, [])
         out.append(
             {
-                "id": pk, "person": r[1], "person_name": r[2], "title": r[3],
-                "description": r[4], "description_html": r[5],
-                "occurred_on": _iso(r[6]), "occurred_until": _iso(r[7]), "url": r[8],
-                "source": r[9], "status": r[10], "visibility": r[11],
+                "id": pk,
+                "person": r[1],
+                "person_name": r[2],
+                "title": r[3],
+                "description": r[4],
+                "description_html": r[5],
+                "occurred_on": _iso(r[6]),
+                "occurred_until": _iso(r[7]),
+                "url": r[8],
+                "source": r[9],
+                "status": r[10],
+                "visibility": r[11],
                 "expectations": [lk["expectation"] for lk in ev_links if lk["expectation"]],
-                "links": ev_links, "skills": skills.get(pk, []),
-                "work_item": r[12], "work_item_deleted": r[13] is not None,
-                "snapshot": r[14], "attachments": files.get(pk, []),
-                "deleted_at": _iso(r[15]), "created_at": _iso(r[16]),
+                "links": ev_links,
+                "skills": skills.get(pk, []),
+                "work_item": r[12],
+                "work_item_deleted": r[13] is not None,
+                "snapshot": r[14],
+                "attachments": files.get(pk, []),
+                "deleted_at": _iso(r[15]),
+                "created_at": _iso(r[16]),
                 "updated_at": _iso(r[17]),
             }
-        )  # fmt: skip
+        )
     return out
 
 

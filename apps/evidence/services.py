@@ -43,13 +43,17 @@ def _resolve_links(person: Person, links: list[LinkSpec]) -> list[EvidenceLink]:
     if links and version is None:
         raise ValidationError({"links": "This person has no published ladder to link to."})
     codes = {link.expectation for link in links if link.expectation}
-    expectations = {
-        e.code: e for e in Expectation.objects.filter(version=version, code__in=codes)
-    } if codes else {}  # fmt: skip
+    expectations = (
+        {e.code: e for e in Expectation.objects.filter(version=version, code__in=codes)}
+        if codes
+        else {}
+    )
     deliverable_ids = {link.deliverable for link in links if link.deliverable}
-    deliverables = {
-        d.pk: d for d in Deliverable.objects.filter(version=version, pk__in=deliverable_ids)
-    } if deliverable_ids else {}  # fmt: skip
+    deliverables = (
+        {d.pk: d for d in Deliverable.objects.filter(version=version, pk__in=deliverable_ids)}
+        if deliverable_ids
+        else {}
+    )
     problems, resolved, seen = [], [], set()
     for i, link in enumerate(links):
         if bool(link.expectation) == bool(link.deliverable):
@@ -264,9 +268,13 @@ def evidence_restore(*, evidence: Evidence, actor) -> Evidence:
 def attachment_add(*, evidence: Evidence, actor, upload) -> Attachment:
     checked = upload_check(upload)  # raises UploadRejected
     attachment = Attachment(
-        evidence=evidence, name=checked.name, size=checked.size,
-        content_type=checked.content_type, sha256=checked.sha256, uploaded_by=actor,
-    )  # fmt: skip
+        evidence=evidence,
+        name=checked.name,
+        size=checked.size,
+        content_type=checked.content_type,
+        sha256=checked.sha256,
+        uploaded_by=actor,
+    )
     attachment.file.save(checked.name, upload, save=False)
     attachment.save()
     _event(evidence, actor, EvidenceEvent.Action.ATTACHED, {"attachment": [None, checked.name]})

@@ -73,8 +73,9 @@ def upload_check(upload: UploadedFile) -> CheckedUpload:
     for chunk in upload.chunks():
         digest.update(chunk)
     upload.seek(0)
-    return CheckedUpload(name=name, size=upload.size, content_type=content_type,
-                         sha256=digest.hexdigest())  # fmt: skip
+    return CheckedUpload(
+        name=name, size=upload.size, content_type=content_type, sha256=digest.hexdigest()
+    )
 
 
 def _is_text(upload: UploadedFile) -> bool:

@@ -39,11 +39,18 @@ from .uploads import UploadRejected
 
 PAGE_SIZE = 50
 SNAPSHOT_FIELDS = [
-    ("number", "Number"), ("short_description", "Short description"), ("state", "State"),
-    ("priority", "Priority"), ("category", "Category"), ("opened_at", "Opened"),
-    ("resolved_at", "Resolved"), ("closed_at", "Closed"), ("table", "Table"),
-    ("sys_updated_on", "Updated in ServiceNow"), ("description", "Description"),
-]  # fmt: skip
+    ("number", "Number"),
+    ("short_description", "Short description"),
+    ("state", "State"),
+    ("priority", "Priority"),
+    ("category", "Category"),
+    ("opened_at", "Opened"),
+    ("resolved_at", "Resolved"),
+    ("closed_at", "Closed"),
+    ("table", "Table"),
+    ("sys_updated_on", "Updated in ServiceNow"),
+    ("description", "Description"),
+]
 
 
 def _me(request) -> Person:
@@ -160,10 +167,17 @@ def evidence_create_page(request):
     form = EvidenceForm(request.POST or None, request.FILES or None, **ladder)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        evidence = _write(request, form, lambda: services.evidence_create(
-            person=me, actor=request.user, skills=data["skills"], links=form.link_specs(),
-            **{name: data[name] for name in services.EDITABLE_FIELDS},
-        ))  # fmt: skip
+        evidence = _write(
+            request,
+            form,
+            lambda: services.evidence_create(
+                person=me,
+                actor=request.user,
+                skills=data["skills"],
+                links=form.link_specs(),
+                **{name: data[name] for name in services.EDITABLE_FIELDS},
+            ),
+        )
         if evidence is not None:
             messages.success(request, f"Added “{evidence.title}”.")
             return redirect("evidence:detail", pk=evidence.pk)
@@ -183,10 +197,17 @@ def evidence_edit_page(request, pk: int):
         form = EvidenceForm(initial=EvidenceForm.initial_for(evidence), editing=True, **ladder)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        saved = _write(request, form, lambda: services.evidence_update(
-            evidence=evidence, actor=request.user, skills=data["skills"], links=form.link_specs(),
-            **{name: data[name] for name in services.EDITABLE_FIELDS},
-        ))  # fmt: skip
+        saved = _write(
+            request,
+            form,
+            lambda: services.evidence_update(
+                evidence=evidence,
+                actor=request.user,
+                skills=data["skills"],
+                links=form.link_specs(),
+                **{name: data[name] for name in services.EDITABLE_FIELDS},
+            ),
+        )
         if saved is not None:
             messages.success(request, "Saved.")
             return redirect("evidence:detail", pk=evidence.pk)
@@ -213,9 +234,11 @@ def _history(evidence: Evidence) -> list[dict]:
     out = []
     for event in events:
         who = event.actor
-        name = "ServiceNow sync" if who is None else (
-            getattr(getattr(who, "person", None), "name", "") or who.get_username()
-        )  # fmt: skip
+        name = (
+            "ServiceNow sync"
+            if who is None
+            else (getattr(getattr(who, "person", None), "name", "") or who.get_username())
+        )
         changes = [
             (field, show(pair[0]), show(pair[1]))
             for field, pair in (event.changes or {}).items()
@@ -293,9 +316,12 @@ def _triage_done(request, evidence: Evidence, verb: str) -> HttpResponse:
         return render(
             request,
             "evidence/_triaged.html",
-            {"count": selectors.evidence_inbox_count(person=me), "evidence": evidence,
-             "verb": verb},
-        )  # fmt: skip
+            {
+                "count": selectors.evidence_inbox_count(person=me),
+                "evidence": evidence,
+                "verb": verb,
+            },
+        )
     messages.success(request, f"{verb} “{evidence.title}”.")
     return redirect(_next_url(request, reverse("evidence:inbox")))
 
@@ -315,8 +341,7 @@ def evidence_accept_view(request, pk: int):
         if request.htmx:
             chosen = {"links_chosen": True, "expectations": request.POST.getlist("expectations")}
             row = _inbox_rows(evidence.person, [evidence], chosen=chosen)[0]
-            context = {"row": row, "groups": _inbox_groups(evidence.person),
-                       "errors": form.errors}  # fmt: skip
+            context = {"row": row, "groups": _inbox_groups(evidence.person), "errors": form.errors}
             return render(request, "evidence/_inbox_item.html", context, status=422)
         for error in form.non_field_errors() + form.errors.get("expectations", []):
             messages.error(request, error)
@@ -365,9 +390,13 @@ def _inbox_rows(me: Person, items, chosen: dict | None = None) -> list[dict]:
         else:
             selected = {lk.expectation.code for lk in evidence.links.all() if lk.expectation_id}
         rows.append(
-            {"evidence": evidence, "selected": selected, "snapshot": evidence.snapshot or {},
-             "suggested": [lk for lk in evidence.links.all() if lk.expectation_id]}
-        )  # fmt: skip
+            {
+                "evidence": evidence,
+                "selected": selected,
+                "snapshot": evidence.snapshot or {},
+                "suggested": [lk for lk in evidence.links.all() if lk.expectation_id],
+            }
+        )
     return rows
 
 

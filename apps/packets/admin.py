@@ -36,8 +36,15 @@ class PacketAdmin(admin.ModelAdmin):
     list_display = ("person", "cycle", "target_level", "state", "updated_at")
     list_filter = ("cycle", "state", "target_level")
     search_fields = ("person__name",)
-    readonly_fields = ("state", "person", "cycle", "ladder_version", "from_level",
-                       "target_level", "submitted_at")  # fmt: skip
+    readonly_fields = (
+        "state",
+        "person",
+        "cycle",
+        "ladder_version",
+        "from_level",
+        "target_level",
+        "submitted_at",
+    )
     inlines = [PacketItemInline, PacketEventInline]
 
 

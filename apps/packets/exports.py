@@ -77,8 +77,9 @@ def packet_markdown(data: dict) -> str:
                     lines.append(f"  - Note: {item['note']}")
                 wi = item.get("work_item")
                 if wi:
-                    lines.append(f"  - ServiceNow {wi.get('table')} {wi.get('number')}: "
-                                 f"{wi.get('url')}")  # fmt: skip
+                    lines.append(
+                        f"  - ServiceNow {wi.get('table')} {wi.get('number')}: {wi.get('url')}"
+                    )
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -127,11 +128,9 @@ def export_response(data: dict, sha: str | None, label: str, fmt: str) -> HttpRe
     if fmt == "pdf":
         response = HttpResponse(packet_pdf(data, sha256=sha), content_type="application/pdf")
     elif fmt == "md":
-        response = HttpResponse(packet_markdown(data),
-                                content_type="text/markdown; charset=utf-8")  # fmt: skip
+        response = HttpResponse(packet_markdown(data), content_type="text/markdown; charset=utf-8")
     else:
-        response = HttpResponse(packet_json(data),
-                                content_type="application/json; charset=utf-8")  # fmt: skip
+        response = HttpResponse(packet_json(data), content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{label}.{fmt}"'
     return response
 

@@ -120,7 +120,7 @@ class PacketCoverage:
                     "evidence": e.evidence,
                 }
                 for e in self.expectations
-            ],  # fmt: skip
+            ],
             "gaps": self.gaps,
             "deliverables": self.deliverables,
         }
@@ -128,11 +128,12 @@ class PacketCoverage:
 
 def packet_target_expectations(*, packet: Packet) -> list[Expectation]:
     return list(
-        Expectation.objects.filter(version_id=packet.ladder_version_id,
-                                   level__number=packet.target_level)
+        Expectation.objects.filter(
+            version_id=packet.ladder_version_id, level__number=packet.target_level
+        )
         .select_related("competency")
         .order_by("competency__position", "position")
-    )  # fmt: skip
+    )
 
 
 def packet_coverage(*, packet: Packet) -> PacketCoverage:
@@ -149,11 +150,14 @@ def packet_coverage(*, packet: Packet) -> PacketCoverage:
         by_exp.setdefault(exp_id, []).append(ev_id)
     items = [
         ExpectationCoverage(
-            code=e.code, text=e.text, competency=e.competency.name, expectation_id=e.pk,
+            code=e.code,
+            text=e.text,
+            competency=e.competency.name,
+            expectation_id=e.pk,
             evidence=sorted(set(by_exp.get(e.pk, []))),
         )
         for e in expectations
-    ]  # fmt: skip
+    ]
     totals: dict[str, list[int]] = {}
     for item in items:
         t = totals.setdefault(item.competency, [0, 0])
@@ -185,20 +189,29 @@ def snapshot_diff(*, before: dict, after: dict) -> dict:
 
     a, b = items(before), items(after)
     return {
-        "added": [{"expectation": k[0], "evidence": k[1], "title": b[k]["title"]}
-                  for k in sorted(b.keys() - a.keys())],
-        "removed": [{"expectation": k[0], "evidence": k[1], "title": a[k]["title"]}
-                    for k in sorted(a.keys() - b.keys())],
-        "notes_changed": [{"expectation": k[0], "evidence": k[1], "before": a[k]["note"],
-                           "after": b[k]["note"]}
-                          for k in sorted(a.keys() & b.keys()) if a[k]["note"] != b[k]["note"]],
+        "added": [
+            {"expectation": k[0], "evidence": k[1], "title": b[k]["title"]}
+            for k in sorted(b.keys() - a.keys())
+        ],
+        "removed": [
+            {"expectation": k[0], "evidence": k[1], "title": a[k]["title"]}
+            for k in sorted(a.keys() - b.keys())
+        ],
+        "notes_changed": [
+            {"expectation": k[0], "evidence": k[1], "before": a[k]["note"], "after": b[k]["note"]}
+            for k in sorted(a.keys() & b.keys())
+            if a[k]["note"] != b[k]["note"]
+        ],
         "narratives_changed": sorted(
-            name for name in set(before.get("narratives", {})) | set(after.get("narratives", {}))
+            name
+            for name in set(before.get("narratives", {})) | set(after.get("narratives", {}))
             if before.get("narratives", {}).get(name) != after.get("narratives", {}).get(name)
         ),
-        "coverage": {"before": before["coverage"]["overall"],
-                     "after": after["coverage"]["overall"]},
-    }  # fmt: skip
+        "coverage": {
+            "before": before["coverage"]["overall"],
+            "after": after["coverage"]["overall"],
+        },
+    }
 
 
 # --- pages: lists, the builder, review and committee reads ---------------------------------
@@ -223,23 +236,31 @@ def cycle_list() -> QuerySet[PromotionCycle]:
 def cycle_report_rows(*, cycle: PromotionCycle) -> list[dict]:
     """Packets of a cycle counted by target level and state (the API, the page and the CSV)."""
     counts = (
-        Packet.objects.filter(cycle=cycle).values("state", "target_level")
-        .annotate(n=Count("id")).order_by("target_level", "state")
-    )  # fmt: skip
-    return [{"target_level": c["target_level"], "state": c["state"], "count": c["n"]}
-            for c in counts]  # fmt: skip
+        Packet.objects.filter(cycle=cycle)
+        .values("state", "target_level")
+        .annotate(n=Count("id"))
+        .order_by("target_level", "state")
+    )
+    return [
+        {"target_level": c["target_level"], "state": c["state"], "count": c["n"]} for c in counts
+    ]
 
 
 def packet_list_for_person(*, person: Person) -> list[Packet]:
     """A person's own packets, newest first, each with `covered` and `total` expectation
     counts (covered: offered an accepted, live evidence item). One query."""
     total = (
-        Expectation.objects.filter(version_id=OuterRef("ladder_version_id"),
-                                   level__number=OuterRef("target_level"))
-        .order_by().values("version_id").annotate(n=Count("id")).values("n")
-    )  # fmt: skip
-    live = Q(items__evidence__status=Evidence.Status.ACCEPTED,
-             items__evidence__deleted_at__isnull=True)  # fmt: skip
+        Expectation.objects.filter(
+            version_id=OuterRef("ladder_version_id"), level__number=OuterRef("target_level")
+        )
+        .order_by()
+        .values("version_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    live = Q(
+        items__evidence__status=Evidence.Status.ACCEPTED, items__evidence__deleted_at__isnull=True
+    )
     return list(
         Packet.objects.filter(person=person)
         .select_related("cycle")
@@ -301,8 +322,11 @@ def packet_decide_get(*, viewer: AbstractBaseUser, pk) -> Packet:
 
 
 def packet_snapshot_list(*, packet: Packet) -> list[PacketSnapshot]:
-    return list(packet.snapshots.order_by("number").only("id", "packet_id", "number",
-                                                          "sha256", "created_at"))  # fmt: skip
+    return list(
+        packet.snapshots.order_by("number").only(
+            "id", "packet_id", "number", "sha256", "created_at"
+        )
+    )
 
 
 def packet_event_list(*, packet: Packet) -> list[PacketEvent]:
@@ -364,10 +388,12 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
     the number of evidence items."""
     expectations = packet_target_expectations(packet=packet)
     evidence = list(
-        Evidence.objects.filter(person_id=packet.person_id, status=Evidence.Status.ACCEPTED,
-                                deleted_at__isnull=True)
-        .order_by("-occurred_on", "-id").values_list("pk", "title", "occurred_on", "source")
-    )  # fmt: skip
+        Evidence.objects.filter(
+            person_id=packet.person_id, status=Evidence.Status.ACCEPTED, deleted_at__isnull=True
+        )
+        .order_by("-occurred_on", "-id")
+        .values_list("pk", "title", "occurred_on", "source")
+    )
     linked = set(
         EvidenceLink.objects.filter(
             evidence__person_id=packet.person_id, expectation__in=[e.pk for e in expectations]
@@ -383,19 +409,24 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
     for exp in expectations:
         choices = [
             EvidenceChoice(
-                evidence_id=pk, title=title, occurred_on=occurred_on, source=source,
-                linked=(exp.pk, pk) in linked, picked=(exp.pk, pk) in picked,
+                evidence_id=pk,
+                title=title,
+                occurred_on=occurred_on,
+                source=source,
+                linked=(exp.pk, pk) in linked,
+                picked=(exp.pk, pk) in picked,
                 note=picked.get((exp.pk, pk), ""),
             )
             for pk, title, occurred_on, source in evidence
-        ]  # fmt: skip
+        ]
         choices.sort(key=lambda c: not (c.picked or c.linked))  # stable: newest first within
         group = groups.get(exp.competency_id)
         if group is None:
             group = groups[exp.competency_id] = BuilderCompetency(
-                competency=exp.competency, expectations=[],
+                competency=exp.competency,
+                expectations=[],
                 narrative=(packet.narratives or {}).get(exp.competency.name, ""),
-            )  # fmt: skip
+            )
         group.expectations.append(BuilderExpectation(expectation=exp, choices=choices))
     return list(groups.values())
 
@@ -415,17 +446,21 @@ def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) ->
     ids = [p.pk for p in packets]
     latest = (
         PacketSnapshot.objects.filter(packet_id=OuterRef("packet_id"))
-        .order_by("-number").values("number")[:1]
-    )  # fmt: skip
+        .order_by("-number")
+        .values("number")[:1]
+    )
     coverage = dict(
-        PacketSnapshot.objects.filter(packet_id__in=ids, number=Subquery(latest))
-        .values_list("packet_id", "data__coverage")
-    )  # fmt: skip
+        PacketSnapshot.objects.filter(packet_id__in=ids, number=Subquery(latest)).values_list(
+            "packet_id", "data__coverage"
+        )
+    )
     ratings: dict[int, dict[str, int]] = {}
     for packet_id, rating, n in (
-        Assessment.objects.filter(packet_id__in=ids).values("packet_id", "rating")
-        .annotate(n=Count("id")).values_list("packet_id", "rating", "n")
-    ):  # fmt: skip
+        Assessment.objects.filter(packet_id__in=ids)
+        .values("packet_id", "rating")
+        .annotate(n=Count("id"))
+        .values_list("packet_id", "rating", "n")
+    ):
         ratings.setdefault(packet_id, {})[rating] = n
     me = person_for_user(user=viewer)
     reports = person_report_ids(person=me) if me else set()
@@ -435,12 +470,13 @@ def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) ->
         counts = ratings.get(packet.pk, {})
         rows.append(
             CommitteeRow(
-                packet=packet, coverage=cov.get("overall"),
+                packet=packet,
+                coverage=cov.get("overall"),
                 by_competency=cov.get("by_competency") or {},
                 ratings={r: counts.get(r, 0) for r in Assessment.Rating.values},
                 own_report=packet.person_id in reports,
             )
-        )  # fmt: skip
+        )
     return rows
 
 

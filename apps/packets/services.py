@@ -105,19 +105,26 @@ def packet_create(
         raise PacketInvalid("You have no published ladder to build a packet against.")
     target = target_level or (person.level or 0) + 1
     if not version.levels.filter(number=target).exists():
-        raise PacketInvalid(f"{version.ladder.name} has no level {target}.",
-                            {"target_level": f"no level {target}"})  # fmt: skip
+        raise PacketInvalid(
+            f"{version.ladder.name} has no level {target}.", {"target_level": f"no level {target}"}
+        )
     if person.level and target <= person.level:
-        raise PacketInvalid("The target level must be above your current level.",
-                            {"target_level": f"you are at level {person.level}"})  # fmt: skip
+        raise PacketInvalid(
+            "The target level must be above your current level.",
+            {"target_level": f"you are at level {person.level}"},
+        )
     try:
         with transaction.atomic():
             packet = Packet.objects.create(
-                person=person, cycle=cycle, ladder_version=version,
-                from_level=person.level, target_level=target,
-            )  # fmt: skip
-            PacketEvent.objects.create(packet=packet, actor=actor, action="create",
-                                       to_state=S.DRAFT)  # fmt: skip
+                person=person,
+                cycle=cycle,
+                ladder_version=version,
+                from_level=person.level,
+                target_level=target,
+            )
+            PacketEvent.objects.create(
+                packet=packet, actor=actor, action="create", to_state=S.DRAFT
+            )
     except IntegrityError:
         raise PacketConflict(f"You already have an open packet in {cycle}.") from None
     return packet
@@ -156,15 +163,18 @@ def _items_replace(packet: Packet, items: list[ItemSpec]) -> None:
     wanted_ids = {i.evidence for i in items}
     mine = dict(
         Evidence.objects.filter(
-            pk__in=wanted_ids, person=packet.person, deleted_at__isnull=True,
+            pk__in=wanted_ids,
+            person=packet.person,
+            deleted_at__isnull=True,
             status=Evidence.Status.ACCEPTED,
         ).values_list("pk", "status")
-    )  # fmt: skip
+    )
     problems = []
     for n, item in enumerate(items):
         if item.expectation not in expectations:
-            problems.append(f"[{n}]: {item.expectation!r} is not an expectation of level "
-                            f"{packet.target_level}")  # fmt: skip
+            problems.append(
+                f"[{n}]: {item.expectation!r} is not an expectation of level {packet.target_level}"
+            )
         if item.evidence not in mine:
             problems.append(f"[{n}]: evidence {item.evidence} is not one of your accepted items")
     if problems:
@@ -203,31 +213,44 @@ def packet_snapshot_data(*, packet: Packet) -> dict:
     by_exp: dict[str, list[dict]] = {}
     for item in items:
         ev = item.evidence
-        by_exp.setdefault(item.expectation.code, []).append({
-            "evidence": ev.pk, "title": ev.title, "description": ev.description,
-            "description_html": ev.description_html,
-            "occurred_on": ev.occurred_on.isoformat() if ev.occurred_on else None,
-            "occurred_until": ev.occurred_until.isoformat() if ev.occurred_until else None,
-            "url": ev.url, "source": ev.source, "status": ev.status,
-            "work_item": ev.snapshot or None, "note": item.note,
-        })  # fmt: skip
+        by_exp.setdefault(item.expectation.code, []).append(
+            {
+                "evidence": ev.pk,
+                "title": ev.title,
+                "description": ev.description,
+                "description_html": ev.description_html,
+                "occurred_on": ev.occurred_on.isoformat() if ev.occurred_on else None,
+                "occurred_until": ev.occurred_until.isoformat() if ev.occurred_until else None,
+                "url": ev.url,
+                "source": ev.source,
+                "status": ev.status,
+                "work_item": ev.snapshot or None,
+                "note": item.note,
+            }
+        )
     return {
         "packet": packet.pk,
         "person": {"id": packet.person_id, "name": packet.person.name},
         "cycle": {"id": packet.cycle_id, "name": packet.cycle.name},
-        "ladder": {"slug": packet.ladder_version.ladder.slug,
-                   "version": packet.ladder_version.number},
+        "ladder": {
+            "slug": packet.ladder_version.ladder.slug,
+            "version": packet.ladder_version.number,
+        },
         "from_level": packet.from_level,
         "target_level": packet.target_level,
         "narratives": packet.narratives,
         "narratives_html": packet.narratives_html,
         "coverage": coverage.as_dict(),
         "expectations": [
-            {"code": e.code, "text": e.text, "competency": e.competency,
-             "items": by_exp.get(e.code, [])}
+            {
+                "code": e.code,
+                "text": e.text,
+                "competency": e.competency,
+                "items": by_exp.get(e.code, []),
+            }
             for e in coverage.expectations
         ],
-    }  # fmt: skip
+    }
 
 
 def _sha256(data: dict) -> str:
@@ -257,14 +280,22 @@ def _move(packet: Packet, actor, action: str, to_state: str, comment: str = "") 
     from_state = packet.state
     packet.state = to_state
     packet.save(update_fields=["state", "updated_at", "submitted_at"])
-    PacketEvent.objects.create(packet=packet, actor=actor, action=action, from_state=from_state,
-                               to_state=to_state, comment=comment)  # fmt: skip
+    PacketEvent.objects.create(
+        packet=packet,
+        actor=actor,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        comment=comment,
+    )
     recipients = _next_actors(packet, to_state)
     if recipients:
         subject = f"[ladder_tracker] {packet.person.name}'s packet: {to_state.replace('_', ' ')}"
-        body = (f"{packet.person.name}'s packet for level {packet.target_level} "
-                f"({packet.cycle.name}) is now {to_state.replace('_', ' ')}.\n\n"
-                f"{comment}\n\n/packets/{packet.pk}/")  # fmt: skip
+        body = (
+            f"{packet.person.name}'s packet for level {packet.target_level} "
+            f"({packet.cycle.name}) is now {to_state.replace('_', ' ')}.\n\n"
+            f"{comment}\n\n/packets/{packet.pk}/"
+        )
         transaction.on_commit(lambda: _send(subject, body, recipients))
     logger.info("packet %s: %s → %s by %s", packet.pk, from_state, to_state, actor)
 
@@ -286,9 +317,11 @@ def _next_actors(packet: Packet, state: str) -> list[str]:
     if state == S.ENDORSED:
         chain = set(manager_chain_ids(person=person))
         return list(
-            Person.objects.filter(is_committee=True, is_active=True).exclude(email="")
-            .exclude(pk__in=chain | {person.pk}).values_list("email", flat=True)
-        )  # fmt: skip
+            Person.objects.filter(is_committee=True, is_active=True)
+            .exclude(email="")
+            .exclude(pk__in=chain | {person.pk})
+            .values_list("email", flat=True)
+        )
     if state == S.WITHDRAWN and person.manager and person.manager.email:
         return [person.manager.email]
     return []
@@ -322,8 +355,7 @@ def packet_submit(*, packet_id: int, actor, comment: str = "") -> Packet:
             )
         data = packet_snapshot_data(packet=packet)
         number = packet.snapshots.count() + 1
-        PacketSnapshot.objects.create(packet=packet, number=number, data=data,
-                                      sha256=_sha256(data))  # fmt: skip
+        PacketSnapshot.objects.create(packet=packet, number=number, data=data, sha256=_sha256(data))
         packet.submitted_at = timezone.now()
         _move(packet, actor, "submit", S.SUBMITTED, comment)
     return packet
@@ -340,17 +372,25 @@ def _reviewer(packet: Packet, actor) -> Person:
 
 def _save_assessments(packet: Packet, reviewer: Person, specs: list[AssessmentSpec]) -> None:
     expectations = {e.code: e for e in packet_target_expectations(packet=packet)}
-    problems = [f"{a.expectation!r} is not an expectation of level {packet.target_level}"
-                for a in specs if a.expectation not in expectations]  # fmt: skip
-    problems += [f"{a.expectation}: rating must be below, meets or exceeds"
-                 for a in specs if a.rating not in Assessment.Rating.values]  # fmt: skip
+    problems = [
+        f"{a.expectation!r} is not an expectation of level {packet.target_level}"
+        for a in specs
+        if a.expectation not in expectations
+    ]
+    problems += [
+        f"{a.expectation}: rating must be below, meets or exceeds"
+        for a in specs
+        if a.rating not in Assessment.Rating.values
+    ]
     if problems:
         raise PacketInvalid("Some assessments are invalid.", {"assessments": problems})
     for spec in specs:
         Assessment.objects.update_or_create(
-            packet=packet, reviewer=reviewer, expectation=expectations[spec.expectation],
+            packet=packet,
+            reviewer=reviewer,
+            expectation=expectations[spec.expectation],
             defaults={"rating": spec.rating, "comment": spec.comment},
-        )  # fmt: skip
+        )
 
 
 def packet_assess(*, packet_id: int, actor, assessments: list[AssessmentSpec]) -> Packet:
@@ -386,27 +426,33 @@ def _review_decision(packet_id, actor, comment, assessments, *, to_state, action
                 "expectation__code", flat=True
             )
         )
-        missing = [e.code for e in packet_target_expectations(packet=packet)
-                   if e.code not in assessed]  # fmt: skip
+        missing = [
+            e.code for e in packet_target_expectations(packet=packet) if e.code not in assessed
+        ]
         if missing:
-            raise PacketInvalid("Assess every expectation of the target level first.",
-                                {"missing": missing})  # fmt: skip
+            raise PacketInvalid(
+                "Assess every expectation of the target level first.", {"missing": missing}
+            )
         if to_state == S.DECLINED and not comment.strip():
             raise PacketInvalid("Say why you decline.", {"comment": "required"})
         _move(packet, actor, action, to_state, comment)
     return packet
 
 
-def packet_endorse(*, packet_id: int, actor, comment: str = "",
-                   assessments: list[AssessmentSpec] | None = None) -> Packet:  # fmt: skip
-    return _review_decision(packet_id, actor, comment, assessments or [],
-                            to_state=S.ENDORSED, action="endorse")  # fmt: skip
+def packet_endorse(
+    *, packet_id: int, actor, comment: str = "", assessments: list[AssessmentSpec] | None = None
+) -> Packet:
+    return _review_decision(
+        packet_id, actor, comment, assessments or [], to_state=S.ENDORSED, action="endorse"
+    )
 
 
-def packet_decline(*, packet_id: int, actor, comment: str = "",
-                   assessments: list[AssessmentSpec] | None = None) -> Packet:  # fmt: skip
-    return _review_decision(packet_id, actor, comment, assessments or [],
-                            to_state=S.DECLINED, action="decline")  # fmt: skip
+def packet_decline(
+    *, packet_id: int, actor, comment: str = "", assessments: list[AssessmentSpec] | None = None
+) -> Packet:
+    return _review_decision(
+        packet_id, actor, comment, assessments or [], to_state=S.DECLINED, action="decline"
+    )
 
 
 def packet_decide(*, packet_id: int, actor, outcome: str, rationale: str) -> Packet:
@@ -424,8 +470,7 @@ def packet_decide(*, packet_id: int, actor, outcome: str, rationale: str) -> Pac
             raise PacketInvalid("outcome is promoted or not_promoted", {"outcome": outcome})
         if not rationale.strip():
             raise PacketInvalid("A decision needs a rationale.", {"rationale": "required"})
-        Decision.objects.create(packet=packet, outcome=outcome, rationale=rationale,
-                                decided_by=me)  # fmt: skip
+        Decision.objects.create(packet=packet, outcome=outcome, rationale=rationale, decided_by=me)
         _move(packet, actor, "decide", outcome, rationale)
         if outcome == Decision.Outcome.PROMOTED:
             person_update(

@@ -7,8 +7,9 @@ MAX_CSV_BYTES = 5 * 1024 * 1024
 
 
 class PeopleImportForm(forms.Form):
-    file = forms.FileField(required=False, label="CSV file",
-                           widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}))  # fmt: skip
+    file = forms.FileField(
+        required=False, label="CSV file", widget=forms.FileInput(attrs={"accept": ".csv,text/csv"})
+    )
     # The checked text travels back with "Import now", so the commit imports exactly what the
     # dry run showed.
     text = forms.CharField(

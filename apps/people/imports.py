@@ -171,8 +171,9 @@ def _check_cycles(planned, by_username, by_email, people, report) -> None:
         manager = p.manager
         chart[key] = (
             (manager.user.username if manager and manager.user_id else f"pk:{manager.pk}")
-            if manager else None
-        )  # fmt: skip
+            if manager
+            else None
+        )
     keys = {key: i for i, key in enumerate(chart)}
     lines = {}
     for line, row, _ in planned:
@@ -201,11 +202,13 @@ def _apply(planned, ladders, actor, report) -> None:
     resolved: dict[str, Person] = {}
     for _line, row, existing in planned:
         fields = dict(
-            email=row["email"], name=row["name"], title=row.get("title", ""),
+            email=row["email"],
+            name=row["name"],
+            title=row.get("title", ""),
             ladder=ladders.get(row.get("ladder", "")) if row.get("ladder") else None,
             level=int(row["level"]) if row.get("level") else None,
             is_committee=bool(_truthy(row.get("is_committee", ""))),
-        )  # fmt: skip
+        )
         if existing is not None:  # a column the file lacks leaves that field alone
             fields = {k: v for k, v in fields.items() if k in row}
         if existing is None:
@@ -224,11 +227,12 @@ def _apply(planned, ladders, actor, report) -> None:
         ref = row.get("manager", "")
         manager = None
         if ref:
-            manager = resolved.get(ref) or next(
-                (p for p in resolved.values() if p.email.lower() == ref.lower()), None
-            ) or Person.objects.filter(user__username=ref).first() or (
-                Person.objects.filter(email__iexact=ref).first()
-            )  # fmt: skip
+            manager = (
+                resolved.get(ref)
+                or next((p for p in resolved.values() if p.email.lower() == ref.lower()), None)
+                or Person.objects.filter(user__username=ref).first()
+                or (Person.objects.filter(email__iexact=ref).first())
+            )
         person = resolved[row["username"]]
         if person.manager_id != (manager.pk if manager else None):
             person_update(person=person, actor=actor, manager=manager)

@@ -84,9 +84,13 @@ def person_create(
     )
     if level is not None:
         LevelChange.objects.create(
-            person=person, from_level=None, to_level=level,
-            effective_on=timezone.localdate(), reason="created", changed_by=actor,
-        )  # fmt: skip
+            person=person,
+            from_level=None,
+            to_level=level,
+            effective_on=timezone.localdate(),
+            reason="created",
+            changed_by=actor,
+        )
     return person
 
 
@@ -144,8 +148,12 @@ def person_update(
         person.user.save(update_fields=["email"])
     if person.level != old_level:
         LevelChange.objects.create(
-            person=person, from_level=old_level, to_level=person.level,
-            effective_on=timezone.localdate(), reason=reason, changed_by=actor,
+            person=person,
+            from_level=old_level,
+            to_level=person.level,
+            effective_on=timezone.localdate(),
+            reason=reason,
+            changed_by=actor,
             packet_id=packet_id,
-        )  # fmt: skip
+        )
     return person

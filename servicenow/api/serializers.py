@@ -37,14 +37,30 @@ class ConnectionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Connection
         fields = [
-            "id", "name", "instance_url", "auth_type", "username", "password", "client_id",
-            "client_secret", "has_password", "has_client_secret", "verify_tls", "page_size",
-            "api_path", "last_checked_at", "last_check_ok", "last_check_message",
-        ]  # fmt: skip
-        read_only_fields = [
-            "has_password", "has_client_secret", "last_checked_at", "last_check_ok",
+            "id",
+            "name",
+            "instance_url",
+            "auth_type",
+            "username",
+            "password",
+            "client_id",
+            "client_secret",
+            "has_password",
+            "has_client_secret",
+            "verify_tls",
+            "page_size",
+            "api_path",
+            "last_checked_at",
+            "last_check_ok",
             "last_check_message",
-        ]  # fmt: skip
+        ]
+        read_only_fields = [
+            "has_password",
+            "has_client_secret",
+            "last_checked_at",
+            "last_check_ok",
+            "last_check_message",
+        ]
 
     def validate_instance_url(self, value: str) -> str:
         services.connection_url_validate(value)
@@ -79,10 +95,20 @@ class SourceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Source
         fields = [
-            "id", "connection", "name", "table", "kind", "query", "fields",
-            "attribution_fields", "enabled", "interval_minutes", "overlap_seconds",
-            "track_deletes", "last_run",
-        ]  # fmt: skip
+            "id",
+            "connection",
+            "name",
+            "table",
+            "kind",
+            "query",
+            "fields",
+            "attribution_fields",
+            "enabled",
+            "interval_minutes",
+            "overlap_seconds",
+            "track_deletes",
+            "last_run",
+        ]
 
     def get_last_run(self, source) -> int | None:
         if hasattr(source, "last_run_id"):  # annotated by selectors.source_list
@@ -132,11 +158,27 @@ class SyncRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = SyncRun
         fields = [
-            "id", "source", "mode", "status", "created_at", "started_at", "finished_at",
-            "attempts", "pages", "requests", "rows_seen", "created", "updated",
-            "skipped_stale", "deleted", "evidence_created", "total_estimate", "progress",
-            "error", "log",
-        ]  # fmt: skip
+            "id",
+            "source",
+            "mode",
+            "status",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "attempts",
+            "pages",
+            "requests",
+            "rows_seen",
+            "created",
+            "updated",
+            "skipped_stale",
+            "deleted",
+            "evidence_created",
+            "total_estimate",
+            "progress",
+            "error",
+            "log",
+        ]
         read_only_fields = fields
 
 
@@ -148,10 +190,25 @@ class WorkItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = WorkItem
         fields = [
-            "id", "source", "sys_id", "number", "table", "short_description", "state",
-            "priority", "person", "attributions", "opened_at", "resolved_at", "closed_at",
-            "sys_updated_on", "sys_mod_count", "deleted", "deleted_at", "url",
-        ]  # fmt: skip
+            "id",
+            "source",
+            "sys_id",
+            "number",
+            "table",
+            "short_description",
+            "state",
+            "priority",
+            "person",
+            "attributions",
+            "opened_at",
+            "resolved_at",
+            "closed_at",
+            "sys_updated_on",
+            "sys_mod_count",
+            "deleted",
+            "deleted_at",
+            "url",
+        ]
         read_only_fields = fields
 
     def get_deleted(self, item) -> bool:
@@ -175,9 +232,16 @@ class SuggestionRuleSerializer(serializers.ModelSerializer):
     class Meta:
         model = SuggestionRule
         fields = [
-            "id", "name", "table", "conditions", "expectation_codes", "skills", "rationale",
-            "enabled", "position",
-        ]  # fmt: skip
+            "id",
+            "name",
+            "table",
+            "conditions",
+            "expectation_codes",
+            "skills",
+            "rationale",
+            "enabled",
+            "position",
+        ]
 
     def validate_conditions(self, value):
         if not isinstance(value, list):

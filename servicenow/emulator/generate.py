@@ -31,61 +31,159 @@ YEAR = 365 * DAY
 OTHER_TABLE_ROWS = 40  # "a few dozen" rows in each non-incident table
 
 FIRST_NAMES = (
-    "Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kavya",
-    "Liam", "Maya", "Noah", "Olga", "Priya", "Quentin", "Rosa", "Sam", "Tariq", "Uma", "Victor",
-    "Wen", "Ximena", "Yusuf", "Zoe", "Aisha", "Bruno", "Carmen", "Dmitri",
-)  # fmt: skip
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kavya",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Sam",
+    "Tariq",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "Aisha",
+    "Bruno",
+    "Carmen",
+    "Dmitri",
+)
 LAST_NAMES = (
-    "Anders", "Banerjee", "Castillo", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad",
-    "Ito", "Jensen", "Kowalski", "Lopez", "Mensah", "Nakamura", "Okafor", "Petrov", "Quinn",
-    "Rossi", "Schmidt", "Tanaka", "Ueda", "Varga", "Wong", "Yilmaz", "Zhang", "Moreau",
-)  # fmt: skip
+    "Anders",
+    "Banerjee",
+    "Castillo",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Mensah",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quinn",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Ueda",
+    "Varga",
+    "Wong",
+    "Yilmaz",
+    "Zhang",
+    "Moreau",
+)
 TITLES = (
-    "ML Engineer", "Senior ML Engineer", "Staff ML Engineer", "Data Scientist",
-    "MLOps Engineer", "Data Engineer", "Engineering Manager", "Principal Engineer",
-    "Site Reliability Engineer", "Software Engineer",
-)  # fmt: skip
+    "ML Engineer",
+    "Senior ML Engineer",
+    "Staff ML Engineer",
+    "Data Scientist",
+    "MLOps Engineer",
+    "Data Engineer",
+    "Engineering Manager",
+    "Principal Engineer",
+    "Site Reliability Engineer",
+    "Software Engineer",
+)
 
 SUBJECTS = (
-    "feature store", "training pipeline", "model registry", "inference service",
-    "Airflow DAG", "Spark job", "Kafka consumer", "embedding index", "GPU node pool",
-    "MLflow tracking server", "batch scoring job", "A/B test dashboard", "data warehouse",
-    "VPN gateway", "SSO login", "Jupyter hub", "PostgreSQL replica", "S3 bucket policy",
-    "recommendation model", "fraud detection model", "forecasting model", "label queue",
-    "CI runner", "Kubernetes ingress", "vector database",
-)  # fmt: skip
+    "feature store",
+    "training pipeline",
+    "model registry",
+    "inference service",
+    "Airflow DAG",
+    "Spark job",
+    "Kafka consumer",
+    "embedding index",
+    "GPU node pool",
+    "MLflow tracking server",
+    "batch scoring job",
+    "A/B test dashboard",
+    "data warehouse",
+    "VPN gateway",
+    "SSO login",
+    "Jupyter hub",
+    "PostgreSQL replica",
+    "S3 bucket policy",
+    "recommendation model",
+    "fraud detection model",
+    "forecasting model",
+    "label queue",
+    "CI runner",
+    "Kubernetes ingress",
+    "vector database",
+)
 INCIDENT_TEMPLATES = (
-    "{s} failing since last deploy", "{s} latency above SLO", "{s} returns 500 errors",
-    "Cannot access {s}", "{s} out of memory", "Data drift alert on {s}",
-    "{s} stuck in pending state", "Stale results from {s}", "{s} permissions error",
-    "Disk full on {s}", "{s} accuracy dropped after retrain", "Timeouts calling {s}",
-    "Schema mismatch in {s}", "{s} certificate expired", "Intermittent failures in {s}",
-    "Request for access to {s}", "{s} nightly run missed", "High cost alert on {s}",
-)  # fmt: skip
+    "{s} failing since last deploy",
+    "{s} latency above SLO",
+    "{s} returns 500 errors",
+    "Cannot access {s}",
+    "{s} out of memory",
+    "Data drift alert on {s}",
+    "{s} stuck in pending state",
+    "Stale results from {s}",
+    "{s} permissions error",
+    "Disk full on {s}",
+    "{s} accuracy dropped after retrain",
+    "Timeouts calling {s}",
+    "Schema mismatch in {s}",
+    "{s} certificate expired",
+    "Intermittent failures in {s}",
+    "Request for access to {s}",
+    "{s} nightly run missed",
+    "High cost alert on {s}",
+)
 DESCRIPTION_TEMPLATES = (
     "Users report that the {s} stopped working this morning. Logs show repeated retries.",
     "Monitoring flagged the {s}. Suspect a configuration change rolled out yesterday.",
     "The {s} has been degrading for a week; need root cause and a fix before quarter end.",
     "After the upgrade the {s} behaves differently. Rolled back one node to compare.",
     "Alert fired for the {s}. Impact limited to internal analytics for now.",
-)  # fmt: skip
+)
 CHANGE_TEMPLATES = (
-    "Upgrade {s}", "Migrate {s} to new cluster", "Roll out new version of {s}",
-    "Decommission legacy {s}", "Scale out {s}", "Patch {s} for CVE",
-)  # fmt: skip
+    "Upgrade {s}",
+    "Migrate {s} to new cluster",
+    "Roll out new version of {s}",
+    "Decommission legacy {s}",
+    "Scale out {s}",
+    "Patch {s} for CVE",
+)
 PROBLEM_TEMPLATES = (
-    "Recurring outages of {s}", "Root cause of {s} slowness", "Memory leak in {s}",
+    "Recurring outages of {s}",
+    "Root cause of {s} slowness",
+    "Memory leak in {s}",
     "Flaky behaviour of {s} under load",
-)  # fmt: skip
+)
 STORY_TEMPLATES = (
     "As a data scientist I want the {s} to expose metrics",
-    "Automate retraining for the {s}", "Add monitoring to the {s}",
-    "Reduce cost of the {s}", "Document the {s} runbook",
-)  # fmt: skip
+    "Automate retraining for the {s}",
+    "Add monitoring to the {s}",
+    "Reduce cost of the {s}",
+    "Document the {s} runbook",
+)
 REQUEST_TEMPLATES = (
-    "Access to {s}", "New GPU quota for {s}", "Service account for {s}",
+    "Access to {s}",
+    "New GPU quota for {s}",
+    "Service account for {s}",
     "Increase storage for {s}",
-)  # fmt: skip
+)
 CATEGORIES = ("software", "network", "database", "inquiry", "ml_model", "hardware")
 INCIDENT_STATES = ("1", "2", "3", "6", "7")
 INCIDENT_STATE_WEIGHTS = (10, 20, 5, 30, 35)
@@ -307,23 +405,37 @@ def generate_dataset(
     if other_tables:
         common = (gen, user_rows, len(people))
         tables["change_request"] = _work_items(
-            *common, "CHG", 30001, CHANGE_TEMPLATES,
+            *common,
+            "CHG",
+            30001,
+            CHANGE_TEMPLATES,
             ("-5", "-4", "-3", "-2", "-1", "0", "3", "4"),
             {"type": ("normal", "standard", "emergency"), "risk": ("2", "3", "4")},
-        )  # fmt: skip
+        )
         tables["problem"] = _work_items(
-            *common, "PRB", 40001, PROBLEM_TEMPLATES,
+            *common,
+            "PRB",
+            40001,
+            PROBLEM_TEMPLATES,
             ("101", "102", "103", "104", "106", "107"),
             {"known_error": ("true", "false")},
-        )  # fmt: skip
+        )
         tables["rm_story"] = _work_items(
-            *common, "STRY", 10001, STORY_TEMPLATES, ("-6", "1", "2", "3"),
+            *common,
+            "STRY",
+            10001,
+            STORY_TEMPLATES,
+            ("-6", "1", "2", "3"),
             {"story_points": ("1", "2", "3", "5", "8")},
-        )  # fmt: skip
+        )
         tables["sc_req_item"] = _work_items(
-            *common, "RITM", 10001, REQUEST_TEMPLATES, ("1", "2", "3"),
+            *common,
+            "RITM",
+            10001,
+            REQUEST_TEMPLATES,
+            ("1", "2", "3"),
             {"quantity": ("1", "2"), "cat_item": ("Access request", "Cloud resources")},
-        )  # fmt: skip
+        )
     return {
         "tables": tables,
         "credentials": json.loads(json.dumps(DEFAULT_CREDENTIALS)),  # a private deep copy

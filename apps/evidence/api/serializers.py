@@ -49,15 +49,40 @@ class EvidenceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Evidence
         fields = [
-            "id", "person", "person_name", "title", "description", "description_html",
-            "occurred_on", "occurred_until", "url", "source", "status", "visibility",
-            "expectations", "links", "skills", "work_item", "work_item_deleted", "snapshot",
-            "attachments", "deleted_at", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "person",
+            "person_name",
+            "title",
+            "description",
+            "description_html",
+            "occurred_on",
+            "occurred_until",
+            "url",
+            "source",
+            "status",
+            "visibility",
+            "expectations",
+            "links",
+            "skills",
+            "work_item",
+            "work_item_deleted",
+            "snapshot",
+            "attachments",
+            "deleted_at",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = [
-            "person", "description_html", "source", "status", "work_item", "snapshot",
-            "deleted_at", "created_at", "updated_at",
-        ]  # fmt: skip
+            "person",
+            "description_html",
+            "source",
+            "status",
+            "work_item",
+            "snapshot",
+            "deleted_at",
+            "created_at",
+            "updated_at",
+        ]
         extra_kwargs = {"title": {"max_length": 300}, "url": {"max_length": 1000}}
 
     def get_work_item_deleted(self, evidence) -> bool:
@@ -147,8 +172,9 @@ class AcceptSerializer(serializers.Serializer):
 
 
 class BulkTriageSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1,
-                                max_length=500)  # fmt: skip
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=500
+    )
     action = serializers.ChoiceField(choices=["accept", "dismiss"])
 
 

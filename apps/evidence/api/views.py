@@ -78,8 +78,9 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             raise exceptions.PermissionDenied("Only the owner changes their evidence.")
         return evidence
 
-    @extend_schema(parameters=[s.EvidenceQuerySerializer],
-                   responses=s.EvidenceOutSerializer(many=True))  # fmt: skip
+    @extend_schema(
+        parameters=[s.EvidenceQuerySerializer], responses=s.EvidenceOutSerializer(many=True)
+    )
     def list(self, request, *args, **kwargs):
         rows = self.paginate_queryset(selectors.EvidenceRowsPage(self.get_queryset()))
         return self.get_paginated_response(selectors.evidence_rows(rows=list(rows)))
@@ -93,10 +94,12 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         data = dict(body.validated_data)
         try:
             evidence = services.evidence_create(
-                person=person, actor=request.user, links=_link_specs(data),
+                person=person,
+                actor=request.user,
+                links=_link_specs(data),
                 skills=data.pop("skills", None),
                 **{k: v for k, v in data.items() if k in services.EDITABLE_FIELDS},
-            )  # fmt: skip
+            )
         except DjangoValidationError as exc:
             raise _validation(exc) from exc
         return Response(self._body(evidence.pk), status=status.HTTP_201_CREATED)
@@ -109,10 +112,12 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         data = dict(body.validated_data)
         try:
             services.evidence_update(
-                evidence=evidence, actor=request.user, links=_link_specs(data),
+                evidence=evidence,
+                actor=request.user,
+                links=_link_specs(data),
                 skills=data.pop("skills", None),
                 **{k: v for k, v in data.items() if k in services.EDITABLE_FIELDS},
-            )  # fmt: skip
+            )
         except DjangoValidationError as exc:
             raise _validation(exc) from exc
         return Response(self._body(evidence.pk))
@@ -174,10 +179,11 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         events = evidence.events.select_related("actor").order_by("at", "id")
         return Response(s.EvidenceEventSerializer(events, many=True).data)
 
-    @extend_schema(request={"multipart/form-data": s.AttachmentUploadSerializer},
-                   responses={201: s.AttachmentSerializer})  # fmt: skip
-    @action(detail=True, methods=["post"], url_path="attachments",
-            parser_classes=[MultiPartParser])  # fmt: skip
+    @extend_schema(
+        request={"multipart/form-data": s.AttachmentUploadSerializer},
+        responses={201: s.AttachmentSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="attachments", parser_classes=[MultiPartParser])
     def attachments(self, request, pk=None):
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -233,9 +239,11 @@ def attachment_response(attachment) -> FileResponse:
     except FileNotFoundError:
         raise Http404("The file is missing from storage.") from None
     response = FileResponse(
-        handle, as_attachment=True, filename=attachment.name,
+        handle,
+        as_attachment=True,
+        filename=attachment.name,
         content_type=attachment.content_type,
-    )  # fmt: skip
+    )
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

@@ -28,10 +28,22 @@ class PacketSerializer(serializers.ModelSerializer):
     class Meta:
         model = Packet
         fields = [
-            "id", "person", "person_name", "cycle", "ladder", "ladder_version", "from_level",
-            "target_level", "state", "narratives", "narratives_html", "items", "created_at",
-            "updated_at", "submitted_at",
-        ]  # fmt: skip
+            "id",
+            "person",
+            "person_name",
+            "cycle",
+            "ladder",
+            "ladder_version",
+            "from_level",
+            "target_level",
+            "state",
+            "narratives",
+            "narratives_html",
+            "items",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+        ]
         read_only_fields = fields
 
     def get_items(self, packet) -> list[dict]:
@@ -115,9 +127,10 @@ class CoverageExpectationSerializer(serializers.Serializer):
     competency = serializers.CharField(read_only=True, help_text="The competency's name.")
     covered = serializers.BooleanField(read_only=True)
     evidence = serializers.ListField(
-        child=serializers.IntegerField(), read_only=True,
+        child=serializers.IntegerField(),
+        read_only=True,
         help_text="Ids of the accepted, live evidence offered for it.",
-    )  # fmt: skip
+    )
 
 
 class CoverageDeliverableSerializer(serializers.Serializer):

@@ -170,8 +170,9 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         if "items" in data:
             items = [services.ItemSpec(**i) for i in data["items"]]
         try:
-            services.packet_update(packet=packet, actor=request.user,
-                                   narratives=data.get("narratives"), items=items)  # fmt: skip
+            services.packet_update(
+                packet=packet, actor=request.user, narratives=data.get("narratives"), items=items
+            )
         except PACKET_ERRORS as exc:
             raise _translate(exc) from exc
         return Response(self._packet_body(packet.pk))
@@ -202,8 +203,9 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     @_transition_schema(s.TransitionSerializer)
     @action(detail=True, methods=["post"], url_path="request-changes")
     def request_changes(self, request, pk=None):
-        return self._transition(request, pk, services.packet_request_changes,
-                                s.TransitionSerializer)  # fmt: skip
+        return self._transition(
+            request, pk, services.packet_request_changes, s.TransitionSerializer
+        )
 
     @_transition_schema(s.ReviewSerializer)
     @action(detail=True, methods=["post"])
@@ -255,12 +257,22 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"], url_path=r"snapshots/(?P<number>\d+)")
     def snapshot(self, request, pk=None, number=None):
         snap = get_object_or_404(self.get_object().snapshots, number=number)
-        return Response({"number": snap.number, "sha256": snap.sha256,
-                         "created_at": snap.created_at, "data": snap.data})  # fmt: skip
+        return Response(
+            {
+                "number": snap.number,
+                "sha256": snap.sha256,
+                "created_at": snap.created_at,
+                "data": snap.data,
+            }
+        )
 
-    @extend_schema(parameters=[OpenApiParameter("from", int, required=True),
-                               OpenApiParameter("to", int, required=True)],
-                   responses=s.SnapshotDiffSerializer)  # fmt: skip
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", int, required=True),
+            OpenApiParameter("to", int, required=True),
+        ],
+        responses=s.SnapshotDiffSerializer,
+    )
     @action(detail=True, methods=["get"])
     def diff(self, request, pk=None):
         packet = self.get_object()
@@ -276,11 +288,12 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
             (200, "application/json"): OpenApiResponse(
                 OpenApiTypes.OBJECT, description="The packet's data (?format=json, the default)"
             ),
-            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY,
-                                                      description="?format=pdf"),
+            (200, "application/pdf"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="?format=pdf"
+            ),
             (200, "text/markdown"): OpenApiResponse(OpenApiTypes.STR, description="?format=md"),
         },
-    )  # fmt: skip
+    )
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
         packet = self.get_object()

@@ -16,9 +16,18 @@ class PersonSerializer(serializers.ModelSerializer):
     class Meta:
         model = Person
         fields = [
-            "id", "username", "email", "name", "title", "ladder", "level", "manager",
-            "servicenow_sys_id", "is_active", "is_committee",
-        ]  # fmt: skip
+            "id",
+            "username",
+            "email",
+            "name",
+            "title",
+            "ladder",
+            "level",
+            "manager",
+            "servicenow_sys_id",
+            "is_active",
+            "is_committee",
+        ]
         read_only_fields = fields
 
 
@@ -48,8 +57,16 @@ class LevelChangeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LevelChange
-        fields = ["id", "from_level", "to_level", "effective_on", "reason", "packet_id",
-                  "changed_by", "created_at"]  # fmt: skip
+        fields = [
+            "id",
+            "from_level",
+            "to_level",
+            "effective_on",
+            "reason",
+            "packet_id",
+            "changed_by",
+            "created_at",
+        ]
 
 
 class ImportErrorSerializer(serializers.Serializer):

@@ -97,8 +97,12 @@ class PersonViewSet(viewsets.ModelViewSet):
         request={"multipart/form-data": ImportRequestSerializer},
         responses={200: ImportReportSerializer, 400: IMPORT_FAILED},
     )
-    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser,
-            JSONParser])  # fmt: skip
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser, JSONParser],
+    )
     def import_csv(self, request):
         body = ImportRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -29,14 +29,24 @@ SOURCES = [
 ]
 RULES = [
     # name, table, conditions, expectation codes, skills
-    ("ML model incidents", "incident", [{"field": "category", "op": "=", "value": "ml_model"}],
-     ["TE-3.3", "PSI-2.1"], ["MLflow"]),
-    ("Database incidents", "incident", [{"field": "category", "op": "=", "value": "database"}],
-     ["PSI-1.2"], ["SQL"]),
+    (
+        "ML model incidents",
+        "incident",
+        [{"field": "category", "op": "=", "value": "ml_model"}],
+        ["TE-3.3", "PSI-2.1"],
+        ["MLflow"],
+    ),
+    (
+        "Database incidents",
+        "incident",
+        [{"field": "category", "op": "=", "value": "database"}],
+        ["PSI-1.2"],
+        ["SQL"],
+    ),
     ("Changes shipped", "change_request", [], ["TE-3.2"], ["CI/CD"]),
     ("Problems solved", "problem", [], ["PSI-2.1"], []),
     ("Stories delivered", "rm_story", [], ["CC-2.2"], ["Git"]),
-]  # fmt: skip
+]
 
 
 class Command(BaseCommand):
@@ -49,9 +59,11 @@ class Command(BaseCommand):
     def handle(self, *args, write_dataset, url, **options):
         if write_dataset:
             emails = list(
-                Person.objects.exclude(email="").filter(ladder__isnull=False)
-                .order_by("pk").values_list("email", flat=True)
-            )  # fmt: skip
+                Person.objects.exclude(email="")
+                .filter(ladder__isnull=False)
+                .order_by("pk")
+                .values_list("email", flat=True)
+            )
             dataset = _org_chart_as_here(demo_dataset(emails))
             Path(write_dataset).write_text(json.dumps(dataset), encoding="utf-8")
             self.stdout.write(f"emulator dataset for {len(emails)} people: {write_dataset}")
@@ -75,9 +87,14 @@ class Command(BaseCommand):
         for name, table, conditions, codes, skills in RULES:
             SuggestionRule.objects.update_or_create(
                 name=name,
-                defaults={"table": table, "conditions": conditions, "expectation_codes": codes,
-                          "skills": skills, "rationale": f"Suggested: {name.lower()}"},
-            )  # fmt: skip
+                defaults={
+                    "table": table,
+                    "conditions": conditions,
+                    "expectation_codes": codes,
+                    "skills": skills,
+                    "rationale": f"Suggested: {name.lower()}",
+                },
+            )
         self.stdout.write(f"demo connection to {url} with {len(SOURCES)} sources")
 
 

@@ -69,12 +69,17 @@ class Command(BaseCommand):
                 continue
             picked = codes[i : i + n_links]
             evidence_create(
-                person=person, actor=person.user, title=title, description=description,
+                person=person,
+                actor=person.user,
+                title=title,
+                description=description,
                 skills=skills,
-                links=[LinkSpec(expectation=c, rationale="Shows this at the next level.")
-                       for c in picked],
+                links=[
+                    LinkSpec(expectation=c, rationale="Shows this at the next level.")
+                    for c in picked
+                ],
                 visibility="private" if i == 2 else "manager",
-            )  # fmt: skip
+            )
             made += 1
         return made
 

@@ -133,10 +133,15 @@ class Command(BaseCommand):
                 picked = uncovered[n :: len(EXTRA_EVIDENCE)]
                 if picked:
                     evidence_create(
-                        person=person, actor=user, title=title, description=description,
-                        links=[LinkSpec(expectation=c, rationale="Shows this at the next level.")
-                               for c in picked],
-                    )  # fmt: skip
+                        person=person,
+                        actor=user,
+                        title=title,
+                        description=description,
+                        links=[
+                            LinkSpec(expectation=c, rationale="Shows this at the next level.")
+                            for c in picked
+                        ],
+                    )
             linked = self._linked(person, expectations)
         items = [
             ItemSpec(expectation=code, evidence=ev_id, note="")
@@ -149,16 +154,18 @@ class Command(BaseCommand):
         packet_submit(packet_id=packet.pk, actor=user, comment="Ready for review.")
         if state == Packet.State.ENDORSED:
             packet_endorse(
-                packet_id=packet.pk, actor=reviewer.user,
+                packet_id=packet.pk,
+                actor=reviewer.user,
                 comment="Consistently working at the next level; ready for the committee.",
                 assessments=[AssessmentSpec(expectation=c, rating="meets") for c in codes],
-            )  # fmt: skip
+            )
         elif state == Packet.State.CHANGES_REQUESTED:
             packet_request_changes(
-                packet_id=packet.pk, actor=reviewer.user,
+                packet_id=packet.pk,
+                actor=reviewer.user,
                 comment="Strong start. Add evidence of leading work across teams, and say more "
                 "about the impact in the narratives.",
-            )  # fmt: skip
+            )
         return packet
 
     @staticmethod
@@ -166,12 +173,14 @@ class Command(BaseCommand):
         """The person's accepted, live evidence linked to each expectation, newest first."""
         rows = (
             EvidenceLink.objects.filter(
-                evidence__person=person, evidence__status=Evidence.Status.ACCEPTED,
-                evidence__deleted_at__isnull=True, expectation__in=[e.pk for e in expectations],
+                evidence__person=person,
+                evidence__status=Evidence.Status.ACCEPTED,
+                evidence__deleted_at__isnull=True,
+                expectation__in=[e.pk for e in expectations],
             )
             .order_by("-evidence__occurred_on", "-evidence_id")
             .values_list("expectation__code", "evidence_id")
-        )  # fmt: skip
+        )
         out: dict[str, list[int]] = {}
         for code, ev_id in rows:
             out.setdefault(code, []).append(ev_id)
