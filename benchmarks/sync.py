@@ -20,7 +20,6 @@ imported at module level: the PySNC role runs under the bench venv's interpreter
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
@@ -79,15 +78,12 @@ def emit(result: dict) -> None:
 
 def work_item_fields() -> list[str]:
     """The fields the sync asks for with a default incident source: WORK_ITEM_FIELDS plus
-    the default attribution field, read from servicenow/sync.py without importing Django.
-    The sync role checks this against WorkItemWriter(...).fields."""
-    tree = ast.parse((ROOT / "servicenow" / "sync.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "WORK_ITEM_FIELDS" for t in node.targets
-        ):
-            return sorted(set(ast.literal_eval(node.value)) | {"assigned_to"})
-    raise RuntimeError("WORK_ITEM_FIELDS not found in servicenow/sync.py")
+    the default attribution field (servicenow.sync.fields imports no Django). The sync role
+    checks this against WorkItemWriter(...).fields."""
+    sys.path.insert(0, str(ROOT))
+    from servicenow.sync.fields import DEFAULT_ATTRIBUTION_FIELDS, WORK_ITEM_FIELDS
+
+    return sorted(set(WORK_ITEM_FIELDS) | set(DEFAULT_ATTRIBUTION_FIELDS))
 
 
 # --- roles run in subprocesses -----------------------------------------------------------
@@ -194,8 +190,9 @@ def role_sync(args: argparse.Namespace) -> None:
     django.setup()
     from servicenow.models import SyncRun, WorkItem
     from servicenow.services import sync_run_request
-    from servicenow.sync import Counters, WorkItemWriter
-    from servicenow.tasks import sync_source_run
+    from servicenow.sync.progress import Counters
+    from servicenow.sync.runs import sync_run_attempt
+    from servicenow.sync.workitems import WorkItemWriter
 
     source = benchmark_source(args.url)
     sync_fields = WorkItemWriter(source=source, counters=Counters()).fields
@@ -209,9 +206,9 @@ def role_sync(args: argparse.Namespace) -> None:
             profiler = cProfile.Profile()
         started = time.perf_counter()
         if profiler is not None:
-            outcome = profiler.runcall(sync_source_run, run.pk)
+            outcome = profiler.runcall(sync_run_attempt, run_id=run.pk)
         else:
-            outcome = sync_source_run(run.pk)
+            outcome = sync_run_attempt(run_id=run.pk)
         wall = time.perf_counter() - started
         if profiler is not None:
             profiler.dump_stats(profile_to)
@@ -258,8 +255,10 @@ def role_write(args: argparse.Namespace) -> None:
     django.setup()
     from django.db import transaction
 
+    from ladder_tracker.bulk import rows_upsert
     from servicenow.models import WorkItem
-    from servicenow.sync import Counters, WorkItemWriter
+    from servicenow.sync.progress import Counters
+    from servicenow.sync.workitems import CONFLICT, KEEP, WorkItemWriter
 
     source = benchmark_source(args.url)
     writer = WorkItemWriter(source=source, counters=Counters())
@@ -272,13 +271,15 @@ def role_write(args: argparse.Namespace) -> None:
         page = writer.prepare(
             [{f: r[f] for f in fields if f in r} for r in rows[start : start + PAGE_SIZE]]
         )
-        pages.append([values for _ts, _mod, (_raw, _att, values) in page.newest.values()])
+        pages.append([version.data.values for version in page.newest.values()])
     del rows
     rss_start = peak_rss_mb()
     started = time.perf_counter()
     for values in pages:
         with transaction.atomic():
-            writer.upsert.execute(values)
+            rows_upsert(
+                WorkItem, values, conflict=CONFLICT, keep=KEEP, statistics=writer.statistics
+            )
     wall = time.perf_counter() - started
     emit(
         {

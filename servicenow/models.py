@@ -206,8 +206,12 @@ class WorkItem(models.Model):
 
     @property
     def record_url(self) -> str:
-        base = self.connection.instance_url.rstrip("/")
-        return f"{base}/nav_to.do?uri={self.table}.do?sys_id={self.sys_id}"
+        return record_url(self.connection.instance_url, self.table, self.sys_id)
+
+
+def record_url(instance_url: str, table: str, sys_id: str) -> str:
+    """The record's page on the instance."""
+    return f"{instance_url.rstrip('/')}/nav_to.do?uri={table}.do?sys_id={sys_id}"
 
 
 class SuggestionRule(models.Model):

@@ -181,3 +181,13 @@ def ladder_version_diff(*, from_version: LadderVersion, to_version: LadderVersio
         removed=sorted(removed, key=key),
         changed=sorted(changed, key=key),
     )
+
+
+def ladder_versions_published() -> dict[int, LadderVersion]:
+    """Each ladder's current published version (the newest published), by ladder id."""
+    published: dict[int, LadderVersion] = {}
+    for version in LadderVersion.objects.filter(status=LadderVersion.Status.PUBLISHED):
+        held = published.get(version.ladder_id)
+        if held is None or version.number > held.number:
+            published[version.ladder_id] = version
+    return published

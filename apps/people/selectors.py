@@ -57,3 +57,14 @@ def person_list(*, viewer: AbstractBaseUser) -> QuerySet[Person]:
     if me is None:
         return qs.none()
     return qs.filter(pk__in={me.pk} | person_report_ids(person=me))
+
+
+def person_ids_by_servicenow_sys_id(*, sys_ids: set[str] | None) -> dict[str, int]:
+    """{ServiceNow user sys_id: person id} for these sys_ids (None: every synced person)."""
+    qs = Person.objects.exclude(servicenow_sys_id="")
+    if sys_ids is not None:
+        sys_ids = sys_ids - {""}
+        if not sys_ids:
+            return {}
+        qs = qs.filter(servicenow_sys_id__in=sys_ids)
+    return dict(qs.values_list("servicenow_sys_id", "pk"))

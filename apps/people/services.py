@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from apps.ladders.models import Ladder
 
 from .models import LevelChange, Person
+
+logger = logging.getLogger(__name__)
 
 
 def person_would_cycle(*, person: Person, manager: Person | None) -> bool:
@@ -157,3 +164,117 @@ def person_update(
             packet_id=packet_id,
         )
     return person
+
+
+# --- people from ServiceNow (sys_user) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceNowUser:
+    """One sys_user record as the sync hands it over."""
+
+    sys_id: str
+    updated_on: datetime
+    mod_count: int
+    email: str
+    name: str  # already the best of name, first + last, user name, email
+    title: str
+    manager_sys_id: str
+    active: bool
+
+
+@dataclass
+class PeopleSyncResult:
+    created: int = 0
+    updated: int = 0
+    skipped_stale: int = 0
+
+
+PERSON_SERVICENOW_FIELDS = [
+    "servicenow_sys_id",
+    "servicenow_updated_on",
+    "servicenow_mod_count",
+    "servicenow_manager_sys_id",
+    "is_active",
+    "name",
+    "email",
+    "title",
+]
+
+
+def people_sync_servicenow(*, users: list[ServiceNowUser]) -> PeopleSyncResult:
+    """Store a page of ServiceNow users: people matched by sys_id, else by email (any case).
+    A record no newer than the one stored (by sys_updated_on, then sys_mod_count) is
+    skipped. Name, email and title fill in only what the person lacks: what was typed here
+    or came from the CSV import wins. Managers are resolved later, once every page is in
+    (`people_managers_resolve`)."""
+    result = PeopleSyncResult()
+    by_sys_id = {
+        p.servicenow_sys_id: p
+        for p in Person.objects.filter(servicenow_sys_id__in=[u.sys_id for u in users])
+    }
+    emails = {u.email.lower() for u in users if u.sys_id not in by_sys_id} - {""}
+    by_email = {
+        p.email_lower: p
+        for p in Person.objects.annotate(email_lower=Lower("email")).filter(email_lower__in=emails)
+    }
+    create, update = [], []
+    for user in users:
+        person = by_sys_id.get(user.sys_id) or by_email.get(user.email.lower())
+        if (
+            person is not None
+            and person.servicenow_updated_on is not None
+            and (user.updated_on, user.mod_count)
+            <= (person.servicenow_updated_on, person.servicenow_mod_count or 0)
+        ):
+            result.skipped_stale += 1
+            continue
+        target = person or Person()
+        target.servicenow_sys_id = user.sys_id
+        target.servicenow_updated_on = user.updated_on
+        target.servicenow_mod_count = user.mod_count
+        target.servicenow_manager_sys_id = user.manager_sys_id
+        target.is_active = user.active
+        if not target.name:
+            target.name = user.name[:200]
+        if not target.email:
+            target.email = user.email
+        if not target.title:
+            target.title = user.title[:200]
+        if person is None:
+            create.append(target)
+            by_email[user.email.lower()] = target  # a second row with this email merges
+            result.created += 1
+        elif target not in update:
+            update.append(target)
+            result.updated += 1
+    Person.objects.bulk_create([p for p in create if p.pk is None])
+    if update:
+        Person.objects.bulk_update(update, PERSON_SERVICENOW_FIELDS)
+    return result
+
+
+def people_managers_resolve() -> int:
+    """Point each person's manager at the person ServiceNow names, unless that makes a cycle
+    (the chart keeps its previous manager then). In memory: one read, one bulk write."""
+    rows = list(
+        Person.objects.values_list(
+            "pk", "manager_id", "servicenow_sys_id", "servicenow_manager_sys_id"
+        )
+    )
+    by_sys_id = {sys_id: pk for pk, _m, sys_id, _ms in rows if sys_id}
+    managers = {pk: manager_id for pk, manager_id, _s, _ms in rows}
+    changed = []
+    for pk, manager_id, _sys_id, manager_sys_id in rows:
+        if not manager_sys_id:
+            continue
+        wanted = by_sys_id.get(manager_sys_id)
+        if wanted is None or wanted == manager_id:
+            continue
+        if person_would_cycle_ids(person_id=pk, manager_id=wanted, managers=managers):
+            logger.warning("person %s: manager %s would make a cycle; kept", pk, wanted)
+            continue
+        managers[pk] = wanted
+        changed.append(Person(pk=pk, manager_id=wanted))
+    Person.objects.bulk_update(changed, ["manager"])
+    return len(changed)

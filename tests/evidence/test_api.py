@@ -9,11 +9,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.evidence import services
+from apps.evidence.candidates import candidates_import
 from apps.evidence.models import Attachment, Evidence, EvidenceEvent, EvidenceLink
 from apps.ladders.models import Deliverable, Expectation, Skill
 from apps.people.models import Person
 from servicenow.models import Connection, Source, WorkItem
-from servicenow.sync import LadderIndex, evidence_sync_for_work_items
+from servicenow.sync.workitems import work_item_candidate, work_item_occurred, work_item_snapshot
 from tests.factories import PersonFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -354,9 +355,21 @@ def work_item(db):
 
 
 def _sync(work_item, person):
-    return evidence_sync_for_work_items(
-        work_items=[work_item], people={"u-erin": person.pk}, ladders=LadderIndex.load(), rules=[]
-    )
+    """Import the work item as the sync does: its snapshot and candidate, then the writer."""
+    w = work_item
+    snapshot = work_item_snapshot(
+        instance_url=w.connection.instance_url, table=w.table, sys_id=w.sys_id, raw=w.raw,
+        updated_on=w.sys_updated_on,
+    )  # fmt: skip
+    occurred = work_item_occurred(
+        resolved_at=w.resolved_at, closed_at=w.closed_at, opened_at=w.opened_at,
+        updated_on=w.sys_updated_on,
+    )  # fmt: skip
+    candidate = work_item_candidate(
+        work_item_id=w.pk, person_id=person.pk, snapshot=snapshot, raw=w.raw, occurred=occurred,
+        rules=[],
+    )  # fmt: skip
+    return candidates_import(candidates=[candidate])
 
 
 def test_imported_evidence_keeps_its_snapshot_read_only(engineer_api, engineer, work_item):

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from servicenow.models import Connection, SyncRun
 from servicenow.secrets import SecretUnreadable, secret_decrypt, secret_encrypt
 from servicenow.services import connection_check, sync_run_request
-from servicenow.tasks import sync_source_run
+from servicenow.sync.runs import sync_run_attempt
 from tests.factories import AdminUserFactory
 
 from .conftest import make_connection, make_source
@@ -117,7 +117,7 @@ def test_a_sync_with_an_unreadable_secret_fails_with_that_message(settings, emul
 
     # when it syncs in this process
     run = sync_run_request(source=source, enqueue=False)
-    outcome = sync_source_run(run.pk)
+    outcome = sync_run_attempt(run_id=run.pk)
 
     # then the run failed, saying why
     run.refresh_from_db()
@@ -176,7 +176,7 @@ def test_a_failing_sync_and_check_never_show_the_secrets(emulator, caplog, setti
     for pk in ids:
         source = make_source(Connection.objects.get(pk=pk), "incident")
         run = sync_run_request(source=source, enqueue=False)  # in this process: logs captured
-        assert sync_source_run(run.pk) == "failed"
+        assert sync_run_attempt(run_id=run.pk) == "failed"
         runs.append(call("get", f"/api/v1/servicenow/runs/{run.pk}/"))
     call("get", "/api/v1/servicenow/connections/")
     call("get", "/api/v1/servicenow/runs/")

@@ -15,7 +15,7 @@ from apps.people.models import Person
 from servicenow.emulator import Emulator
 from servicenow.models import SyncCursor, SyncRun, WorkItem
 from servicenow.services import sync_run_request
-from servicenow.tasks import sync_source_run
+from servicenow.sync.runs import sync_run_attempt
 
 from .conftest import PEOPLE_EMAILS, make_connection, make_dataset, make_source, run_sync
 
@@ -282,9 +282,9 @@ def test_resync_refreshes_the_snapshot_but_not_the_engineers_text(
 def test_a_run_that_dies_mid_way_resumes_without_duplicates(emulator, incidents, monkeypatch):
     """Fail after three pages (as a killed worker would stop): the cursor holds what was
     committed, the next run converges."""
-    from servicenow import sync
+    from servicenow.sync.workitems import WorkItemWriter
 
-    original = sync.WorkItemWriter.store
+    original = WorkItemWriter.store
     calls = {"n": 0}
 
     def dying_store(self, rows):
@@ -293,18 +293,18 @@ def test_a_run_that_dies_mid_way_resumes_without_duplicates(emulator, incidents,
             raise RuntimeError("worker killed")
         return original(self, rows)
 
-    monkeypatch.setattr(sync.WorkItemWriter, "store", dying_store)
+    monkeypatch.setattr(WorkItemWriter, "store", dying_store)
     # In this process (as `manage.py servicenow_sync` runs it), so the patch applies even
     # when a Celery worker would otherwise take the run.
     run = sync_run_request(source=incidents, mode="full", enqueue=False)
     with pytest.raises(RuntimeError):
-        sync_source_run(run.pk)
+        sync_run_attempt(run_id=run.pk)
     failed = SyncRun.objects.get(source=incidents)
     assert failed.status == "failed" and "internal error" in failed.error
     assert WorkItem.objects.count() == 150  # three pages of 50, committed
     assert SyncCursor.objects.get(source=incidents).hwm_ts is not None
 
-    monkeypatch.setattr(sync.WorkItemWriter, "store", original)
+    monkeypatch.setattr(WorkItemWriter, "store", original)
     settle(incidents)
 
     assert_mirrors(emulator, incidents)

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection, transaction
 
-from servicenow import sync
 from servicenow.models import Connection, Source, WorkItem
 from servicenow.services import connection_save, source_save
-from servicenow.sync import Counters, WorkItemWriter
+from servicenow.sync import workitems
+from servicenow.sync.progress import Counters
+from servicenow.sync.workitems import WorkItemWriter
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +93,7 @@ def test_postgresql_statistics_follow_a_bulk_load(source, monkeypatch):
     """Without statistics the stale check's `sys_id IN (…)` scans the whole table prefix
     per page; the writer refreshes them once a run has written as many rows as they
     describe."""
-    monkeypatch.setattr(sync, "STATS_AFTER_ROWS", 20)
+    monkeypatch.setattr(workitems, "STATS_AFTER_ROWS", 20)
 
     def reltuples() -> float:
         with connection.cursor() as cursor:

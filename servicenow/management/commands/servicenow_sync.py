@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from servicenow.models import Source, SyncRun
 from servicenow.services import RunAlreadyActive, SourceDisabled, sync_run_request
-from servicenow.tasks import sync_source_run
+from servicenow.sync.runs import sync_run_attempt
 
 BAR_WIDTH = 30
 
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             self.stdout.flush()
 
         while True:
-            outcome = sync_source_run(run.pk, on_progress=progress)
+            outcome = sync_run_attempt(run_id=run.pk, on_progress=progress)
             if outcome != "retry":
                 break
         run.refresh_from_db()

@@ -1,0 +1,87 @@
+"""What a run has done so far: counters, and the progress saved with every page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+from django.utils import timezone
+
+from ..client import ServiceNowClient
+from ..models import SyncRun
+
+logger = logging.getLogger("servicenow.sync")
+LOG_CHARS = 20000  # a run's log keeps its newest characters
+
+
+@dataclass
+class Counters:
+    rows_seen: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped_stale: int = 0
+    deleted: int = 0
+    evidence_created: int = 0
+
+    @classmethod
+    def of_run(cls, run: SyncRun) -> Counters:
+        """Start from what earlier attempts of this run counted."""
+        return cls(**{f.name: getattr(run, f.name) for f in fields(cls)})
+
+
+COUNTER_FIELDS = tuple(f.name for f in fields(Counters))
+
+
+def log_append(run: SyncRun, message: str) -> None:
+    stamp = timezone.now().strftime("%H:%M:%S")
+    run.log = (run.log + f"{stamp} {message}\n")[-LOG_CHARS:]
+
+
+class RunContext:
+    """Progress written per page: counters, requests, heartbeat, notes."""
+
+    def __init__(
+        self,
+        run: SyncRun,
+        client: ServiceNowClient,
+        counters: Counters,
+        on_progress: Callable[[SyncRun], None] | None,
+    ):
+        self.on_progress = on_progress
+        self.run = run
+        self.client = client
+        self.counters = counters
+        self.requests_before = client.request_count
+        self.requests_base = run.requests  # from earlier attempts of this run
+
+    def note(self, message: str) -> None:
+        logger.warning("sync run %s: %s", self.run.pk, message)
+        log_append(self.run, message)
+
+    def total(self, total: int | None) -> None:
+        if total is not None and self.run.total_estimate is None:
+            self.run.total_estimate = total
+
+    def save_progress(self) -> None:
+        run = self.run
+        run.pages += 1
+        run.requests = self.run_requests()
+        for name in COUNTER_FIELDS:
+            setattr(run, name, getattr(self.counters, name))
+        run.heartbeat_at = timezone.now()
+        run.save(
+            update_fields=[
+                "pages",
+                "requests",
+                *COUNTER_FIELDS,
+                "heartbeat_at",
+                "total_estimate",
+                "log",
+            ]
+        )
+        if self.on_progress is not None:
+            self.on_progress(run)
+
+    def run_requests(self) -> int:
+        return self.requests_base + (self.client.request_count - self.requests_before)

@@ -1,0 +1,326 @@
+"""Work items: pages of a work-item source stored as WorkItem rows (one upsert per page),
+and the evidence candidates their owners are owed, handed to `apps.evidence.candidates`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import NamedTuple
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from apps.evidence.candidates import (
+    CandidateData,
+    ExpectationIndex,
+    candidates_import,
+    evidence_pairs,
+)
+from apps.evidence.models import Evidence  # read only: its statistics (written by candidates)
+from apps.people.selectors import person_ids_by_servicenow_sys_id
+from ladder_tracker.bulk import TableStatistics, insert_fields, rows_upsert
+
+from ..client import field_value
+from ..models import Source, SuggestionRule, WorkItem, record_url
+from ..query import format_timestamp
+from .fields import DEFAULT_ATTRIBUTION_FIELDS, SNAPSHOT_FIELDS, WORK_ITEM_FIELDS
+from .paging import Newest, PreparedPage, newest_per_sys_id, parse_ts, ts_value
+from .progress import Counters
+from .rules import rule_fields, rules_enabled, rules_suggest
+
+ATTRIBUTION_CHUNK = 2000  # work items per query when attaching newly known people
+STATS_AFTER_ROWS = 5000  # PostgreSQL: rows written before a run refreshes the statistics
+# The order prepare() builds each row's values in: WorkItem's insert columns (checked).
+COLUMNS = (
+    "connection_id",
+    "source_id",
+    "table",
+    "sys_id",
+    "number",
+    "short_description",
+    "state",
+    "priority",
+    "opened_at",
+    "resolved_at",
+    "closed_at",
+    "person_id",
+    "attributions",
+    "sys_updated_on",
+    "sys_mod_count",
+    "raw",
+    "deleted_at",
+    "deleted_reason",
+    "first_seen_at",
+    "last_synced_at",
+)
+PERSON_COLUMN = COLUMNS.index("person_id")
+CONFLICT = ("connection_id", "table", "sys_id")
+KEEP = ("first_seen_at",)  # set when the row is first inserted, never after
+
+
+class PreparedRow(NamedTuple):
+    raw: dict  # {field: value} as stored in WorkItem.raw
+    attributions: dict  # {attribution field: user sys_id}
+    values: list  # database values in COLUMNS order
+
+
+class ValueAdapters:
+    """The backend's adapters for one run: a page shares a handful of timestamps, so they
+    go through a small cache."""
+
+    def __init__(self):
+        ops = connections[router.db_for_write(WorkItem)].ops
+        # SQLite keeps an aware datetime as its naive UTC text, which is the Table API's own
+        # format: there the raw text is the database value once it parsed and is exactly
+        # 19 characters (parse_timestamp strips; padded text must not be stored as is).
+        probe = "2001-02-03 04:05:06"
+        as_text = ops.adapt_datetimefield_value(parse_ts(probe)) == probe
+
+        @lru_cache(maxsize=4096)
+        def timestamp(raw: str):
+            if not raw:
+                return None
+            parsed = parse_ts(raw)  # raises on anything but YYYY-MM-DD HH:MM:SS
+            if as_text and len(raw) == 19:
+                return raw
+            return ops.adapt_datetimefield_value(parsed)
+
+        self.timestamp = timestamp
+        self.datetime = ops.adapt_datetimefield_value
+        self.json = lambda value: ops.adapt_json_value(value, None)
+
+
+def work_item_snapshot(
+    *, instance_url: str, table: str, sys_id: str, raw: dict, updated_on
+) -> dict:
+    """What an evidence item keeps of its record."""
+    snap = {f: raw.get(f, "") for f in SNAPSHOT_FIELDS}
+    snap.update(
+        table=table,
+        sys_id=sys_id,
+        sys_updated_on=format_timestamp(updated_on),
+        url=record_url(instance_url, table, sys_id),
+    )
+    return snap
+
+
+def work_item_occurred(*, resolved_at, closed_at, opened_at, updated_on) -> datetime:
+    """When the work happened, as far as the record tells."""
+    return resolved_at or closed_at or opened_at or updated_on
+
+
+def work_item_candidate(
+    *, work_item_id: int, person_id: int, snapshot: dict, raw: dict, occurred: datetime, rules
+) -> CandidateData:
+    """The candidate a work item's owner is owed: its title, date and the rules' suggestions."""
+    number, text = raw.get("number", "")[:40], raw.get("short_description", "")
+    links, skills = rules_suggest(rules, raw) if rules else ((), ())
+    return CandidateData(
+        person_id=person_id,
+        work_item_id=work_item_id,
+        title=(f"{number}: {text}" if number else text) or snapshot["sys_id"],
+        occurred_on=occurred.date(),
+        url=snapshot["url"],
+        snapshot=snapshot,
+        links=links,
+        skills=skills,
+    )
+
+
+class WorkItemWriter:
+    """Stores pages of a work-item source; one instance per run (holds lookups it reuses)."""
+
+    def __init__(self, *, source: Source, counters: Counters):
+        model_columns = tuple(f.attname for f in insert_fields(WorkItem))
+        if model_columns != COLUMNS:
+            raise ImproperlyConfigured(f"sync COLUMNS {COLUMNS} != WorkItem's {model_columns}")
+        self.source = source
+        self.counters = counters
+        self.attribution_fields = list(source.attribution_fields or DEFAULT_ATTRIBUTION_FIELDS)
+        self.rules: list[SuggestionRule] = rules_enabled(table=source.table)
+        self.fields = sorted(
+            set(WORK_ITEM_FIELDS)
+            | set(source.fields or [])
+            | set(self.attribution_fields)
+            | rule_fields(self.rules)
+        )
+        self.adapt = ValueAdapters()
+        self.index = ExpectationIndex()
+        # The candidates' table grows with the work items and is looked up the same way.
+        self.statistics = TableStatistics(WorkItem, Evidence, after_rows=STATS_AFTER_ROWS)
+
+    def prepare(self, rows: list[dict]) -> PreparedPage:
+        """Everything about a page that needs no database: values ready for the upsert."""
+        adapt = self.adapt
+        db_ts, db_json = adapt.timestamp, adapt.json
+        now = adapt.datetime(timezone.now())
+        source = self.source
+        connection_id, source_id, table = source.connection_id, source.pk, source.table
+        fields, attribution_fields = self.fields, self.attribution_fields
+        newest = newest_per_sys_id(rows)
+        for sys_id, (ts, mod, row) in newest.items():
+            raw = {f: field_value(row[f]) for f in fields if f in row}
+            attributions = {f: raw[f] for f in attribution_fields if raw.get(f)}
+            values = [
+                connection_id,
+                source_id,
+                table,
+                sys_id,
+                raw.get("number", "")[:40],
+                raw.get("short_description", ""),
+                raw.get("state", "")[:40],
+                raw.get("priority", "")[:40],
+                db_ts(raw.get("opened_at", "")),
+                db_ts(raw.get("resolved_at", "")),
+                db_ts(raw.get("closed_at", "")),
+                None,  # person_id: set by store, which knows people
+                db_json(attributions),
+                db_ts(raw["sys_updated_on"]),
+                mod,
+                db_json(raw),
+                None,
+                "",
+                now,
+                now,
+            ]
+            newest[sys_id] = Newest(ts, mod, PreparedRow(raw, attributions, values))
+        return PreparedPage(count=len(rows), newest=newest)
+
+    def store(self, page: PreparedPage) -> None:
+        source = self.source
+        newest = page.newest
+        self.counters.rows_seen += page.count
+        existing = {
+            sys_id: (ts, mod, deleted)
+            for sys_id, ts, mod, deleted in WorkItem.objects.filter(
+                connection_id=source.connection_id, table=source.table, sys_id__in=list(newest)
+            ).values_list("sys_id", "sys_updated_on", "sys_mod_count", "deleted_at")
+        }
+        people = person_ids_by_servicenow_sys_id(
+            sys_ids={v for n in newest.values() for v in n.data.attributions.values()}
+        )
+        values: list[list] = []
+        owned: list[tuple[str, list[int], Newest]] = []  # rows known people are owed
+        for sys_id, version in newest.items():
+            held = existing.get(sys_id)
+            if held is not None and version[:2] <= held[:2] and held[2] is None:
+                self.counters.skipped_stale += 1
+                continue
+            row = version.data
+            values.append(row.values)
+            owners = list(
+                dict.fromkeys(people[v] for v in row.attributions.values() if v in people)
+            )
+            if owners:
+                row.values[PERSON_COLUMN] = owners[0]
+                owned.append((sys_id, owners, version))
+            if held:
+                self.counters.updated += 1
+            else:
+                self.counters.created += 1
+        if not values:
+            return
+        rows_upsert(WorkItem, values, conflict=CONFLICT, keep=KEEP, statistics=self.statistics)
+        if not owned:
+            return
+        ids = dict(
+            WorkItem.objects.filter(
+                connection_id=source.connection_id,
+                table=source.table,
+                sys_id__in=[sys_id for sys_id, _o, _v in owned],
+            ).values_list("sys_id", "pk")
+        )
+        candidates = []
+        instance_url = source.connection.instance_url
+        for sys_id, owners, (ts, _mod, row) in owned:
+            raw = row.raw
+            snapshot = work_item_snapshot(
+                instance_url=instance_url, table=source.table, sys_id=sys_id, raw=raw, updated_on=ts
+            )
+            occurred = work_item_occurred(
+                resolved_at=ts_value(raw.get("resolved_at")),
+                closed_at=ts_value(raw.get("closed_at")),
+                opened_at=ts_value(raw.get("opened_at")),
+                updated_on=ts,
+            )
+            candidates += [
+                work_item_candidate(
+                    work_item_id=ids[sys_id],
+                    person_id=person_id,
+                    snapshot=snapshot,
+                    raw=row.raw,
+                    occurred=occurred,
+                    rules=self.rules,
+                )
+                for person_id in owners
+            ]
+        self.counters.evidence_created += candidates_import(candidates=candidates, index=self.index)
+
+
+def work_items_attach_people(*, connection_id: int, table: str | None = None) -> int:
+    """Create the candidates a work item owes to people who became known after it synced
+    (the users source ran later). Returns how many evidence rows were created."""
+    people = person_ids_by_servicenow_sys_id(sys_ids=None)
+    if not people:
+        return 0
+    index = ExpectationIndex()
+    created = 0
+    qs = (
+        WorkItem.objects.filter(connection_id=connection_id)
+        .exclude(attributions={})
+        .select_related("connection")
+    )
+    if table:
+        qs = qs.filter(table=table)
+    rules_by_table: dict[str, list[SuggestionRule]] = {}  # read once per call, not per chunk
+    last_pk = 0
+    while True:
+        chunk = list(qs.filter(pk__gt=last_pk).order_by("pk")[:ATTRIBUTION_CHUNK])
+        if not chunk:
+            return created
+        last_pk = chunk[-1].pk
+        owners_of = {
+            w.pk: list(dict.fromkeys(people[s] for s in w.attributions.values() if s in people))
+            for w in chunk
+        }
+        have = evidence_pairs(work_item_ids=[pk for pk, owners in owners_of.items() if owners])
+        todo = [w for w in chunk if any((p, w.pk) not in have for p in owners_of[w.pk])]
+        if not todo:
+            continue
+        with transaction.atomic():
+            by_primary: dict[int, list[int]] = {}  # one UPDATE per person, not per item
+            candidates = []
+            for w in todo:
+                owners = owners_of[w.pk]
+                if w.person_id != owners[0]:
+                    by_primary.setdefault(owners[0], []).append(w.pk)
+                if w.table not in rules_by_table:
+                    rules_by_table[w.table] = rules_enabled(table=w.table)
+                snapshot = work_item_snapshot(
+                    instance_url=w.connection.instance_url,
+                    table=w.table,
+                    sys_id=w.sys_id,
+                    raw=w.raw,
+                    updated_on=w.sys_updated_on,
+                )
+                occurred = work_item_occurred(
+                    resolved_at=w.resolved_at,
+                    closed_at=w.closed_at,
+                    opened_at=w.opened_at,
+                    updated_on=w.sys_updated_on,
+                )
+                candidates += [
+                    work_item_candidate(
+                        work_item_id=w.pk,
+                        person_id=p,
+                        snapshot=snapshot,
+                        raw=w.raw,
+                        occurred=occurred,
+                        rules=rules_by_table[w.table],
+                    )
+                    for p in owners
+                ]
+            for primary, pks in by_primary.items():
+                WorkItem.objects.filter(pk__in=pks).update(person_id=primary)
+            created += candidates_import(candidates=candidates, index=index)
