@@ -4,7 +4,8 @@ to a trivial authenticated endpoint (GET /api/v1/people/me/) measured in the sam
     python benchmarks/evidence.py [--items 5000] [--requests 300] [--database-url URL]
         [--profile-to FILE]   # cProfile of extra evidence-list requests, after the timing
 
-Target: ratio (evidence p50 / trivial p50) ≤ 2. Runs in-process through Django's test
+Target: ratio (evidence p50 / trivial p50) ≤ 2. The data is made with the test suite's
+builders (tests/factories.py). Runs in-process through Django's test
 client (the full middleware, auth, view, serializer and database path; no network), against
 a fresh SQLite file by default or the database you name.
 """
@@ -18,7 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,28 +58,27 @@ def main() -> int:
     from apps.evidence.models import Evidence, EvidenceLink
     from apps.ladders.models import Expectation, Skill
     from apps.ladders.services import ladder_load_file
-    from apps.people.services import person_create
+    from tests.factories import PersonFactory, evidence_bulk_create
 
     version = ladder_load_file(
         path=ROOT / "fixtures/ladders/ai-ml-engineer.yaml", publish=True
     ).version
-    person = person_create(
-        username="bench", email="bench@example.com", name="Bench Mark", password="bench-pass-1",
-        ladder=version.ladder, level=2,
-    )  # fmt: skip
+    person = PersonFactory(
+        user__username="bench", name="Bench Mark", ladder=version.ladder, level=2
+    )
     rng = random.Random(1)
     expectations = list(Expectation.objects.filter(version=version))
     skills = list(Skill.objects.filter(version=version))
-    start = date(2025, 1, 1)
-    Evidence.objects.bulk_create(
-        Evidence(
-            person=person, title=f"Evidence {i}", description="Did a thing **well**.",
-            description_html="<p>Did a thing <strong>well</strong>.</p>",
-            occurred_on=start + timedelta(days=i % 600), status="accepted",
-        )
-        for i in range(args.items)
-    )  # fmt: skip
-    ids = list(Evidence.objects.filter(person=person).values_list("pk", flat=True))
+    made = evidence_bulk_create(
+        person,
+        args.items,
+        title="Evidence {i}",
+        description="Did a thing **well**.",
+        description_html="<p>Did a thing <strong>well</strong>.</p>",
+        start=date(2025, 1, 1),
+        spread_days=600,
+    )
+    ids = [e.pk for e in made]
     EvidenceLink.objects.bulk_create(
         EvidenceLink(evidence_id=pk, expectation=exp, rationale="because")
         for pk in ids

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,70 +57,41 @@ def django_setup(database_url: str) -> None:
 def fill(packet, n: int) -> None:
     """n accepted evidence items of the packet's owner, each linked to and offered for one
     expectation of the target level (round robin), written with bulk_create."""
-    from apps.evidence.models import Evidence, EvidenceLink
-    from apps.ladders.models import Expectation
-    from apps.packets.models import PacketItem
+    from tests.factories import packet_fill
 
-    person = packet.person
-    expectations = list(
-        Expectation.objects.filter(version=packet.ladder_version,
-                                   level__number=packet.target_level)
-        .order_by("competency__position", "position")
-    )  # fmt: skip
-    start = date(2025, 1, 1)
-    Evidence.objects.bulk_create(
-        Evidence(person=person, title=f"Evidence {i}: retraining job, drift alerts and docs",
-                 description="Did a thing **well**.",
-                 description_html="<p>Did a thing <strong>well</strong>.</p>",
-                 occurred_on=start + timedelta(days=i % 600), status="accepted",
-                 url=f"https://git.example.com/ml/pull/{i}")
-        for i in range(n)
-    )  # fmt: skip
-    ids = list(Evidence.objects.filter(person=person).order_by("pk").values_list("pk", flat=True))
-    EvidenceLink.objects.bulk_create(
-        EvidenceLink(evidence_id=pk, expectation=expectations[i % len(expectations)])
-        for i, pk in enumerate(ids)
+    packet_fill(
+        packet,
+        n,
+        title="Evidence {i}: retraining job, drift alerts and docs",
+        description="Did a thing **well**.",
+        description_html="<p>Did a thing <strong>well</strong>.</p>",
+        url="https://git.example.com/ml/pull/{i}",
+        note="Why item {i} shows it",
+        spread_days=600,
     )
-    PacketItem.objects.bulk_create(
-        PacketItem(packet=packet, expectation=expectations[i % len(expectations)],
-                   evidence_id=pk, note=f"Why item {i} shows it", position=i)
-        for i, pk in enumerate(ids)
-    )  # fmt: skip
 
 
 def setup_data(items: int, pdf_items: int) -> dict:
-    from django.utils import timezone
-
+    """The ladder, a manager and two of his reports (made with the test suite's builders,
+    tests/factories.py), an open cycle, a draft packet of `items` items and a submitted one
+    of `pdf_items`."""
     from apps.ladders.services import ladder_load_file
-    from apps.packets.models import PromotionCycle
     from apps.packets.services import packet_create, packet_submit
-    from apps.people.services import person_create
+    from tests.factories import PersonFactory, PromotionCycleFactory
 
     version = ladder_load_file(
         path=ROOT / "fixtures/ladders/ai-ml-engineer.yaml", publish=True
     ).version
-    boss = person_create(
-        username="boss", email="boss@example.com", name="Bo Boss", password="bench-pass-1",
-        ladder=version.ladder, level=4,
-    )  # fmt: skip
+    boss = PersonFactory(user__username="boss", name="Bo Boss", ladder=version.ladder, level=4)
     people = {
-        name: person_create(
-            username=name,
-            email=f"{name}@example.com",
-            name=name.title(),
-            password="bench-pass-1",
-            ladder=version.ladder,
-            level=2,
-            manager=boss,
-        )  # fmt: skip
+        name: PersonFactory(
+            user__username=name, name=name.title(), ladder=version.ladder, level=2, manager=boss
+        )
         for name in ("bench", "pdfbench")
     }
-    today = timezone.localdate()
-    cycle = PromotionCycle.objects.create(
-        name="Bench", opens_on=today - timedelta(days=1),
-        submission_deadline=timezone.now() + timedelta(days=30),
-        decision_on=today + timedelta(days=60), min_coverage=0.5,
-    )  # fmt: skip
+    cycle = PromotionCycleFactory(
+        name="Bench", opens_in_days=-1, deadline_in=timedelta(days=30), decision_in_days=60
+    )
     big = packet_create(person=people["bench"], actor=people["bench"].user, cycle=cycle)
     fill(big, items)
     small = packet_create(person=people["pdfbench"], actor=people["pdfbench"].user, cycle=cycle)

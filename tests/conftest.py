@@ -1,17 +1,22 @@
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from rest_framework.test import APIClient
 
 from apps.ladders.services import ladder_load_file
-from apps.packets.models import PromotionCycle
 
-from .factories import PASSWORD, AdminUserFactory, PersonFactory
+from .factories import (
+    PASSWORD,
+    AdminUserFactory,
+    EvidenceFactory,
+    Org,
+    PersonFactory,
+    PromotionCycleFactory,
+    org_build,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LADDER_FILE = ROOT / "fixtures" / "ladders" / "ai-ml-engineer.yaml"
@@ -76,14 +81,23 @@ def media(settings, tmp_path) -> Path:
 
 
 @pytest.fixture
+def org(ladder) -> Org:
+    """The org chart, by role (tests/factories.py `Org`): engineer erin → manager omar →
+    director maria, erin's peer pete; otto → nina on another team; cora on the committee;
+    ada an admin. Everyone on the AI/ML ladder."""
+    return org_build(ladder=ladder)
+
+
+@pytest.fixture
+def engineer_evidence(org) -> list:
+    """Three accepted evidence items of the org's engineer, "Work 0" to "Work 2"."""
+    return [EvidenceFactory(person=org.engineer, title=f"Work {i}") for i in range(3)]
+
+
+@pytest.fixture
 def cycle(db):
     """An open promotion cycle: submissions due in ten days, coverage 50%."""
-    today = timezone.localdate()
-    return PromotionCycle.objects.create(
-        name="H2", opens_on=today - timedelta(days=5),
-        submission_deadline=timezone.now() + timedelta(days=10),
-        decision_on=today + timedelta(days=20), min_coverage=0.5,
-    )  # fmt: skip
+    return PromotionCycleFactory(name="H2")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.evidence.models import Attachment, Evidence
-from apps.evidence.services import attachment_add, evidence_create, evidence_delete
+from apps.evidence.services import attachment_add, evidence_delete
 from apps.packets.models import (
     Assessment,
     Decision,
@@ -21,33 +21,40 @@ from apps.packets.models import (
     PromotionCycle,
 )
 from apps.people.models import Person
-from tests.factories import PASSWORD, AdminUserFactory, PersonFactory
-from tests.packets.builders import packet_in_state
+from tests.factories import (
+    PASSWORD,
+    AdminUserFactory,
+    EvidenceFactory,
+    PacketFactory,
+    PersonFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(ladder, ladder_version, cycle, media):
-    manager = PersonFactory(user__username="boss", ladder=ladder, level=4)
-    erin = PersonFactory(user__username="erin", ladder=ladder, level=2, manager=manager)
-    pete = PersonFactory(user__username="pete", ladder=ladder, level=2, manager=manager)
-    ivy = PersonFactory(user__username="ivy", ladder=ladder, level=2, manager=manager)
-    cora = PersonFactory(user__username="cora", ladder=ladder, level=5, is_committee=True)
-    item = evidence_create(person=erin, actor=erin.user, title="Mine")
+def world(org, ladder, ladder_version, cycle, media):
+    erin = org.engineer
+    # a third report of omar's, whose packet is endorsed (so cora may decide it)
+    ivy = PersonFactory(user__username="ivy", ladder=ladder, level=2, manager=org.manager)
+    item = EvidenceFactory(person=erin, title="Mine")
     attachment = attachment_add(
         evidence=item, actor=erin.user, upload=SimpleUploadedFile("notes.txt", b"hello\n")
     )
-    trashed = evidence_create(person=erin, actor=erin.user, title="Binned")
+    trashed = EvidenceFactory(person=erin, title="Binned")
     evidence_delete(evidence=trashed, actor=erin.user)
     AdminUserFactory(username="root")
 
     def packet(person, state):
-        evidence = [evidence_create(person=person, actor=person.user, title=f"{person} work")]
-        return packet_in_state(
-            person=person, cycle=cycle, ladder_version=ladder_version, state=state,
-            evidence=evidence, reviewer=manager, decider=cora,
-        )  # fmt: skip
+        return PacketFactory(
+            person=person,
+            cycle=cycle,
+            ladder_version=ladder_version,
+            state=state,
+            evidence=[EvidenceFactory(person=person, title=f"{person} work")],
+            reviewer=org.manager,
+            decider=org.committee,
+        )
 
     today = timezone.localdate()
     return {
@@ -55,7 +62,7 @@ def world(ladder, ladder_version, cycle, media):
         "attachment": attachment.pk,
         "trashed": trashed.pk,
         "draft": packet(erin, "draft").pk,  # erin's own: save, submit, withdraw
-        "submitted": packet(pete, "submitted").pk,  # boss reviews it
+        "submitted": packet(org.peer, "submitted").pk,  # omar reviews it
         "endorsed": packet(ivy, "endorsed").pk,  # cora decides it
         "cycle": cycle.pk,
         "opens_on": (today - timedelta(days=5)).isoformat(),
@@ -85,7 +92,7 @@ POSTS = [
     ("erin", "/packets/{draft}/save/", {}, (302, "/packets/{draft}/")),
     ("erin", "/packets/{draft}/submit/", {}, (302, "/packets/{draft}/")),
     ("erin", "/packets/{draft}/withdraw/", {}, (302, "/packets/{draft}/")),
-    ("boss", "/packets/{submitted}/review/", {"action": "assess"},
+    ("omar", "/packets/{submitted}/review/", {"action": "assess"},
      (302, "/packets/{submitted}/review/")),
     ("cora", "/packets/{endorsed}/decide/", {"outcome": "promoted", "rationale": "Ready"},
      (302, r"/packets/committee/\?cycle={cycle}")),

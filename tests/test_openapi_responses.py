@@ -15,7 +15,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
-from rest_framework.test import APIClient
 
 from apps.evidence import services as evidence_services
 from apps.evidence.models import Evidence, EvidenceEvent
@@ -24,8 +23,7 @@ from apps.people.models import LevelChange
 from servicenow.emulator import Emulator
 from servicenow.models import Connection, Source, SyncRun, WorkItem
 from servicenow.services import connection_save, source_save
-from tests.factories import PersonFactory
-from tests.packets.builders import packet_in_state
+from tests.factories import PacketFactory, PersonFactory, api_client
 from tests.servicenow.conftest import make_connection, make_dataset
 
 EVIDENCE = "/api/v1/evidence/"
@@ -68,22 +66,10 @@ def call(spec: dict, client, method: str, path: str, url: str, *args, **kwargs):
     return response
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-# --- the org: boss (no manager) → eng and peer; a person with no login --------------------
-
-
 @pytest.fixture
-def people(ladder) -> dict:
-    boss = PersonFactory(user__username="boss", ladder=ladder, level=5, name="Boss")
-    eng = PersonFactory(user__username="eng", ladder=ladder, level=2, manager=boss, name="Eng")
-    peer = PersonFactory(user__username="peer", ladder=ladder, level=2, manager=boss)
-    loginless = PersonFactory(user=None, email="", name="No Login", ladder=None, level=None)
-    return {"boss": boss, "eng": eng, "peer": peer, "loginless": loginless}
+def loginless(db):
+    """A person with no login (and no ladder, no level)."""
+    return PersonFactory(user=None, email="", name="No Login", ladder=None, level=None)
 
 
 def _accepted(person, count: int) -> list[Evidence]:
@@ -97,9 +83,9 @@ def _accepted(person, count: int) -> list[Evidence]:
 
 
 @pytest.mark.django_db
-def test_evidence_history_is_a_plain_list(spec, people):
-    eng = people["eng"]
-    api = client_for(eng.user)
+def test_evidence_history_is_a_plain_list(spec, org):
+    eng = org.engineer
+    api = api_client(eng)
     pk = api.post(EVIDENCE, {"title": "Draft"}, format="json").json()["id"]
     api.patch(f"{EVIDENCE}{pk}/", {"title": "Renamed"}, format="json")
     # an event whose actor is gone: the actor is null
@@ -112,8 +98,8 @@ def test_evidence_history_is_a_plain_list(spec, people):
 
 
 @pytest.mark.django_db
-def test_attachment_download_and_removal(spec, people, media):
-    api = client_for(people["eng"].user)
+def test_attachment_download_and_removal(spec, org, media):
+    api = api_client(org.engineer)
     pk = api.post(EVIDENCE, {"title": "With a file"}, format="json").json()["id"]
     upload = SimpleUploadedFile("notes.txt", b"hello\n", content_type="text/plain")
     attachment = call(
@@ -131,13 +117,13 @@ def test_attachment_download_and_removal(spec, people, media):
 
 
 @pytest.mark.django_db
-def test_bulk_triage_says_how_many_it_updated(spec, people):
-    eng = people["eng"]
+def test_bulk_triage_says_how_many_it_updated(spec, org):
+    eng = org.engineer
     items = _accepted(eng, 2)
     Evidence.objects.filter(pk__in=[e.pk for e in items]).update(status=Evidence.Status.CANDIDATE)
 
     response = call(
-        spec, client_for(eng.user), "post", EVIDENCE + "bulk/", EVIDENCE + "bulk/",
+        spec, api_client(eng), "post", EVIDENCE + "bulk/", EVIDENCE + "bulk/",
         {"ids": [e.pk for e in items], "action": "dismiss"}, format="json",
     )  # fmt: skip
 
@@ -148,8 +134,8 @@ def test_bulk_triage_says_how_many_it_updated(spec, people):
 
 
 @pytest.mark.django_db
-def test_people_bodies_with_nulls_validate(spec, people, admin_api):
-    eng, boss = people["eng"], people["boss"]
+def test_people_bodies_with_nulls_validate(spec, org, loginless, admin_api):
+    eng, director = org.engineer, org.director
     call(spec, admin_api, "patch", PEOPLE + "{id}/", f"{PEOPLE}{eng.pk}/", {"level": 3},
          format="json")  # fmt: skip
     LevelChange.objects.create(person=eng, from_level=3, to_level=4,
@@ -158,7 +144,7 @@ def test_people_bodies_with_nulls_validate(spec, people, admin_api):
     listed = call(spec, admin_api, "get", PEOPLE, PEOPLE)
     history = call(spec, admin_api, "get", PEOPLE + "{id}/level-history/",
                    f"{PEOPLE}{eng.pk}/level-history/")  # fmt: skip
-    me = call(spec, client_for(boss.user), "get", PEOPLE + "me/", PEOPLE + "me/")
+    me = call(spec, api_client(director), "get", PEOPLE + "me/", PEOPLE + "me/")
 
     loginless = next(p for p in listed.json()["results"] if p["name"] == "No Login")
     assert (loginless["username"], loginless["ladder"], loginless["email"]) == (None, None, "")
@@ -167,7 +153,7 @@ def test_people_bodies_with_nulls_validate(spec, people, admin_api):
 
 
 @pytest.mark.django_db
-def test_people_import_answers(spec, people, admin_api):
+def test_people_import_answers(spec, org, admin_api):
     def post(text: str | None):
         data = {"dry_run": True}
         if text is not None:
@@ -188,15 +174,25 @@ def test_people_import_answers(spec, people, admin_api):
 
 
 @pytest.mark.django_db
-def test_packet_reads(spec, people, cycle, ladder_version, admin_api):
-    eng, peer, boss = people["eng"], people["peer"], people["boss"]
-    endorsed = packet_in_state(person=peer, cycle=cycle, ladder_version=ladder_version,
-                               state="endorsed", evidence=_accepted(peer, 2),
-                               reviewer=boss)  # fmt: skip
-    again = packet_in_state(person=eng, cycle=cycle, ladder_version=ladder_version,
-                            state="changes_requested", evidence=_accepted(eng, 2),
-                            reviewer=boss)  # fmt: skip
-    api, manager = client_for(eng.user), client_for(boss.user)
+def test_packet_reads(spec, org, cycle, ladder_version, admin_api):
+    eng, peer, manager = org.engineer, org.peer, org.manager
+    endorsed = PacketFactory(
+        person=peer,
+        cycle=cycle,
+        ladder_version=ladder_version,
+        state="endorsed",
+        evidence=_accepted(peer, 2),
+        reviewer=manager,
+    )
+    again = PacketFactory(
+        person=eng,
+        cycle=cycle,
+        ladder_version=ladder_version,
+        state="changes_requested",
+        evidence=_accepted(eng, 2),
+        reviewer=manager,
+    )
+    api, manager_api = api_client(eng), api_client(manager)
     call(spec, api, "post", PACKETS + "{id}/submit/", f"{PACKETS}{again.pk}/submit/", {},
          format="json")  # fmt: skip
 
@@ -205,11 +201,11 @@ def test_packet_reads(spec, people, cycle, ladder_version, admin_api):
         return call(spec, client, "get", template, f"{PACKETS}{pk}/{url_suffix or suffix}")
 
     coverage = get(api, "coverage/")
-    assessments = get(manager, "assessments/", pk=endorsed.pk)
+    assessments = get(manager_api, "assessments/", pk=endorsed.pk)
     events = get(api, "events/")
     snapshots = get(api, "snapshots/")
     snapshot = get(api, "snapshots/{number}/", "snapshots/1/")
-    diff = get(manager, "diff/", "diff/?from=1&to=2")
+    diff = get(manager_api, "diff/", "diff/?from=1&to=2")
     exports = [get(api, "export/", f"export/?format={f}") for f in ("json", "md", "pdf")]
     report = call(spec, admin_api, "get", CYCLES + "{id}/report/", f"{CYCLES}{cycle.pk}/report/")
     csv = call(spec, admin_api, "get", CYCLES + "{id}/report/",
@@ -228,10 +224,10 @@ def test_packet_reads(spec, people, cycle, ladder_version, admin_api):
 
 
 @pytest.mark.django_db
-def test_packet_writes_and_their_conflicts(spec, people, cycle, ladder_version):
-    eng = people["eng"]
+def test_packet_writes_and_their_conflicts(spec, org, cycle, ladder_version):
+    eng = org.engineer
     _accepted(eng, 1)
-    api = client_for(eng.user)
+    api = api_client(eng)
 
     created = call(spec, api, "post", PACKETS, PACKETS, {"cycle": cycle.pk}, format="json")
     second = call(spec, api, "post", PACKETS, PACKETS, {"cycle": cycle.pk}, format="json")

@@ -1,8 +1,8 @@
 """A promotion packet in the browser, from the first tick to the new level: the engineer
 builds and submits, the manager asks for changes, the engineer resubmits, the manager
 assesses and endorses, a committee member promotes, and the ladder page shows the level.
-Playwright + Debian's Chromium against a live server; the org, the cycle and the evidence
-are made with the services."""
+Playwright + Debian's Chromium against a live server; the org is the `org` fixture, the
+cycle and the evidence are made with the services."""
 
 from __future__ import annotations
 
@@ -19,18 +19,16 @@ from apps.ladders.models import Expectation
 from apps.packets.models import Packet, PromotionCycle
 from apps.packets.services import cycle_save
 from apps.people.models import LevelChange
-from tests.factories import PASSWORD, PersonFactory
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def org(ladder):
-    omar = PersonFactory(user__username="omar", name="Omar Manager", ladder=ladder, level=4)
-    erin = PersonFactory(user__username="erin", name="Erin Engineer", ladder=ladder, level=2,
-                         manager=omar)  # fmt: skip
-    cora = PersonFactory(user__username="cora", name="Cora Committee", ladder=ladder, level=5,
-                         is_committee=True)  # fmt: skip
+def journey(org):
+    """An open cycle that asks for full coverage, and erin's evidence: one item per
+    expectation of level 3, plus one unrelated."""
+    erin = org.engineer
     today = timezone.localdate()
     cycle = cycle_save(
         cycle=PromotionCycle(
@@ -55,8 +53,7 @@ def org(ladder):
         for code in codes
     }
     evidence_create(person=erin, actor=erin.user, title="An unrelated talk")
-    return {"erin": erin, "omar": omar, "cora": cora, "cycle": cycle, "codes": codes,
-            "evidence": evidence}  # fmt: skip
+    return {"cycle": cycle, "codes": codes, "evidence": evidence}
 
 
 @contextmanager
@@ -85,8 +82,8 @@ def pick(page, code: str, evidence_id: int):
     return page.locator(f'[id="pick-{code}-{evidence_id}"]')
 
 
-def test_packet_from_builder_to_promotion(browser, live_server, org):
-    codes, evidence = org["codes"], org["evidence"]
+def test_packet_from_builder_to_promotion(browser, live_server, org, journey):
+    codes, evidence = journey["codes"], journey["evidence"]
 
     # the engineer starts a packet, ticks evidence for every expectation, writes, submits
     with signed_in(browser, live_server, "erin") as page:
@@ -95,7 +92,7 @@ def test_packet_from_builder_to_promotion(browser, live_server, org):
         assert page.get_by_label("Target level").input_value() == "3"
         page.get_by_role("button", name="Start a packet").click()
         page.wait_for_url(re.compile(rf"{live_server.url}/packets/\d+/$"))
-        packet = Packet.objects.get(person=org["erin"])
+        packet = Packet.objects.get(person=org.engineer)
         expect(page.get_by_test_id("coverage-overall")).to_have_text("0%")
         assert page.locator('.chip.gap[data-code="TE-3.1"]').is_visible()
 
@@ -135,15 +132,15 @@ def test_packet_from_builder_to_promotion(browser, live_server, org):
         expect(nav(page, re.compile(r"^Reviews"))).to_contain_text("1")
         nav(page, re.compile(r"^Reviews")).click()
         page.wait_for_url(f"{live_server.url}/packets/reviews/")
-        page.get_by_role("link", name="Review Erin Engineer").click()
+        page.get_by_role("link", name="Review Erin").click()
         page.wait_for_url(f"{live_server.url}/packets/{packet.pk}/review/")
         assert "Shipped work for TE-3.1" in page.locator('[id="exp-TE-3.1"]').inner_text()
-        page.get_by_label("Comment to Erin Engineer").fill(
+        page.get_by_label("Comment to Erin").fill(
             "Please add a narrative for Collaboration & Communication."
         )
         page.get_by_role("button", name="Request changes").click()
         page.wait_for_url(f"{live_server.url}/packets/reviews/")
-        expect(page.locator(".messages")).to_contain_text("Asked Erin Engineer for changes.")
+        expect(page.locator(".messages")).to_contain_text("Asked Erin for changes.")
 
     # the engineer reads the comment, adds the narrative and resubmits
     with signed_in(browser, live_server, "erin") as page:
@@ -177,22 +174,22 @@ def test_packet_from_builder_to_promotion(browser, live_server, org):
         assert page.locator(f'input[name="rating-{codes[0]}"][value="exceeds"]').is_checked()
         page.get_by_role("button", name="Endorse").click()
         page.wait_for_url(f"{live_server.url}/packets/reviews/")
-        expect(page.locator(".messages")).to_contain_text("Endorsed Erin Engineer's packet")
+        expect(page.locator(".messages")).to_contain_text("Endorsed Erin's packet")
 
     # a committee member compares and promotes, with a rationale
     with signed_in(browser, live_server, "cora") as page:
         nav(page, "Committee").click()
         page.wait_for_url(f"{live_server.url}/packets/committee/")
-        row = page.locator(".committee-table tbody tr", has_text="Erin Engineer")
+        row = page.locator(".committee-table tbody tr", has_text="Erin")
         assert "2 → 3" in row.inner_text() and "100%" in row.inner_text()
-        row.get_by_role("link", name="Decide Erin Engineer").click()
+        row.get_by_role("link", name="Decide Erin").click()
         page.wait_for_url(f"{live_server.url}/packets/{packet.pk}/decide/")
         assert "Strong ownership" in page.locator(f'[id="exp-{codes[0]}"]').inner_text()
         page.get_by_label("Promoted", exact=True).check()
         page.get_by_label("Rationale").fill("Consistent level 3 impact across all competencies.")
         page.get_by_role("button", name="Record decision").click()
         page.wait_for_url(re.compile(rf"{live_server.url}/packets/committee/\?cycle=\d+$"))
-        expect(page.locator(".messages")).to_contain_text("Decided: Erin Engineer, promoted.")
+        expect(page.locator(".messages")).to_contain_text("Decided: Erin, promoted.")
 
     # the engineer's ladder now says level 3
     with signed_in(browser, live_server, "erin") as page:
@@ -207,19 +204,19 @@ def test_packet_from_builder_to_promotion(browser, live_server, org):
     assert [e.to_state for e in packet.events.order_by("at", "id")] == [
         "draft", "submitted", "changes_requested", "submitted", "endorsed", "promoted",
     ]  # fmt: skip
-    change = LevelChange.objects.get(person=org["erin"], to_level=3)
+    change = LevelChange.objects.get(person=org.engineer, to_level=3)
     assert (change.from_level, change.packet_id) == (2, packet.pk)
 
 
-def test_builder_and_review_are_readable_on_a_phone(browser, live_server, org):
+def test_builder_and_review_are_readable_on_a_phone(browser, live_server, org, journey):
     from apps.packets import services
 
-    erin = org["erin"]
-    packet = services.packet_create(person=erin, actor=erin.user, cycle=org["cycle"])
+    erin = org.engineer
+    packet = services.packet_create(person=erin, actor=erin.user, cycle=journey["cycle"])
     services.packet_update(
         packet=packet, actor=erin.user,
-        items=[services.ItemSpec(expectation=c, evidence=org["evidence"][c].pk)
-               for c in org["codes"]],
+        items=[services.ItemSpec(expectation=c, evidence=journey["evidence"][c].pk)
+               for c in journey["codes"]],
     )  # fmt: skip
 
     with signed_in(browser, live_server, "erin", phone=True) as page:

@@ -5,24 +5,38 @@ scope → 404 (never 403, which would leak its existence); a record you can see 
 (a manager reading a report's item, an admin) → 403 on writes; private evidence is invisible
 to managers at any depth and visible to admins; people writes are admin-only.
 
-The org (tests/evidence/org.py): skip_level → manager_of → {self, peer}; manager_not_of →
-otto; committee and admin outside the chain. "self" owns the records under test.
+The org is the `org` fixture (tests/factories.py `Org`): director → manager → {engineer,
+peer}; other_manager → other_engineer; committee and admin outside the chain. The engineer
+owns the records under test.
 """
+
+from dataclasses import dataclass
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from apps.evidence.models import Attachment, Evidence, EvidenceEvent
+from apps.evidence.services import attachment_add, evidence_delete
 from apps.people.models import LevelChange, Person
-
-from .org import ROLES, build_org
+from tests.factories import EvidenceFactory, Org
 
 pytestmark = pytest.mark.django_db
 
+ROLES = (
+    "anonymous",
+    "engineer",
+    "peer",
+    "manager",
+    "other_manager",
+    "director",
+    "committee",
+    "admin",
+)
+
 # fmt: off
 # One row per endpoint, one column per role, in this order:
-#   anonymous  self  peer  manager_of  manager_not_of  skip_level  committee  admin
+#   anonymous  engineer  peer  manager  other_manager  director  committee  admin
 EXPECTED = {
     # --- people -----------------------------------------------------------------------
     "GET-people-list":                    (401, 200, 200, 200, 200, 200, 200, 200),
@@ -176,10 +190,65 @@ def test_the_matrix_covers_every_endpoint_and_role():
     assert len(CASES) == len(ROLES) * len(EXPECTED)
 
 
+@dataclass
+class Records:
+    """The org and its evidence under test: named items ("owner_manager", "owner_private",
+    "peer_manager", ...) and two attachments of the engineer's."""
+
+    org: Org
+    evidence: dict[str, Evidence]
+    attachments: dict[str, Attachment]
+
+    @property
+    def owner(self):
+        return self.org.engineer
+
+    def client(self, role: str):
+        return self.org.client(role)
+
+
+def _upload(name: str, content: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="application/octet-stream")
+
+
 @pytest.fixture
-def org(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return build_org()
+def records(org, media) -> Records:
+    evidence = {}
+
+    def ev(key, owner, visibility=Evidence.Visibility.MANAGER):
+        evidence[key] = EvidenceFactory(person=owner, title=key, visibility=visibility)
+        return evidence[key]
+
+    manager_item = ev("owner_manager", org.engineer)
+    Evidence.objects.filter(pk=manager_item.pk).update(
+        status=Evidence.Status.CANDIDATE
+    )  # something to accept or dismiss
+    private_item = ev("owner_private", org.engineer, Evidence.Visibility.PRIVATE)
+    deleted = ev("owner_deleted", org.engineer)
+    evidence_delete(evidence=deleted, actor=org.engineer.user)
+    ev("peer_manager", org.peer)
+    ev("peer_private", org.peer, Evidence.Visibility.PRIVATE)
+    ev("manager_own", org.manager)
+    ev("director_own", org.director)
+    ev("other_manager_own", org.other_manager)
+    ev("other_engineer_manager", org.other_engineer)
+    ev("committee_own", org.committee)
+    ev("admin_own", org.admin)
+    for item in evidence.values():
+        item.refresh_from_db()
+    attachments = {
+        "manager": attachment_add(
+            evidence=manager_item,
+            actor=org.engineer.user,
+            upload=_upload("manager.txt", b"for managers\n"),
+        ),
+        "private": attachment_add(
+            evidence=private_item,
+            actor=org.engineer.user,
+            upload=_upload("private.txt", b"just me\n"),
+        ),
+    }
+    return Records(org=org, evidence=evidence, attachments=attachments)
 
 
 def _state():
@@ -198,10 +267,10 @@ def _state():
 
 
 @pytest.mark.parametrize(("role", "endpoint", "expected"), CASES)
-def test_status(org, role, endpoint, expected):
+def test_status(records, role, endpoint, expected):
     before = _state()
 
-    response = CALLS[endpoint](org.client(role), org)
+    response = CALLS[endpoint](records.client(role), records)
 
     assert response.status_code == expected, getattr(response, "data", None)
     if expected >= 400:
@@ -212,76 +281,84 @@ def test_status(org, role, endpoint, expected):
         assert response["WWW-Authenticate"].startswith("Token")
     if endpoint.startswith("GET-evidence-attachment-") and expected == 200:
         key = endpoint.rsplit("-", 1)[1]
-        assert b"".join(response.streaming_content) == org.attachments[key].file.open().read()
+        assert b"".join(response.streaming_content) == records.attachments[key].file.open().read()
 
 
 # --- what the lists hold, per role -----------------------------------------------------
 
 EVERY_LIVE_ITEM = {
-    "owner_manager", "owner_private", "peer_manager", "peer_private", "manager_own",
-    "skip_own", "nora_own", "otto_manager", "committee_own", "admin_own",
-}  # fmt: skip
+    "owner_manager",
+    "owner_private",
+    "peer_manager",
+    "peer_private",
+    "manager_own",
+    "director_own",
+    "other_manager_own",
+    "other_engineer_manager",
+    "committee_own",
+    "admin_own",
+}
 
 EVIDENCE_SEEN = {
-    "self": {"owner_manager", "owner_private"},
+    "engineer": {"owner_manager", "owner_private"},
     "peer": {"peer_manager", "peer_private"},
-    "manager_of": {"manager_own", "owner_manager", "peer_manager"},
-    "manager_not_of": {"nora_own", "otto_manager"},
-    "skip_level": {"skip_own", "manager_own", "owner_manager", "peer_manager"},
+    "manager": {"manager_own", "owner_manager", "peer_manager"},
+    "other_manager": {"other_manager_own", "other_engineer_manager"},
+    "director": {"director_own", "manager_own", "owner_manager", "peer_manager"},
     "committee": {"committee_own"},
     "admin": EVERY_LIVE_ITEM,
 }
 
 PEOPLE_SEEN = {
-    "self": {"owen"},
-    "peer": {"pia"},
-    "manager_of": {"maya", "owen", "pia"},
-    "manager_not_of": {"nora", "otto"},
-    "skip_level": {"sam", "maya", "owen", "pia"},
+    "engineer": {"erin"},
+    "peer": {"pete"},
+    "manager": {"omar", "erin", "pete"},
+    "other_manager": {"nina", "otto"},
+    "director": {"maria", "omar", "erin", "pete"},
     "committee": {"cora"},
-    "admin": {"sam", "maya", "owen", "pia", "nora", "otto", "cora", "ada"},
+    "admin": {"maria", "omar", "erin", "pete", "nina", "otto", "cora", "ada"},
 }
 
 
-def _names(org, ids):
-    by_pk = {e.pk: key for key, e in org.evidence.items()}
+def _names(records, ids):
+    by_pk = {e.pk: key for key, e in records.evidence.items()}
     return {by_pk[i] for i in ids}
 
 
 @pytest.mark.parametrize("role", list(EVIDENCE_SEEN))
-def test_evidence_list_content(org, role):
-    client = org.client(role)
+def test_evidence_list_content(records, role):
+    client = records.client(role)
 
     listed = client.get(reverse("evidence-list")).json()
     trash = client.get(reverse("evidence-list"), {"deleted": "true"}).json()
 
-    assert _names(org, [e["id"] for e in listed["results"]]) == EVIDENCE_SEEN[role]
+    assert _names(records, [e["id"] for e in listed["results"]]) == EVIDENCE_SEEN[role]
     assert listed["count"] == len(EVIDENCE_SEEN[role])
     # the trash is the owner's own deleted items, never anyone else's (not even an admin's)
-    assert _names(org, [e["id"] for e in trash["results"]]) == (
-        {"owner_deleted"} if role == "self" else set()
+    assert _names(records, [e["id"] for e in trash["results"]]) == (
+        {"owner_deleted"} if role == "engineer" else set()
     )
 
 
 @pytest.mark.parametrize("role", list(EVIDENCE_SEEN))
-def test_evidence_list_person_filter_cannot_widen_the_scope(org, role):
+def test_evidence_list_person_filter_cannot_widen_the_scope(records, role):
     """?person= narrows within what you may see; it never reveals someone else's items."""
-    response = org.client(role).get(reverse("evidence-list"), {"person": org.owner.pk})
+    response = records.client(role).get(reverse("evidence-list"), {"person": records.owner.pk})
 
     assert response.status_code == 200
     expected = {k for k in EVIDENCE_SEEN[role] if k.startswith("owner_")}
-    assert _names(org, [e["id"] for e in response.json()["results"]]) == expected
+    assert _names(records, [e["id"] for e in response.json()["results"]]) == expected
 
 
 @pytest.mark.parametrize("role", list(PEOPLE_SEEN))
-def test_people_list_content(org, role):
-    response = org.client(role).get(reverse("person-list"))
+def test_people_list_content(records, role):
+    response = records.client(role).get(reverse("person-list"))
 
     assert {p["username"] for p in response.json()["results"]} == PEOPLE_SEEN[role]
 
 
-def test_anonymous_list_bodies_are_errors_not_empty_lists(org):
+def test_anonymous_list_bodies_are_errors_not_empty_lists(records):
     for name in ("person-list", "evidence-list"):
-        response = org.client("anonymous").get(reverse(name))
+        response = records.client("anonymous").get(reverse(name))
         assert response.status_code == 401
         assert "results" not in response.json()

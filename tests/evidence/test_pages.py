@@ -1,7 +1,7 @@
 """Evidence, inbox, team and people-import pages, rendered with the real templates.
 
-The org: boss → mona (manager) → {erin (the engineer under test), pete (her peer)};
-nina → otto outside the chain; root is an admin.
+The org is the `org` fixture: maria → omar (manager) → {erin (the engineer under test), pete
+(her peer)}; nina → otto outside the chain; root (`admin_user`) is an admin.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from apps.ladders.models import Expectation, Skill
 from apps.people.imports import people_import
 from apps.people.models import Person
 from servicenow.models import Connection, Source, WorkItem
-from tests.factories import PASSWORD, PersonFactory
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -35,22 +35,8 @@ def media(settings, tmp_path):
 
 
 @pytest.fixture
-def org(ladder):
-    def person(username, **kw):
-        return PersonFactory(user__username=username, name=username.title(), ladder=ladder, **kw)
-
-    boss = person("boss", level=5)
-    mona = person("mona", level=4, manager=boss)
-    erin = person("erin", level=2, manager=mona)
-    pete = person("pete", level=2, manager=mona)
-    nina = person("nina", level=4)
-    otto = person("otto", level=1, manager=nina)
-    return {"boss": boss, "mona": mona, "erin": erin, "pete": pete, "nina": nina, "otto": otto}
-
-
-@pytest.fixture
 def erin(org):
-    return org["erin"]
+    return org.engineer
 
 
 def login(client, username: str):
@@ -144,11 +130,11 @@ def test_every_page_renders_for_the_owner(as_erin, erin):
 
 
 def test_nav_is_role_aware(client, org, admin_user):
-    candidate(org["erin"], "INC0010001")
-    candidate(org["erin"], "INC0010002")
+    candidate(org.engineer, "INC0010001")
+    candidate(org.engineer, "INC0010002")
 
     as_engineer = login(client, "erin").get("/evidence/").content.decode()
-    as_manager = login(client, "mona").get("/evidence/").content.decode()
+    as_manager = login(client, "omar").get("/evidence/").content.decode()
     client.login(username=admin_user.username, password=PASSWORD)
     as_admin = client.get("/ladders/").content.decode()
 
@@ -192,7 +178,7 @@ def test_list_shows_each_items_facts(as_erin, erin):
 
 def test_list_is_your_own_accepted_evidence_by_default(as_erin, org, erin):
     add(erin, "Mine")
-    add(org["pete"], "Pete's")
+    add(org.peer, "Pete's")
     candidate(erin, "INC0010001")
     dismissed = candidate(erin, "INC0010002")
     services.evidence_dismiss(evidence=dismissed, actor=erin.user)
@@ -514,7 +500,7 @@ def test_attachment_download_checks_who_may_see_the_item(client, org, erin):
     assert b"".join(owner.streaming_content) == b"hello\n"
     assert owner["Content-Disposition"] == 'attachment; filename="notes.txt"'
     assert owner["X-Content-Type-Options"] == "nosniff"
-    assert login(client, "mona").get(url).status_code == 200
+    assert login(client, "omar").get(url).status_code == 200
     assert login(client, "pete").get(url).status_code == 404
     assert login(client, "erin").get(f"/evidence/{item.pk}/attachments/999/").status_code == 404
 
@@ -535,7 +521,7 @@ def test_manager_reads_read_only_and_others_get_404(client, org, erin):
     shared = add(erin, "Shared with managers")
     private = add(erin, "Only mine", visibility="private")
 
-    for username in ("mona", "boss"):  # direct and skip-level manager
+    for username in ("omar", "maria"):  # direct and skip-level manager
         login(client, username)
         html = client.get(f"/evidence/{shared.pk}/").content.decode()
         assert "Shared with managers" in html and "Read-only" in html
@@ -597,7 +583,7 @@ def test_trash_lists_own_deleted_items_and_restores(client, org, erin):
     assert f'action="/evidence/{item.pk}/restore/"' in trash
     assert client.get(f"/evidence/{item.pk}/").status_code == 404
 
-    login(client, "mona")
+    login(client, "omar")
     assert "Binned" not in client.get("/evidence/trash/").content.decode()
     assert client.post(f"/evidence/{item.pk}/restore/").status_code == 404
 
@@ -614,7 +600,7 @@ def test_inbox_lists_candidates_with_suggestions_preselected(as_erin, erin, org)
     first = candidate(erin, "INC0010001", suggested=["TE-3.1", "CC-2.1"])
     candidate(erin, "INC0010002")
     services.evidence_accept(evidence=candidate(erin, "INC0010003"), actor=erin.user)
-    candidate(org["pete"], "INC0010004")
+    candidate(org.peer, "INC0010004")
 
     html = as_erin.get("/evidence/inbox/").content.decode()
 
@@ -698,7 +684,7 @@ def test_inbox_dismiss_swaps_the_row_out(as_erin, erin):
 def test_inbox_bulk_triage(as_erin, erin, org, action, status):
     picked = [candidate(erin, f"INC00100{i}", suggested=["TE-3.1"]) for i in range(3)]
     left = candidate(erin, "INC0010099")
-    petes = candidate(org["pete"], "INC0010098")
+    petes = candidate(org.peer, "INC0010098")
 
     response = as_erin.post(
         "/evidence/inbox/bulk/", {"action": action, "ids": [e.pk for e in picked] + [petes.pk]}
@@ -725,7 +711,7 @@ def test_inbox_bulk_without_a_tick_says_so(as_erin, erin):
 def test_manager_cannot_triage_a_reports_candidate(client, org, erin):
     item = candidate(erin, "INC0010001")
 
-    login(client, "mona")
+    login(client, "omar")
     assert client.post(f"/evidence/{item.pk}/accept/").status_code == 403
     login(client, "pete")
     assert client.post(f"/evidence/{item.pk}/dismiss/").status_code == 404
@@ -773,30 +759,30 @@ def test_brag_document_groups_accepted_evidence_by_competency(as_erin, erin):
 def test_team_view_shows_reports_non_private_evidence_at_any_depth(client, org, erin):
     add(erin, "Erin shared")
     add(erin, "Erin private", visibility="private")
-    add(org["pete"], "Pete shared")
-    add(org["mona"], "Mona own")
-    add(org["otto"], "Otto elsewhere")
+    add(org.peer, "Pete shared")
+    add(org.manager, "Mona own")
+    add(org.other_engineer, "Otto elsewhere")
 
-    as_boss = login(client, "boss").get("/team/").content.decode()
-    as_mona = login(client, "mona").get("/team/").content.decode()
+    as_maria = login(client, "maria").get("/team/").content.decode()
+    as_omar = login(client, "omar").get("/team/").content.decode()
 
-    assert set(titles(as_boss)) == {"Erin shared", "Pete shared", "Mona own"}
-    assert set(titles(as_mona)) == {"Erin shared", "Pete shared"}
-    row = as_mona[as_mona.index("Erin shared") :][:200]
+    assert set(titles(as_maria)) == {"Erin shared", "Pete shared", "Mona own"}
+    assert set(titles(as_omar)) == {"Erin shared", "Pete shared"}
+    row = as_omar[as_omar.index("Erin shared") :][:200]
     assert '<span class="person">Erin</span>' in row
-    assert f'<option value="{erin.pk}">Erin</option>' in as_mona
-    assert f'<option value="{org["otto"].pk}">' not in as_mona
+    assert f'<option value="{erin.pk}">Erin</option>' in as_omar
+    assert f'<option value="{org.other_engineer.pk}">' not in as_omar
 
 
 def test_team_view_filters_by_person_and_the_usual_filters(client, org, erin):
     add(erin, "Erin TE", codes=["TE-3.1"])
     add(erin, "Erin CC", codes=["CC-2.1"])
-    add(org["pete"], "Pete TE", codes=["TE-2.1"])
+    add(org.peer, "Pete TE", codes=["TE-2.1"])
 
-    login(client, "mona")
+    login(client, "omar")
     by_person = client.get(f"/team/?person={erin.pk}").content.decode()
     by_competency = client.get("/team/?competency=TE").content.decode()
-    not_a_report = client.get(f"/team/?person={org['otto'].pk}").content.decode()
+    not_a_report = client.get(f"/team/?person={org.other_engineer.pk}").content.decode()
     partial = client.get("/team/?competency=CC", headers={"HX-Request": "true"}).content.decode()
 
     assert set(titles(by_person)) == {"Erin TE", "Erin CC"}
@@ -861,9 +847,9 @@ def test_evidence_list_queries_do_not_grow(as_erin, erin, django_assert_max_num_
 
 @pytest.mark.parametrize("n", [10, 1000])
 def test_team_queries_do_not_grow(client, org, django_assert_max_num_queries, n):
-    _bulk_items(org["erin"], n // 2)
-    _bulk_items(org["pete"], n // 2)
-    login(client, "boss")
+    _bulk_items(org.engineer, n // 2)
+    _bulk_items(org.peer, n // 2)
+    login(client, "maria")
 
     with django_assert_max_num_queries(TEAM_QUERIES):
         response = client.get("/team/")
@@ -951,7 +937,7 @@ def test_import_page_rejects_a_file_that_is_not_utf8(as_admin):
 
 
 def test_import_page_is_404_for_non_admins(client, org):
-    for username in ("erin", "mona"):
+    for username in ("erin", "omar"):
         login(client, username)
         assert client.get("/people/import/").status_code == 404
         assert client.post("/people/import/", {"text": GOOD_CSV, "commit": "1"}).status_code == 404

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from apps.evidence import services
 from apps.evidence.models import Attachment, EvidenceEvent
-from tests.factories import PersonFactory
+from tests.factories import EvidenceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,15 +44,12 @@ def media(settings, tmp_path):
 
 
 @pytest.fixture
-def org(db, media):
-    boss = PersonFactory(user__username="boss", name="Boss")
-    owner = PersonFactory(user__username="owen", name="Owen", manager=boss)
-    peer = PersonFactory(user__username="pia", name="Pia", manager=boss)
-    shared = services.evidence_create(person=owner, actor=owner.user, title="shared")
-    private = services.evidence_create(
-        person=owner, actor=owner.user, title="private", visibility="private"
-    )
-    return {"boss": boss, "owner": owner, "peer": peer, "shared": shared, "private": private}
+def items(org, media):
+    """Two evidence items of the org's engineer: one shared with managers, one private."""
+    return {
+        "shared": EvidenceFactory(person=org.engineer, title="shared"),
+        "private": EvidenceFactory(person=org.engineer, title="private", visibility="private"),
+    }
 
 
 def _client(api, person):
@@ -77,8 +74,8 @@ def _stored_files(root: Path) -> list[Path]:
 # --- size ------------------------------------------------------------------------------
 
 
-def test_over_the_limit_is_a_413_json_and_stores_nothing(api, org, media):
-    response = _upload(_client(api, org["owner"]), org["shared"], "big.txt", b"a" * (LIMIT + 1))
+def test_over_the_limit_is_a_413_json_and_stores_nothing(api, org, items, media):
+    response = _upload(_client(api, org.engineer), items["shared"], "big.txt", b"a" * (LIMIT + 1))
 
     assert response.status_code == 413
     assert response["Content-Type"].startswith("application/json")
@@ -89,10 +86,10 @@ def test_over_the_limit_is_a_413_json_and_stores_nothing(api, org, media):
     assert _stored_files(media) == []
 
 
-def test_declared_content_length_is_refused_before_the_body_is_read(api, org, media):
+def test_declared_content_length_is_refused_before_the_body_is_read(api, org, items, media):
     """A client that announces a huge body is stopped on the header alone."""
     response = _upload(
-        _client(api, org["owner"]), org["shared"], "small.txt", b"tiny",
+        _client(api, org.engineer), items["shared"], "small.txt", b"tiny",
         CONTENT_LENGTH=str(LIMIT + 10 * 1024 * 1024),
     )  # fmt: skip
 
@@ -102,25 +99,25 @@ def test_declared_content_length_is_refused_before_the_body_is_read(api, org, me
     assert _stored_files(media) == []
 
 
-def test_a_really_big_body_is_refused_by_the_pre_check(api, org, media):
+def test_a_really_big_body_is_refused_by_the_pre_check(api, org, items, media):
     big = b"a" * (LIMIT + 128 * 1024)  # past the limit plus the multipart allowance
 
-    response = _upload(_client(api, org["owner"]), org["shared"], "big.txt", big)
+    response = _upload(_client(api, org.engineer), items["shared"], "big.txt", big)
 
     assert response.status_code == 413
     assert "the limit is" in response.json()["error"]["message"]
     assert not Attachment.objects.exists()
 
 
-def test_exactly_at_the_limit_is_accepted(api, org):
-    response = _upload(_client(api, org["owner"]), org["shared"], "edge.txt", b"a" * LIMIT)
+def test_exactly_at_the_limit_is_accepted(api, org, items):
+    response = _upload(_client(api, org.engineer), items["shared"], "edge.txt", b"a" * LIMIT)
 
     assert response.status_code == 201, response.json()
     assert response.json()["size"] == LIMIT
 
 
-def test_an_empty_file_is_a_400(api, org, media):
-    response = _upload(_client(api, org["owner"]), org["shared"], "empty.txt", b"")
+def test_an_empty_file_is_a_400(api, org, items, media):
+    response = _upload(_client(api, org.engineer), items["shared"], "empty.txt", b"")
 
     assert response.status_code == 400
     assert "file" in response.json()["error"]["detail"]
@@ -128,9 +125,9 @@ def test_an_empty_file_is_a_400(api, org, media):
     assert _stored_files(media) == []
 
 
-def test_no_file_at_all_is_a_400(api, org):
-    response = _client(api, org["owner"]).post(
-        reverse("evidence-attachments", args=[org["shared"].pk]), {}, format="multipart"
+def test_no_file_at_all_is_a_400(api, org, items):
+    response = _client(api, org.engineer).post(
+        reverse("evidence-attachments", args=[items["shared"].pk]), {}, format="multipart"
     )
 
     assert response.status_code == 400
@@ -160,8 +157,8 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("name", "content"), REFUSED)
-def test_disguised_or_unaccepted_files_are_refused(api, org, media, name, content):
-    response = _upload(_client(api, org["owner"]), org["shared"], name, content)
+def test_disguised_or_unaccepted_files_are_refused(api, org, items, media, name, content):
+    response = _upload(_client(api, org.engineer), items["shared"], name, content)
 
     assert response.status_code == 400, response.json()
     assert response.json()["error"]["detail"]["file"]
@@ -185,10 +182,10 @@ ACCEPTED = [
 
 
 @pytest.mark.parametrize(("name", "content", "content_type"), ACCEPTED)
-def test_accepted_types(api, org, name, content, content_type):
-    client = _client(api, org["owner"])
+def test_accepted_types(api, org, items, name, content, content_type):
+    client = _client(api, org.engineer)
 
-    response = _upload(client, org["shared"], name, content)
+    response = _upload(client, items["shared"], name, content)
 
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -204,12 +201,12 @@ def test_accepted_types(api, org, name, content, content_type):
     assert "sandbox" in download["Content-Security-Policy"]
 
 
-def test_utf8_split_across_upload_chunks_is_still_text(api, org, settings):
+def test_utf8_split_across_upload_chunks_is_still_text(api, org, items, settings):
     """A multibyte character cut by a chunk boundary is not mistaken for bad bytes."""
     settings.EVIDENCE_MAX_UPLOAD_BYTES = 1024 * 1024
     content = b"a" + "é".encode() * 100_000  # 64 KiB chunks land mid-character
 
-    response = _upload(_client(api, org["owner"]), org["shared"], "long.txt", content)
+    response = _upload(_client(api, org.engineer), items["shared"], "long.txt", content)
 
     assert response.status_code == 201, response.json()
     assert response.json()["size"] == len(content)
@@ -218,9 +215,9 @@ def test_utf8_split_across_upload_chunks_is_still_text(api, org, settings):
 # --- storage -----------------------------------------------------------------------------
 
 
-def test_stored_under_media_root_with_a_random_name(api, org, media):
+def test_stored_under_media_root_with_a_random_name(api, org, items, media):
     response = _upload(
-        _client(api, org["owner"]), org["shared"], "../../templates/base.html.txt", b"hello\n"
+        _client(api, org.engineer), items["shared"], "../../templates/base.html.txt", b"hello\n"
     )
 
     assert response.status_code == 201, response.json()
@@ -229,7 +226,7 @@ def test_stored_under_media_root_with_a_random_name(api, org, media):
     assert path.is_file()
     assert path.read_bytes() == b"hello\n"
     assert path.is_relative_to(media.resolve())
-    assert path.is_relative_to(media.resolve() / "evidence" / str(org["owner"].pk))
+    assert path.is_relative_to(media.resolve() / "evidence" / str(org.engineer.pk))
     assert "base.html" not in path.name and ".." not in attachment.file.name
     assert path.name != attachment.name
     assert "/" not in attachment.name  # the display name cannot point anywhere either
@@ -253,17 +250,17 @@ def test_media_root_is_outside_static_and_templates():
 
 
 @pytest.fixture
-def shared_attachment(org):
+def shared_attachment(org, items):
     return services.attachment_add(
-        evidence=org["shared"], actor=org["owner"].user,
+        evidence=items["shared"], actor=org.engineer.user,
         upload=SimpleUploadedFile("shared.txt", b"shared notes\n"),
     )  # fmt: skip
 
 
 @pytest.fixture
-def private_attachment(org):
+def private_attachment(org, items):
     return services.attachment_add(
-        evidence=org["private"], actor=org["owner"].user,
+        evidence=items["private"], actor=org.engineer.user,
         upload=SimpleUploadedFile("private.txt", b"my notes\n"),
     )  # fmt: skip
 
@@ -276,7 +273,7 @@ def _url(attachment):
 
 
 def test_owner_downloads_the_exact_bytes(api, org, shared_attachment):
-    response = _client(api, org["owner"]).get(_url(shared_attachment))
+    response = _client(api, org.engineer).get(_url(shared_attachment))
 
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"shared notes\n"
@@ -286,56 +283,56 @@ def test_owner_downloads_the_exact_bytes(api, org, shared_attachment):
 
 
 def test_manager_downloads_a_reports_shared_attachment(api, org, shared_attachment):
-    response = _client(api, org["boss"]).get(_url(shared_attachment))
+    response = _client(api, org.manager).get(_url(shared_attachment))
 
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"shared notes\n"
 
 
 def test_manager_cannot_download_a_private_items_attachment(api, org, private_attachment):
-    assert _client(api, org["boss"]).get(_url(private_attachment)).status_code == 404
+    assert _client(api, org.manager).get(_url(private_attachment)).status_code == 404
 
 
 def test_peer_gets_404_and_anonymous_401(api, org, shared_attachment, private_attachment):
     assert api.get(_url(shared_attachment)).status_code == 401
     assert api.get(_url(private_attachment)).status_code == 401
-    peer = _client(api, org["peer"])
+    peer = _client(api, org.peer)
     assert peer.get(_url(shared_attachment)).status_code == 404
     assert peer.get(_url(private_attachment)).status_code == 404
 
 
-def test_attachment_id_must_belong_to_the_evidence_in_the_path(api, org, private_attachment):
+def test_attachment_id_must_belong_to_the_evidence_in_the_path(api, org, items, private_attachment):
     """A manager cannot reach a private file by pairing its id with a shared item."""
     url = reverse(
         "evidence-attachment-detail",
-        kwargs={"pk": org["shared"].pk, "attachment_id": private_attachment.pk},
+        kwargs={"pk": items["shared"].pk, "attachment_id": private_attachment.pk},
     )
 
-    assert _client(api, org["boss"]).get(url).status_code == 404
-    assert _client(api, org["owner"]).get(url).status_code == 404
+    assert _client(api, org.manager).get(url).status_code == 404
+    assert _client(api, org.engineer).get(url).status_code == 404
 
 
-def test_deleted_evidence_hides_its_attachments(api, org, shared_attachment):
-    services.evidence_delete(evidence=org["shared"], actor=org["owner"].user)
+def test_deleted_evidence_hides_its_attachments(api, org, items, shared_attachment):
+    services.evidence_delete(evidence=items["shared"], actor=org.engineer.user)
 
-    assert _client(api, org["boss"]).get(_url(shared_attachment)).status_code == 404
-    assert _client(api, org["owner"]).get(_url(shared_attachment)).status_code == 404
+    assert _client(api, org.manager).get(_url(shared_attachment)).status_code == 404
+    assert _client(api, org.engineer).get(_url(shared_attachment)).status_code == 404
 
 
 def test_a_file_missing_from_storage_is_a_404_not_a_500(api, org, shared_attachment):
     os.remove(shared_attachment.file.path)
 
-    response = _client(api, org["owner"]).get(_url(shared_attachment))
+    response = _client(api, org.engineer).get(_url(shared_attachment))
 
     assert response.status_code == 404
     assert response.json()["error"]
 
 
-def test_content_disposition_survives_an_odd_file_name(api, org):
-    client = _client(api, org["owner"])
+def test_content_disposition_survives_an_odd_file_name(api, org, items):
+    client = _client(api, org.engineer)
     name = 'résumé "final"; x=1.txt'
 
-    created = _upload(client, org["shared"], name, b"text\n")
+    created = _upload(client, items["shared"], name, b"text\n")
     download = client.get(created.json()["url"])
 
     assert created.status_code == 201
@@ -349,11 +346,11 @@ def test_content_disposition_survives_an_odd_file_name(api, org):
 
 
 def test_deleting_an_attachment_removes_the_file_after_commit(
-    api, org, shared_attachment, django_capture_on_commit_callbacks
+    api, org, items, shared_attachment, django_capture_on_commit_callbacks
 ):
     path = Path(shared_attachment.file.path)
     assert path.is_file()
-    client = _client(api, org["owner"])
+    client = _client(api, org.engineer)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.delete(_url(shared_attachment))
@@ -364,8 +361,8 @@ def test_deleting_an_attachment_removes_the_file_after_commit(
     assert not path.exists()
     assert not Attachment.objects.filter(pk=shared_attachment.pk).exists()
     assert client.get(_url(shared_attachment)).status_code == 404
-    detached = EvidenceEvent.objects.filter(evidence=org["shared"], action="detached").get()
-    assert detached.actor == org["owner"].user
+    detached = EvidenceEvent.objects.filter(evidence=items["shared"], action="detached").get()
+    assert detached.actor == org.engineer.user
     assert detached.changes == {"attachment": ["shared.txt", None]}
 
 
@@ -375,8 +372,8 @@ def test_a_refused_delete_keeps_the_file(
     path = Path(shared_attachment.file.path)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        manager = _client(api, org["boss"]).delete(_url(shared_attachment))
-        peer = _client(api, org["peer"]).delete(_url(shared_attachment))
+        manager = _client(api, org.manager).delete(_url(shared_attachment))
+        peer = _client(api, org.peer).delete(_url(shared_attachment))
 
     assert (manager.status_code, peer.status_code) == (403, 404)
     assert callbacks == []
@@ -384,22 +381,22 @@ def test_a_refused_delete_keeps_the_file(
     assert Attachment.objects.filter(pk=shared_attachment.pk).exists()
 
 
-def test_upload_records_history_and_shows_on_the_item(api, org):
-    client = _client(api, org["owner"])
+def test_upload_records_history_and_shows_on_the_item(api, org, items):
+    client = _client(api, org.engineer)
 
-    created = _upload(client, org["shared"], "notes.md", b"# notes\n").json()
-    item = client.get(reverse("evidence-detail", args=[org["shared"].pk])).json()
+    created = _upload(client, items["shared"], "notes.md", b"# notes\n").json()
+    item = client.get(reverse("evidence-detail", args=[items["shared"].pk])).json()
 
     assert [a["id"] for a in item["attachments"]] == [created["id"]]
     assert set(item["attachments"][0]) >= {"id", "name", "size", "url"}
-    attached = EvidenceEvent.objects.get(evidence=org["shared"], action="attached")
-    assert attached.actor == org["owner"].user
+    attached = EvidenceEvent.objects.get(evidence=items["shared"], action="attached")
+    assert attached.actor == org.engineer.user
 
 
 @pytest.mark.parametrize("declared", ["abc", "-1", "1e9"])
-def test_a_malformed_content_length_is_a_400_not_a_500(api, org, declared):
+def test_a_malformed_content_length_is_a_400_not_a_500(api, org, items, declared):
     response = _upload(
-        _client(api, org["owner"]), org["shared"], "a.txt", b"hi\n", CONTENT_LENGTH=declared
+        _client(api, org.engineer), items["shared"], "a.txt", b"hi\n", CONTENT_LENGTH=declared
     )
 
     assert response.status_code == 400

@@ -21,8 +21,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.packets.models import Assessment, Packet, PacketEvent, PacketSnapshot
-
-from .builders import level_codes, packet_in_state
+from tests.factories import PacketFactory, level_codes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,18 +84,22 @@ def race(*calls):
 
 
 def _packet(org, cycle, ladder_version, evidence, state):
-    return packet_in_state(
-        person=org["erin"], cycle=cycle, ladder_version=ladder_version, state=state,
-        evidence=evidence, reviewer=org["omar"],
-    )  # fmt: skip
+    return PacketFactory(
+        person=org.engineer,
+        cycle=cycle,
+        ladder_version=ladder_version,
+        state=state,
+        evidence=evidence,
+        reviewer=org.manager,
+    )
 
 
-@pytest.mark.parametrize("reviewers", [("omar", "omar"), ("omar", "maria")],
+@pytest.mark.parametrize("reviewers", [("manager", "manager"), ("manager", "director")],
                          ids=["same-manager-twice", "manager-and-skip-level"])  # fmt: skip
 def test_two_endorsements_at_once(
-    reviewers, sqlite_waits_like_a_file, org, cycle, ladder_version, erin_evidence
+    reviewers, sqlite_waits_like_a_file, org, cycle, ladder_version, engineer_evidence
 ):
-    packet = _packet(org, cycle, ladder_version, erin_evidence, "submitted")
+    packet = _packet(org, cycle, ladder_version, engineer_evidence, "submitted")
     codes = level_codes(ladder_version, 3)
     body = {"comment": "Ready",
             "assessments": [{"expectation": c, "rating": "meets"} for c in codes]}  # fmt: skip
@@ -118,10 +121,12 @@ def test_two_endorsements_at_once(
     assert "endorsed" in loser.json()["error"]["message"]
 
 
-def test_two_submits_at_once(sqlite_waits_like_a_file, org, cycle, ladder_version, erin_evidence):
-    packet = _packet(org, cycle, ladder_version, erin_evidence, "draft")
+def test_two_submits_at_once(
+    sqlite_waits_like_a_file, org, cycle, ladder_version, engineer_evidence
+):
+    packet = _packet(org, cycle, ladder_version, engineer_evidence, "draft")
     path = f"/api/v1/packets/{packet.pk}/submit/"
-    erin = org["erin"].user
+    erin = org.engineer.user
 
     responses = race((erin, path, {}), (erin, path, {"comment": "again"}))
 
@@ -132,16 +137,16 @@ def test_two_submits_at_once(sqlite_waits_like_a_file, org, cycle, ladder_versio
 
 
 def test_endorse_and_request_changes_at_once(
-    sqlite_waits_like_a_file, org, cycle, ladder_version, erin_evidence
+    sqlite_waits_like_a_file, org, cycle, ladder_version, engineer_evidence
 ):
     """Two different transitions out of the same state: one wins, the other is a 409."""
-    packet = _packet(org, cycle, ladder_version, erin_evidence, "submitted")
+    packet = _packet(org, cycle, ladder_version, engineer_evidence, "submitted")
     codes = level_codes(ladder_version, 3)
     endorse = {"assessments": [{"expectation": c, "rating": "meets"} for c in codes]}
 
     responses = race(
-        (org["omar"].user, f"/api/v1/packets/{packet.pk}/endorse/", endorse),
-        (org["maria"].user, f"/api/v1/packets/{packet.pk}/request-changes/", {"comment": "No"}),
+        (org.manager.user, f"/api/v1/packets/{packet.pk}/endorse/", endorse),
+        (org.director.user, f"/api/v1/packets/{packet.pk}/request-changes/", {"comment": "No"}),
     )
 
     assert sorted(r.status_code for r in responses) == [200, 409], [r.json() for r in responses]

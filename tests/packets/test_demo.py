@@ -19,8 +19,7 @@ from apps.packets.models import (
 from apps.packets.selectors import packet_committee_queue, packet_coverage, packet_review_queue
 from apps.packets.services import cycle_is_open
 from apps.people.models import Person
-
-from .conftest import client_for
+from tests.factories import api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -86,19 +85,19 @@ def test_every_role_finds_work_waiting(ladder_version):
     assert list(packet_committee_queue(viewer=people["cora"].user)) == [packets["sam"]]
     sam_packet = packets["sam"].pk
     decide = {"outcome": "promoted", "rationale": "Consistent level-3 work."}
-    refused = client_for(people["maria"]).post(
+    refused = api_client(people["maria"]).post(
         f"/api/v1/packets/{sam_packet}/decide/", decide, format="json"
     )
     assert refused.status_code == 403
     # lena has changes to make, ken a draft to finish: both can still edit theirs
     for username in ("lena", "ken"):
-        response = client_for(people[username]).patch(
+        response = api_client(people[username]).patch(
             f"/api/v1/packets/{packets[username].pk}/",
             {"narratives": {"Technical Expertise": "Edited"}},
             format="json",
         )
         assert response.status_code == 200, response.json()
-    decided = client_for(people["cora"]).post(
+    decided = api_client(people["cora"]).post(
         f"/api/v1/packets/{sam_packet}/decide/", decide, format="json"
     )
     assert decided.status_code == 200, decided.json()

@@ -7,14 +7,13 @@ from django.core import mail
 from apps.evidence.services import evidence_update
 from apps.packets.models import Packet
 from apps.people.models import LevelChange
-
-from .conftest import client_for
+from tests.factories import api_client
 
 pytestmark = pytest.mark.django_db
 
 
 def _build(erin, cycle, evidence, codes):
-    api = client_for(erin)
+    api = api_client(erin)
     packet = api.post("/api/v1/packets/", {"cycle": cycle.pk}, format="json").json()
     items = [{"expectation": c, "evidence": evidence[i % len(evidence)].pk, "note": f"n{i}"}
              for i, c in enumerate(codes)]  # fmt: skip
@@ -31,11 +30,11 @@ def _level3_codes(ladder_version):
 
 
 def test_whole_journey(
-    org, cycle, erin_evidence, ladder_version, django_capture_on_commit_callbacks
+    org, cycle, engineer_evidence, ladder_version, django_capture_on_commit_callbacks
 ):
     codes = _level3_codes(ladder_version)
-    erin, omar, cora = org["erin"], org["omar"], org["cora"]
-    api, pk = _build(erin, cycle, erin_evidence, codes[:2])
+    erin, omar, cora = org.engineer, org.manager, org.committee
+    api, pk = _build(erin, cycle, engineer_evidence, codes[:2])
 
     low = api.post(f"/api/v1/packets/{pk}/submit/", {}, format="json")
     assert low.status_code == 400
@@ -43,7 +42,7 @@ def test_whole_journey(
 
     api.patch(
         f"/api/v1/packets/{pk}/",
-        {"items": [{"expectation": c, "evidence": erin_evidence[0].pk} for c in codes]},
+        {"items": [{"expectation": c, "evidence": engineer_evidence[0].pk} for c in codes]},
         format="json",
     )
     with django_capture_on_commit_callbacks(execute=True):
@@ -51,11 +50,11 @@ def test_whole_journey(
     assert submitted.status_code == 200
     assert mail.outbox[-1].to == [omar.email]
 
-    manager = client_for(omar)
+    manager = api_client(omar)
     changes = manager.post(f"/api/v1/packets/{pk}/request-changes/", {"comment": "More"},
                            format="json")  # fmt: skip
     assert changes.json()["state"] == "changes_requested"
-    evidence_update(evidence=erin_evidence[0], actor=erin.user, title="Renamed later")
+    evidence_update(evidence=engineer_evidence[0], actor=erin.user, title="Renamed later")
     assert api.post(f"/api/v1/packets/{pk}/submit/", {}, format="json").status_code == 200
 
     snaps = api.get(f"/api/v1/packets/{pk}/snapshots/").json()
@@ -74,7 +73,7 @@ def test_whole_journey(
     again = manager.post(f"/api/v1/packets/{pk}/endorse/", {}, format="json")
     assert again.status_code == 409
 
-    decide = client_for(cora).post(
+    decide = api_client(cora).post(
         f"/api/v1/packets/{pk}/decide/",
         {"outcome": "promoted", "rationale": "Clear"},
         format="json",
@@ -89,9 +88,9 @@ def test_whole_journey(
                       "promoted"]  # fmt: skip
 
 
-def test_exports(org, cycle, erin_evidence, ladder_version):
+def test_exports(org, cycle, engineer_evidence, ladder_version):
     codes = _level3_codes(ladder_version)
-    api, pk = _build(org["erin"], cycle, erin_evidence, codes)
+    api, pk = _build(org.engineer, cycle, engineer_evidence, codes)
     api.post(f"/api/v1/packets/{pk}/submit/", {}, format="json")
 
     md = api.get(f"/api/v1/packets/{pk}/export/?format=md")
@@ -106,19 +105,19 @@ def test_exports(org, cycle, erin_evidence, ladder_version):
     assert api.get(f"/api/v1/packets/{pk}/export/?format=doc").status_code == 400
 
 
-def test_committee_cannot_decide_for_own_reports(org, cycle, erin_evidence, ladder_version):
-    org["maria"].is_committee = True
-    org["maria"].save()
+def test_committee_cannot_decide_for_own_reports(org, cycle, engineer_evidence, ladder_version):
+    org.director.is_committee = True
+    org.director.save()
     codes = _level3_codes(ladder_version)
-    api, pk = _build(org["erin"], cycle, erin_evidence, codes)
+    api, pk = _build(org.engineer, cycle, engineer_evidence, codes)
     api.post(f"/api/v1/packets/{pk}/submit/", {}, format="json")
-    client_for(org["omar"]).post(
+    api_client(org.manager).post(
         f"/api/v1/packets/{pk}/endorse/",
         {"assessments": [{"expectation": c, "rating": "meets"} for c in codes]},
         format="json",
     )
 
-    r = client_for(org["maria"]).post(
+    r = api_client(org.director).post(
         f"/api/v1/packets/{pk}/decide/", {"outcome": "promoted", "rationale": "x"}, format="json"
     )
     assert r.status_code == 403

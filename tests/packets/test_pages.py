@@ -68,18 +68,18 @@ def _fill(packet, erin, codes, evidence) -> None:
     )  # fmt: skip
 
 
-def _submitted(org, cycle, erin_evidence, ladder_version) -> Packet:
-    erin = org["erin"]
+def _submitted(org, cycle, engineer_evidence, ladder_version) -> Packet:
+    erin = org.engineer
     packet = _start(erin, cycle)
-    _fill(packet, erin, _codes(ladder_version), erin_evidence)
+    _fill(packet, erin, _codes(ladder_version), engineer_evidence)
     return services.packet_submit(packet_id=packet.pk, actor=erin.user)
 
 
-def _endorsed(org, cycle, erin_evidence, ladder_version) -> Packet:
-    packet = _submitted(org, cycle, erin_evidence, ladder_version)
+def _endorsed(org, cycle, engineer_evidence, ladder_version) -> Packet:
+    packet = _submitted(org, cycle, engineer_evidence, ladder_version)
     specs = [services.AssessmentSpec(expectation=c, rating="meets")
              for c in _codes(ladder_version)]  # fmt: skip
-    return services.packet_endorse(packet_id=packet.pk, actor=org["omar"].user, assessments=specs)
+    return services.packet_endorse(packet_id=packet.pk, actor=org.manager.user, assessments=specs)
 
 
 @pytest.fixture
@@ -92,16 +92,23 @@ def admin(admin_user):
 
 @pytest.mark.parametrize(
     ("who", "status"),
-    [("erin", 200), ("omar", 200), ("maria", 200), ("peer", 404), ("cora", 404), ("admin", 200)],
+    [
+        ("engineer", 200),
+        ("manager", 200),
+        ("director", 200),
+        ("peer", 404),
+        ("committee", 404),
+        ("admin", 200),
+    ],
 )
-def test_draft_packet_page_by_role(client, org, admin, cycle, erin_evidence, who, status):
-    packet = _start(org["erin"], cycle)
+def test_draft_packet_page_by_role(client, org, admin, cycle, engineer_evidence, who, status):
+    packet = _start(org.engineer, cycle)
     viewer = admin if who == "admin" else org[who]
 
     response = _as(client, viewer).get(f"/packets/{packet.pk}/")
 
     assert response.status_code == status
-    if who == "erin":
+    if who == "engineer":
         assert b"Narrative for Technical Expertise" in response.content  # the builder
     elif status == 200:
         assert b"Narrative for" not in response.content  # read-only for everyone else
@@ -111,21 +118,25 @@ def test_draft_packet_page_by_role(client, org, admin, cycle, erin_evidence, who
 @pytest.mark.parametrize(
     ("url", "allowed", "denied"),
     [
-        ("/packets/", ["erin", "omar", "cora"], ["admin"]),
-        ("/packets/reviews/", ["omar", "maria"], ["erin", "peer", "cora", "admin"]),
-        ("/packets/{pk}/review/", ["omar", "maria"], ["erin", "peer", "cora", "admin"]),
-        ("/packets/committee/", ["cora"], ["erin", "omar", "maria", "admin"]),
-        ("/packets/cycles/", ["admin"], ["erin", "omar", "cora"]),
-        ("/packets/cycles/new/", ["admin"], ["erin", "cora"]),
-        ("/packets/cycles/{cycle}/edit/", ["admin"], ["erin", "cora"]),
-        ("/packets/cycles/{cycle}/report/", ["admin", "cora"], ["erin", "omar"]),
-        ("/packets/{pk}/diff/", ["erin", "omar"], ["peer", "cora"]),
+        ("/packets/", ["engineer", "manager", "committee"], ["admin"]),
+        ("/packets/reviews/", ["manager", "director"], ["engineer", "peer", "committee", "admin"]),
+        (
+            "/packets/{pk}/review/",
+            ["manager", "director"],
+            ["engineer", "peer", "committee", "admin"],
+        ),
+        ("/packets/committee/", ["committee"], ["engineer", "manager", "director", "admin"]),
+        ("/packets/cycles/", ["admin"], ["engineer", "manager", "committee"]),
+        ("/packets/cycles/new/", ["admin"], ["engineer", "committee"]),
+        ("/packets/cycles/{cycle}/edit/", ["admin"], ["engineer", "committee"]),
+        ("/packets/cycles/{cycle}/report/", ["admin", "committee"], ["engineer", "manager"]),
+        ("/packets/{pk}/diff/", ["engineer", "manager"], ["peer", "committee"]),
     ],
 )
 def test_pages_render_for_their_role_and_404_for_others(
-    client, org, admin, cycle, erin_evidence, ladder_version, url, allowed, denied
+    client, org, admin, cycle, engineer_evidence, ladder_version, url, allowed, denied
 ):
-    packet = _submitted(org, cycle, erin_evidence, ladder_version)
+    packet = _submitted(org, cycle, engineer_evidence, ladder_version)
     path = url.format(pk=packet.pk, cycle=cycle.pk)
     for who in allowed:
         viewer = admin if who == "admin" else org[who]
@@ -136,39 +147,39 @@ def test_pages_render_for_their_role_and_404_for_others(
 
 
 def test_decide_page_is_for_the_committee_once_endorsed(
-    client, org, cycle, erin_evidence, ladder_version
+    client, org, cycle, engineer_evidence, ladder_version
 ):
-    packet = _submitted(org, cycle, erin_evidence, ladder_version)
-    assert _as(client, org["cora"]).get(f"/packets/{packet.pk}/decide/").status_code == 404
+    packet = _submitted(org, cycle, engineer_evidence, ladder_version)
+    assert _as(client, org.committee).get(f"/packets/{packet.pk}/decide/").status_code == 404
 
     _endorsed_packet = services.packet_endorse(
-        packet_id=packet.pk, actor=org["omar"].user,
+        packet_id=packet.pk, actor=org.manager.user,
         assessments=[services.AssessmentSpec(expectation=c, rating="exceeds")
                      for c in _codes(ladder_version)],
     )  # fmt: skip
 
-    page = _as(client, org["cora"]).get(f"/packets/{_endorsed_packet.pk}/decide/")
+    page = _as(client, org.committee).get(f"/packets/{_endorsed_packet.pk}/decide/")
     assert page.status_code == 200
     assert b"Record decision" in page.content
     assert b"Exceeds" in page.content  # the manager's assessments beside the evidence
-    for who in ("erin", "omar", "peer"):
+    for who in ("engineer", "manager", "peer"):
         assert _as(client, org[who]).get(f"/packets/{packet.pk}/decide/").status_code == 404
 
 
-def test_navigation_by_role(client, org, admin, cycle, erin_evidence, ladder_version):
-    _submitted(org, cycle, erin_evidence, ladder_version)
+def test_navigation_by_role(client, org, admin, cycle, engineer_evidence, ladder_version):
+    _submitted(org, cycle, engineer_evidence, ladder_version)
 
     def nav(viewer) -> str:
         html = _as(client, viewer).get("/packets/" if viewer is not admin else "/ladders/")
         return re.search(r'<nav aria-label="Main">(.*?)</nav>', html.content.decode(), re.S)[1]
 
-    erin = nav(org["erin"])
+    erin = nav(org.engineer)
     assert "My packets" in erin and "Reviews" not in erin and "Committee" not in erin
-    omar = nav(org["omar"])
+    omar = nav(org.manager)
     assert re.search(r'Reviews <span class="count"[^>]*>1</span>', omar)
-    maria = nav(org["maria"])  # skip-level: the packet waits for her too
+    maria = nav(org.director)  # skip-level: the packet waits for her too
     assert re.search(r'Reviews <span class="count"[^>]*>1</span>', maria)
-    assert "Committee" in nav(org["cora"])
+    assert "Committee" in nav(org.committee)
     root = nav(admin)
     assert "Cycles" in root and "My packets" not in root
 
@@ -177,13 +188,13 @@ def test_navigation_by_role(client, org, admin, cycle, erin_evidence, ladder_ver
 
 
 def test_start_a_packet_defaults_to_the_next_level(client, org, cycle):
-    page = _as(client, org["erin"]).get("/packets/")
+    page = _as(client, org.engineer).get("/packets/")
     assert b"Start a packet" in page.content
     assert re.search(rb'<option value="3" selected>', page.content)
 
     response = client.post("/packets/new/", {"cycle": cycle.pk, "target_level": 3})
 
-    packet = Packet.objects.get(person=org["erin"])
+    packet = Packet.objects.get(person=org.engineer)
     assert response.status_code == 302 and response["Location"] == f"/packets/{packet.pk}/"
     assert (packet.cycle, packet.target_level, packet.state) == (cycle, 3, "draft")
     listing = client.get("/packets/").content.decode()
@@ -191,22 +202,22 @@ def test_start_a_packet_defaults_to_the_next_level(client, org, cycle):
 
 
 def test_a_second_open_packet_in_a_cycle_is_a_form_error(client, org, cycle):
-    _start(org["erin"], cycle)
+    _start(org.engineer, cycle)
 
-    response = _as(client, org["erin"]).post(
+    response = _as(client, org.engineer).post(
         "/packets/new/", {"cycle": cycle.pk, "target_level": 3}
     )
 
     assert response.status_code == 400
     assert b"You already have an open packet in H2" in response.content
-    assert Packet.objects.filter(person=org["erin"]).count() == 1
+    assert Packet.objects.filter(person=org.engineer).count() == 1
 
 
 def test_closed_cycles_are_not_offered(client, org, cycle):
     cycle.submission_deadline = timezone.now() - timedelta(minutes=1)
     cycle.save()
 
-    page = _as(client, org["erin"]).get("/packets/")
+    page = _as(client, org.engineer).get("/packets/")
 
     assert b"No promotion cycle takes submissions right now" in page.content
 
@@ -215,7 +226,7 @@ def test_closed_cycles_are_not_offered(client, org, cycle):
 
 
 def test_builder_offers_linked_evidence_first(client, org, cycle, ladder_version):
-    erin = org["erin"]
+    erin = org.engineer
     evidence_create(person=erin, actor=erin.user, title="Unrelated newest")
     linked = evidence_create(person=erin, actor=erin.user, title="Feature store",
                              links=[LinkSpec(expectation="TE-3.1")])  # fmt: skip
@@ -232,12 +243,12 @@ def test_builder_offers_linked_evidence_first(client, org, cycle, ladder_version
 
 
 def test_builder_save_via_htmx_updates_items_narratives_and_coverage(
-    client, org, cycle, erin_evidence, ladder_version
+    client, org, cycle, engineer_evidence, ladder_version
 ):
-    erin = org["erin"]
+    erin = org.engineer
     packet = _start(erin, cycle)
     codes = _codes(ladder_version)
-    data = _builder_post(codes[:2], erin_evidence[:2], notes={codes[0]: "led the rollout"},
+    data = _builder_post(codes[:2], engineer_evidence[:2], notes={codes[0]: "led the rollout"},
                          narratives={"Technical Expertise": "I *built* it",
                                      "Collaboration & Communication": ""})  # fmt: skip
 
@@ -251,10 +262,10 @@ def test_builder_save_via_htmx_updates_items_narratives_and_coverage(
     items = list(PacketItem.objects.filter(packet=packet).order_by("position")
                  .values_list("expectation__code", "evidence_id", "note"))  # fmt: skip
     assert items == [
-        (codes[0], erin_evidence[0].pk, "led the rollout"),
-        (codes[0], erin_evidence[1].pk, "led the rollout"),
-        (codes[1], erin_evidence[0].pk, ""),
-        (codes[1], erin_evidence[1].pk, ""),
+        (codes[0], engineer_evidence[0].pk, "led the rollout"),
+        (codes[0], engineer_evidence[1].pk, "led the rollout"),
+        (codes[1], engineer_evidence[0].pk, ""),
+        (codes[1], engineer_evidence[1].pk, ""),
     ]
     packet.refresh_from_db()
     assert packet.narratives["Technical Expertise"] == "I *built* it"
@@ -265,12 +276,12 @@ def test_builder_save_via_htmx_updates_items_narratives_and_coverage(
     assert not PacketItem.objects.filter(packet=packet).exists()
 
 
-def test_builder_save_without_javascript_redirects_back(client, org, cycle, erin_evidence,
+def test_builder_save_without_javascript_redirects_back(client, org, cycle, engineer_evidence,
                                                         ladder_version):  # fmt: skip
-    packet = _start(org["erin"], cycle)
-    data = _builder_post(_codes(ladder_version)[:1], erin_evidence[:1])
+    packet = _start(org.engineer, cycle)
+    data = _builder_post(_codes(ladder_version)[:1], engineer_evidence[:1])
 
-    response = _as(client, org["erin"]).post(f"/packets/{packet.pk}/save/", data, follow=True)
+    response = _as(client, org.engineer).post(f"/packets/{packet.pk}/save/", data, follow=True)
 
     assert response.redirect_chain == [(f"/packets/{packet.pk}/", 302)]
     assert b"Draft saved." in response.content
@@ -278,13 +289,13 @@ def test_builder_save_without_javascript_redirects_back(client, org, cycle, erin
 
 
 def test_builder_save_with_someone_elses_evidence_is_an_error_not_a_500(
-    client, org, cycle, erin_evidence, ladder_version
+    client, org, cycle, engineer_evidence, ladder_version
 ):
-    packet = _start(org["erin"], cycle)
-    theirs = evidence_create(person=org["peer"], actor=org["peer"].user, title="Not hers")
+    packet = _start(org.engineer, cycle)
+    theirs = evidence_create(person=org.peer, actor=org.peer.user, title="Not hers")
     data = _builder_post(_codes(ladder_version)[:1], [theirs])
 
-    response = _as(client, org["erin"]).post(
+    response = _as(client, org.engineer).post(
         f"/packets/{packet.pk}/save/", data, HTTP_HX_REQUEST="true"
     )
 
@@ -294,10 +305,10 @@ def test_builder_save_with_someone_elses_evidence_is_an_error_not_a_500(
     assert not PacketItem.objects.filter(packet=packet).exists()
 
 
-@pytest.mark.parametrize(("who", "status"), [("omar", 403), ("peer", 404), ("cora", 404)])
-def test_only_the_owner_saves(client, org, cycle, erin_evidence, ladder_version, who, status):
-    packet = _start(org["erin"], cycle)
-    data = _builder_post(_codes(ladder_version)[:1], erin_evidence[:1])
+@pytest.mark.parametrize(("who", "status"), [("manager", 403), ("peer", 404), ("committee", 404)])
+def test_only_the_owner_saves(client, org, cycle, engineer_evidence, ladder_version, who, status):
+    packet = _start(org.engineer, cycle)
+    data = _builder_post(_codes(ladder_version)[:1], engineer_evidence[:1])
 
     response = _as(client, org[who]).post(f"/packets/{packet.pk}/save/", data)
 
@@ -305,11 +316,11 @@ def test_only_the_owner_saves(client, org, cycle, erin_evidence, ladder_version,
     assert not PacketItem.objects.filter(packet=packet).exists()
 
 
-def test_submit_with_gaps_shows_them(client, org, cycle, erin_evidence, ladder_version):
-    erin = org["erin"]
+def test_submit_with_gaps_shows_them(client, org, cycle, engineer_evidence, ladder_version):
+    erin = org.engineer
     packet = _start(erin, cycle)
     codes = _codes(ladder_version)
-    data = _builder_post(codes[:2], erin_evidence[:1])  # 40% < the cycle's 50%
+    data = _builder_post(codes[:2], engineer_evidence[:1])  # 40% < the cycle's 50%
 
     response = _as(client, erin).post(f"/packets/{packet.pk}/submit/", data)
 
@@ -326,11 +337,11 @@ def test_submit_with_gaps_shows_them(client, org, cycle, erin_evidence, ladder_v
 
 
 def test_submit_saves_the_screen_then_freezes_a_snapshot(
-    client, org, cycle, erin_evidence, ladder_version
+    client, org, cycle, engineer_evidence, ladder_version
 ):
-    erin = org["erin"]
+    erin = org.engineer
     packet = _start(erin, cycle)
-    data = _builder_post(_codes(ladder_version), erin_evidence[:1],
+    data = _builder_post(_codes(ladder_version), engineer_evidence[:1],
                          narratives={"Technical Expertise": "Shipped"})  # fmt: skip
 
     response = _as(client, erin).post(f"/packets/{packet.pk}/submit/", data, follow=True)
@@ -347,9 +358,9 @@ def test_submit_saves_the_screen_then_freezes_a_snapshot(
 
 
 def test_withdraw(client, org, cycle):
-    packet = _start(org["erin"], cycle)
+    packet = _start(org.engineer, cycle)
 
-    response = _as(client, org["erin"]).post(f"/packets/{packet.pk}/withdraw/", follow=True)
+    response = _as(client, org.engineer).post(f"/packets/{packet.pk}/withdraw/", follow=True)
 
     assert b"Packet withdrawn." in response.content
     packet.refresh_from_db()
@@ -358,9 +369,9 @@ def test_withdraw(client, org, cycle):
     assert b"Cannot withdraw a packet that is withdrawn." in again.content
 
 
-def test_exports_from_the_page(client, org, cycle, erin_evidence, ladder_version):
-    packet = _submitted(org, cycle, erin_evidence, ladder_version)
-    _as(client, org["omar"])
+def test_exports_from_the_page(client, org, cycle, engineer_evidence, ladder_version):
+    packet = _submitted(org, cycle, engineer_evidence, ladder_version)
+    _as(client, org.manager)
 
     md = client.get(f"/packets/{packet.pk}/export/?format=md")
     js = client.get(f"/packets/{packet.pk}/export/?format=json&snapshot=1")
@@ -370,17 +381,17 @@ def test_exports_from_the_page(client, org, cycle, erin_evidence, ladder_version
     assert js.json()["target_level"] == 3
     assert client.get(f"/packets/{packet.pk}/export/?format=doc").status_code == 400
     assert client.get(f"/packets/{packet.pk}/export/?format=md&snapshot=9").status_code == 404
-    assert _as(client, org["peer"]).get(f"/packets/{packet.pk}/export/").status_code == 404
+    assert _as(client, org.peer).get(f"/packets/{packet.pk}/export/").status_code == 404
 
 
-def test_snapshot_diff_page(client, org, cycle, erin_evidence, ladder_version):
-    erin, omar = org["erin"], org["omar"]
-    packet = _submitted(org, cycle, erin_evidence, ladder_version)
+def test_snapshot_diff_page(client, org, cycle, engineer_evidence, ladder_version):
+    erin, omar = org.engineer, org.manager
+    packet = _submitted(org, cycle, engineer_evidence, ladder_version)
     services.packet_request_changes(packet_id=packet.pk, actor=omar.user, comment="More")
     codes = _codes(ladder_version)
     services.packet_update(
         packet=packet, actor=erin.user,
-        items=[services.ItemSpec(expectation=c, evidence=erin_evidence[1].pk, note="new")
+        items=[services.ItemSpec(expectation=c, evidence=engineer_evidence[1].pk, note="new")
                for c in codes],
         narratives={"Technical Expertise": "Rewritten"},
     )  # fmt: skip
@@ -404,11 +415,11 @@ def _ratings(codes, rating="meets") -> dict:
     return {f"rating-{c}": rating for c in codes}
 
 
-def test_review_assess_then_endorse(client, org, cycle, erin_evidence, ladder_version):
-    packet = _submitted(org, cycle, erin_evidence, ladder_version)
+def test_review_assess_then_endorse(client, org, cycle, engineer_evidence, ladder_version):
+    packet = _submitted(org, cycle, engineer_evidence, ladder_version)
     codes = _codes(ladder_version)
     url = f"/packets/{packet.pk}/review/"
-    _as(client, org["omar"])
+    _as(client, org.manager)
 
     page = client.get(url)
     assert page.status_code == 200
@@ -435,11 +446,11 @@ def test_review_assess_then_endorse(client, org, cycle, erin_evidence, ladder_ve
     assert ratings == {**{c: "exceeds" for c in codes[:2]}, **{c: "meets" for c in codes[2:]}}
 
 
-def test_request_changes_needs_a_comment(client, org, cycle, erin_evidence, ladder_version):
-    packet = _submitted(org, cycle, erin_evidence, ladder_version)
+def test_request_changes_needs_a_comment(client, org, cycle, engineer_evidence, ladder_version):
+    packet = _submitted(org, cycle, engineer_evidence, ladder_version)
     codes = _codes(ladder_version)
     url = f"/packets/{packet.pk}/review/"
-    _as(client, org["omar"])
+    _as(client, org.manager)
 
     missing = client.post(url, {"action": "request_changes", **_ratings(codes[:1])})
 
@@ -452,15 +463,15 @@ def test_request_changes_needs_a_comment(client, org, cycle, erin_evidence, ladd
     assert b"Asked Erin for changes." in asked.content
     assert Packet.objects.get(pk=packet.pk).state == "changes_requested"
     assert Assessment.objects.filter(packet=packet).count() == 1
-    builder = _as(client, org["erin"]).get(f"/packets/{packet.pk}/").content.decode()
+    builder = _as(client, org.engineer).get(f"/packets/{packet.pk}/").content.decode()
     assert "Changes requested" in builder and "Add CC evidence" in builder
 
 
-def test_decline_needs_a_comment(client, org, cycle, erin_evidence, ladder_version):
-    packet = _submitted(org, cycle, erin_evidence, ladder_version)
+def test_decline_needs_a_comment(client, org, cycle, engineer_evidence, ladder_version):
+    packet = _submitted(org, cycle, engineer_evidence, ladder_version)
     codes = _codes(ladder_version)
     url = f"/packets/{packet.pk}/review/"
-    _as(client, org["omar"])
+    _as(client, org.manager)
 
     response = client.post(url, {"action": "decline", **_ratings(codes, "below")})
 
@@ -472,12 +483,12 @@ def test_decline_needs_a_comment(client, org, cycle, erin_evidence, ladder_versi
 
 
 def test_review_of_a_packet_no_longer_submitted_is_a_message(
-    client, org, cycle, erin_evidence, ladder_version
+    client, org, cycle, engineer_evidence, ladder_version
 ):
-    packet = _endorsed(org, cycle, erin_evidence, ladder_version)
+    packet = _endorsed(org, cycle, engineer_evidence, ladder_version)
     url = f"/packets/{packet.pk}/review/"
 
-    page = _as(client, org["omar"]).get(url)
+    page = _as(client, org.manager).get(url)
     again = client.post(url, {"action": "endorse", **_ratings(_codes(ladder_version))})
 
     assert b"there is nothing to review now" in page.content
@@ -488,9 +499,11 @@ def test_review_of_a_packet_no_longer_submitted_is_a_message(
 # --- committee ----------------------------------------------------------------------------
 
 
-def test_committee_table_and_decision_promotes(client, org, cycle, erin_evidence, ladder_version):
-    packet = _endorsed(org, cycle, erin_evidence, ladder_version)
-    _as(client, org["cora"])
+def test_committee_table_and_decision_promotes(
+    client, org, cycle, engineer_evidence, ladder_version
+):
+    packet = _endorsed(org, cycle, engineer_evidence, ladder_version)
+    _as(client, org.committee)
 
     table = client.get("/packets/committee/").content.decode()
 
@@ -511,7 +524,7 @@ def test_committee_table_and_decision_promotes(client, org, cycle, erin_evidence
     )
     assert done.redirect_chain == [(f"/packets/committee/?cycle={cycle.pk}", 302)]
     assert b"Decided: Erin, promoted." in done.content
-    erin = org["erin"]
+    erin = org.engineer
     erin.refresh_from_db()
     assert erin.level == 3
     assert LevelChange.objects.filter(person=erin, to_level=3, packet_id=packet.pk).exists()
@@ -520,12 +533,12 @@ def test_committee_table_and_decision_promotes(client, org, cycle, erin_evidence
 
 
 def test_committee_member_does_not_decide_for_own_reports(
-    client, org, cycle, erin_evidence, ladder_version
+    client, org, cycle, engineer_evidence, ladder_version
 ):
-    maria = org["maria"]
+    maria = org.director
     maria.is_committee = True
     maria.save()
-    packet = _endorsed(org, cycle, erin_evidence, ladder_version)
+    packet = _endorsed(org, cycle, engineer_evidence, ladder_version)
     _as(client, maria)
 
     page = client.get(f"/packets/{packet.pk}/decide/")
@@ -546,9 +559,9 @@ def test_committee_member_does_not_decide_for_own_reports(
 # --- cycles -------------------------------------------------------------------------------
 
 
-def test_cycle_report_and_csv(client, org, admin, cycle, erin_evidence, ladder_version):
-    _submitted(org, cycle, erin_evidence, ladder_version)
-    _start(org["peer"], cycle)
+def test_cycle_report_and_csv(client, org, admin, cycle, engineer_evidence, ladder_version):
+    _submitted(org, cycle, engineer_evidence, ladder_version)
+    _start(org.peer, cycle)
     _as(client, admin)
 
     page = client.get(f"/packets/cycles/{cycle.pk}/report/").content.decode()
@@ -601,7 +614,7 @@ def many_linked(org, ladder_version):
     """n accepted evidence items of erin's, each linked to an expectation of level 3."""
 
     def make(n: int) -> list[Evidence]:
-        erin = org["erin"]
+        erin = org.engineer
         codes = _codes(ladder_version)
         return [
             evidence_create(person=erin, actor=erin.user, title=f"Item {i}",
@@ -620,7 +633,7 @@ REVIEW_QUERIES = 16  # the snapshot carries the evidence: no query per item
 def test_builder_query_count_does_not_grow(
     client, org, cycle, ladder_version, many_linked, django_assert_max_num_queries, n
 ):
-    erin = org["erin"]
+    erin = org.engineer
     evidence = many_linked(n)
     packet = _start(erin, cycle)
     codes = _codes(ladder_version)
@@ -642,7 +655,7 @@ def test_builder_query_count_does_not_grow(
 def test_review_query_count_does_not_grow(
     client, org, cycle, ladder_version, many_linked, django_assert_max_num_queries, n
 ):
-    erin = org["erin"]
+    erin = org.engineer
     evidence = many_linked(n)
     packet = _start(erin, cycle)
     codes = _codes(ladder_version)
@@ -653,10 +666,10 @@ def test_review_query_count_does_not_grow(
     )  # fmt: skip
     services.packet_submit(packet_id=packet.pk, actor=erin.user)
     services.packet_assess(
-        packet_id=packet.pk, actor=org["omar"].user,
+        packet_id=packet.pk, actor=org.manager.user,
         assessments=[services.AssessmentSpec(expectation=c, rating="meets") for c in codes],
     )  # fmt: skip
-    _as(client, org["omar"])
+    _as(client, org.manager)
 
     with django_assert_max_num_queries(REVIEW_QUERIES):
         response = client.get(f"/packets/{packet.pk}/review/")

@@ -10,61 +10,33 @@ import json
 import shutil
 import subprocess
 import unicodedata
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from rest_framework.test import APIClient
 
-from apps.evidence.models import Evidence, EvidenceLink
+from apps.evidence.models import Evidence
 from apps.ladders.models import Expectation
 from apps.packets import exports
-from apps.packets.models import PacketItem, PacketSnapshot
+from apps.packets.models import PacketSnapshot
 from apps.packets.services import packet_submit
-
-from .builders import packet_in_state
-from .conftest import client_for
+from tests.factories import PacketFactory, api_client, packet_fill
 
 pytestmark = pytest.mark.django_db
 
 SIZES = [10, 2000]
 
 
-def fill(packet, person, n: int) -> list[Evidence]:
-    """n accepted evidence items of `person`, each linked to and offered for one expectation
-    of the packet's target level (round robin)."""
-    expectations = list(
-        Expectation.objects.filter(version=packet.ladder_version,
-                                   level__number=packet.target_level)
-        .order_by("competency__position", "position")
-    )  # fmt: skip
-    start = date(2025, 1, 1)
-    made = Evidence.objects.bulk_create(
-        Evidence(person=person, title=f"Bulk evidence {i}", description=f"Did thing {i}.",
-                 description_html=f"<p>Did thing {i}.</p>",
-                 occurred_on=start + timedelta(days=i % 365), status="accepted",
-                 url=f"https://example.com/work/{i}")
-        for i in range(n)
-    )  # fmt: skip
-    if made[0].pk is None:  # backends that do not return ids from bulk_create
-        made = list(Evidence.objects.filter(person=person, title__startswith="Bulk evidence"))
-    EvidenceLink.objects.bulk_create(
-        EvidenceLink(evidence=ev, expectation=expectations[i % len(expectations)])
-        for i, ev in enumerate(made)
-    )
-    PacketItem.objects.filter(packet=packet).delete()
-    PacketItem.objects.bulk_create(
-        PacketItem(packet=packet, expectation=expectations[i % len(expectations)], evidence=ev,
-                   note=f"why {i}", position=i)
-        for i, ev in enumerate(made)
-    )  # fmt: skip
-    return made
-
-
 @pytest.fixture(params=SIZES, ids=[f"{n}-items" for n in SIZES])
-def big_draft(request, org, cycle, ladder_version, erin_evidence):
-    packet = packet_in_state(person=org["erin"], cycle=cycle, ladder_version=ladder_version,
-                             state="draft", evidence=erin_evidence)  # fmt: skip
-    fill(packet, org["erin"], request.param)
+def big_draft(request, org, cycle, ladder_version, engineer_evidence):
+    packet = PacketFactory(
+        person=org.engineer,
+        cycle=cycle,
+        ladder_version=ladder_version,
+        state="draft",
+        evidence=engineer_evidence,
+    )
+    packet_fill(packet, request.param)
     return packet, request.param
 
 
@@ -74,18 +46,18 @@ def big_draft(request, org, cycle, ladder_version, erin_evidence):
 QUERIES = {
     # person_for_user, the packet, its items and the version's expectation codes (two
     # prefetches)
-    ("detail", "erin"): 4,
+    ("detail", "engineer"): 4,
     # person_for_user, the packet (no items: coverage reads them itself), the expectations
     # of the level, the offered evidence, the deliverables
-    ("coverage", "erin"): 5,
+    ("coverage", "engineer"): 5,
     # person_for_user, the packet, looking for a snapshot (none), coverage (3), the items
     # with their evidence and expectation
-    ("export-draft", "erin"): 7,
+    ("export-draft", "engineer"): 7,
     # person_for_user, the packet, the latest snapshot
-    ("export-submitted", "erin"): 3,
-    ("detail", "omar"): 6,
-    ("coverage", "omar"): 7,
-    ("export-submitted", "omar"): 5,
+    ("export-submitted", "engineer"): 3,
+    ("detail", "manager"): 6,
+    ("coverage", "manager"): 7,
+    ("export-submitted", "manager"): 5,
 }
 
 
@@ -96,14 +68,14 @@ def test_query_count_does_not_grow_with_the_packet(
 ):
     packet, size = big_draft
     if endpoint == "export-submitted":
-        packet_submit(packet_id=packet.pk, actor=org["erin"].user)
+        packet_submit(packet_id=packet.pk, actor=org.engineer.user)
     path = {
         "detail": f"/api/v1/packets/{packet.pk}/",
         "coverage": f"/api/v1/packets/{packet.pk}/coverage/",
         "export-draft": f"/api/v1/packets/{packet.pk}/export/?format=json",
         "export-submitted": f"/api/v1/packets/{packet.pk}/export/?format=json",
     }[endpoint]
-    client = client_for(org[viewer])
+    client = api_client(org[viewer])
 
     with django_assert_num_queries(QUERIES[(endpoint, viewer)]):
         response = client.get(path)
@@ -128,7 +100,7 @@ SN_URL = "https://acme.service-now.com/nav_to.do?uri=incident.do?sys_id=0a1b2c3d
 def exported(org, cycle, ladder_version):
     """erin's packet for level 3, submitted: two manual items (one with a URL) and one
     imported from ServiceNow, every expectation of the level covered."""
-    erin = org["erin"]
+    erin = org.engineer
     manual = [
         Evidence.objects.create(person=erin, title="Café churn model — naïve Bayes baseline",
                                 occurred_on=date(2026, 3, 1), status="accepted",
@@ -142,8 +114,13 @@ def exported(org, cycle, ladder_version):
         snapshot={"url": SN_URL, "table": "incident", "number": "INC0012345",
                   "short_description": "Model serving down"},
     )  # fmt: skip
-    packet = packet_in_state(person=erin, cycle=cycle, ladder_version=ladder_version,
-                             state="draft", evidence=[*manual, imported])  # fmt: skip
+    packet = PacketFactory(
+        person=erin,
+        cycle=cycle,
+        ladder_version=ladder_version,
+        state="draft",
+        evidence=[*manual, imported],
+    )
     packet_submit(packet_id=packet.pk, actor=erin.user)
     snapshot = PacketSnapshot.objects.get(packet=packet)
     return {"packet": packet, "snapshot": snapshot, "titles": [e.title for e in
@@ -175,7 +152,7 @@ def test_pdf_export_holds_every_expectation_and_evidence_title(
     exported, org, ladder_version, tmp_path
 ):
     packet = exported["packet"]
-    response = client_for(org["omar"]).get(f"/api/v1/packets/{packet.pk}/export/?format=pdf")
+    response = api_client(org.manager).get(f"/api/v1/packets/{packet.pk}/export/?format=pdf")
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
@@ -194,7 +171,7 @@ def test_pdf_export_holds_every_expectation_and_evidence_title(
 
 def test_markdown_export_holds_the_same_and_links_back_to_servicenow(exported, org, ladder_version):
     packet = exported["packet"]
-    response = client_for(org["erin"]).get(f"/api/v1/packets/{packet.pk}/export/?format=md")
+    response = api_client(org.engineer).get(f"/api/v1/packets/{packet.pk}/export/?format=md")
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/markdown")
@@ -211,8 +188,8 @@ def test_markdown_export_holds_the_same_and_links_back_to_servicenow(exported, o
 
 def test_json_export_is_the_snapshot(exported, org):
     packet, snapshot = exported["packet"], exported["snapshot"]
-    for who in ("erin", "omar", "maria"):
-        response = client_for(org[who]).get(f"/api/v1/packets/{packet.pk}/export/?format=json")
+    for who in ("engineer", "manager", "director"):
+        response = api_client(org[who]).get(f"/api/v1/packets/{packet.pk}/export/?format=json")
         assert response.status_code == 200
         assert response["Content-Type"].startswith("application/json")
         assert json.loads(response.content) == snapshot.data
@@ -235,11 +212,11 @@ def test_the_html_behind_the_pdf_carries_the_coverage_chart(exported):
     assert sha in html
 
 
-@pytest.mark.parametrize(("who", "status"), [("peer", 404), ("cora", 404)])
+@pytest.mark.parametrize(("who", "status"), [("peer", 404), ("committee", 404)])
 def test_exports_are_scoped_like_the_packet(who, status, exported, org):
     packet = exported["packet"]
     for fmt in ("json", "md", "pdf"):
-        response = client_for(org[who]).get(f"/api/v1/packets/{packet.pk}/export/?format={fmt}")
+        response = api_client(org[who]).get(f"/api/v1/packets/{packet.pk}/export/?format={fmt}")
         assert response.status_code == status
 
 

@@ -19,11 +19,16 @@ from apps.evidence.services import (
     evidence_dismiss,
     evidence_update,
 )
-from apps.packets.models import Packet, PacketEvent, PacketItem, PacketSnapshot, PromotionCycle
-from tests.factories import PersonFactory
-
-from .builders import STATES, canonical_sha256, level_codes, packet_in_state
-from .conftest import client_for
+from apps.packets.models import Packet, PacketEvent, PacketItem, PacketSnapshot
+from tests.factories import (
+    PACKET_STATES,
+    PacketFactory,
+    PersonFactory,
+    PromotionCycleFactory,
+    api_client,
+    canonical_sha256,
+    level_codes,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -34,19 +39,25 @@ def codes(ladder_version):
 
 
 def make_cycle(name="Window", *, opens_in_days=-5, deadline_in=timedelta(days=10), minimum=0.5):
-    today = timezone.localdate()
-    return PromotionCycle.objects.create(
-        name=name, opens_on=today + timedelta(days=opens_in_days),
-        submission_deadline=timezone.now() + deadline_in,
-        decision_on=today + timedelta(days=30), min_coverage=minimum,
-    )  # fmt: skip
+    return PromotionCycleFactory(
+        name=name,
+        opens_in_days=opens_in_days,
+        deadline_in=deadline_in,
+        decision_in_days=30,
+        min_coverage=minimum,
+    )
 
 
 def draft(org, cycle, ladder_version, evidence, state="draft"):
-    return packet_in_state(
-        person=org["erin"], cycle=cycle, ladder_version=ladder_version, state=state,
-        evidence=evidence, reviewer=org["omar"], decider=org["cora"],
-    )  # fmt: skip
+    return PacketFactory(
+        person=org.engineer,
+        cycle=cycle,
+        ladder_version=ladder_version,
+        state=state,
+        evidence=evidence,
+        reviewer=org.manager,
+        decider=org.committee,
+    )
 
 
 def untouched(packet, events_before):
@@ -66,15 +77,15 @@ def untouched(packet, events_before):
     ids=["before-it-opens", "an-hour-after-the-deadline", "a-second-after-the-deadline"],
 )
 def test_submit_outside_the_window_is_refused(
-    opens_in_days, deadline_in, org, ladder_version, erin_evidence,
+    opens_in_days, deadline_in, org, ladder_version, engineer_evidence,
     django_capture_on_commit_callbacks,
 ):  # fmt: skip
     cycle = make_cycle(opens_in_days=opens_in_days, deadline_in=deadline_in)
-    packet = draft(org, cycle, ladder_version, erin_evidence)
+    packet = draft(org, cycle, ladder_version, engineer_evidence)
     events = packet.events.count()
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = client_for(org["erin"]).post(f"/api/v1/packets/{packet.pk}/submit/", {},
+        response = api_client(org.engineer).post(f"/api/v1/packets/{packet.pk}/submit/", {},
                                                 format="json")  # fmt: skip
 
     assert response.status_code == 400, response.json()
@@ -84,11 +95,11 @@ def test_submit_outside_the_window_is_refused(
 
 
 def test_an_admin_extends_the_deadline_and_the_submit_goes_through(
-    org, ladder_version, erin_evidence, admin_api
+    org, ladder_version, engineer_evidence, admin_api
 ):
     cycle = make_cycle(opens_in_days=-30, deadline_in=timedelta(hours=-1))
-    packet = draft(org, cycle, ladder_version, erin_evidence)
-    erin = client_for(org["erin"])
+    packet = draft(org, cycle, ladder_version, engineer_evidence)
+    erin = api_client(org.engineer)
     assert erin.post(f"/api/v1/packets/{packet.pk}/submit/", {}, format="json").status_code == 400
 
     later = timezone.now() + timedelta(days=3)
@@ -104,12 +115,12 @@ def test_an_admin_extends_the_deadline_and_the_submit_goes_through(
     assert submitted.json()["state"] == "submitted"
 
 
-@pytest.mark.parametrize("who", ["erin", "omar", "maria", "cora"])
+@pytest.mark.parametrize("who", ["engineer", "manager", "director", "committee"])
 def test_only_admins_change_a_cycle(who, org):
     cycle = make_cycle(opens_in_days=-30, deadline_in=timedelta(hours=-1))
     deadline = cycle.submission_deadline
 
-    response = client_for(org[who]).patch(
+    response = api_client(org[who]).patch(
         f"/api/v1/cycles/{cycle.pk}/",
         {"submission_deadline": (timezone.now() + timedelta(days=3)).isoformat()},
         format="json",
@@ -135,14 +146,14 @@ def test_an_extension_past_the_decision_date_is_refused(admin_api):
 
 
 def test_submit_below_the_minimum_lists_the_gaps(
-    org, cycle, ladder_version, erin_evidence, codes, django_capture_on_commit_callbacks
+    org, cycle, ladder_version, engineer_evidence, codes, django_capture_on_commit_callbacks
 ):
-    packet = draft(org, cycle, ladder_version, erin_evidence)
+    packet = draft(org, cycle, ladder_version, engineer_evidence)
     PacketItem.objects.filter(packet=packet, expectation__code__in=codes[2:]).delete()
     events = packet.events.count()
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_for(org["erin"]).post(f"/api/v1/packets/{packet.pk}/submit/", {},
+        response = api_client(org.engineer).post(f"/api/v1/packets/{packet.pk}/submit/", {},
                                                 format="json")  # fmt: skip
 
     assert response.status_code == 400
@@ -152,13 +163,13 @@ def test_submit_below_the_minimum_lists_the_gaps(
     untouched(packet, events)
 
 
-def test_submit_exactly_at_the_minimum_goes_through(org, ladder_version, erin_evidence, codes):
+def test_submit_exactly_at_the_minimum_goes_through(org, ladder_version, engineer_evidence, codes):
     cycle = make_cycle(minimum=0.6)
-    packet = draft(org, cycle, ladder_version, erin_evidence)
+    packet = draft(org, cycle, ladder_version, engineer_evidence)
     PacketItem.objects.filter(packet=packet, expectation__code__in=codes[3:]).delete()  # 3/5
     events = list(packet.events.values_list("id", flat=True))
 
-    response = client_for(org["erin"]).post(f"/api/v1/packets/{packet.pk}/submit/", {},
+    response = api_client(org.engineer).post(f"/api/v1/packets/{packet.pk}/submit/", {},
                                             format="json")  # fmt: skip
 
     assert response.status_code == 200, response.json()
@@ -170,21 +181,21 @@ def test_submit_exactly_at_the_minimum_goes_through(org, ladder_version, erin_ev
     assert snapshots.get().sha256 == canonical_sha256(snapshots.get().data)
     new_events = PacketEvent.objects.filter(packet=packet).exclude(id__in=events)
     assert list(new_events.values_list("action", "from_state", "to_state", "actor")) == [
-        ("submit", "draft", "submitted", org["erin"].user.pk)
+        ("submit", "draft", "submitted", org.engineer.user.pk)
     ]
 
 
 @pytest.mark.parametrize("how", ["dismissed", "deleted"])
 def test_evidence_dismissed_or_deleted_after_it_was_offered_is_a_gap(
-    how, org, cycle, ladder_version, erin_evidence, codes
+    how, org, cycle, ladder_version, engineer_evidence, codes
 ):
-    packet = draft(org, cycle, ladder_version, erin_evidence)  # e0: codes 0 and 3, e1: 1 and 4
+    packet = draft(org, cycle, ladder_version, engineer_evidence)  # e0: codes 0 and 3, e1: 1 and 4
     PacketItem.objects.filter(packet=packet, expectation__code=codes[2]).delete()
-    erin = org["erin"]
+    erin = org.engineer
     drop = evidence_dismiss if how == "dismissed" else evidence_delete
-    drop(evidence=erin_evidence[1], actor=erin.user)
+    drop(evidence=engineer_evidence[1], actor=erin.user)
 
-    response = client_for(erin).post(f"/api/v1/packets/{packet.pk}/submit/", {}, format="json")
+    response = api_client(erin).post(f"/api/v1/packets/{packet.pk}/submit/", {}, format="json")
 
     assert response.status_code == 400
     assert response.json()["error"]["detail"]["gaps"] == [codes[1], codes[2], codes[4]]
@@ -194,7 +205,7 @@ def test_evidence_dismissed_or_deleted_after_it_was_offered_is_a_gap(
 
 
 def _build_via_api(erin, cycle, evidence, codes):
-    api = client_for(erin)
+    api = api_client(erin)
     pk = api.post("/api/v1/packets/", {"cycle": cycle.pk}, format="json").json()["id"]
     items = [{"expectation": c, "evidence": evidence[i % 2].pk, "note": f"note {i}"}
              for i, c in enumerate(codes)]  # fmt: skip
@@ -205,9 +216,9 @@ def _build_via_api(erin, cycle, evidence, codes):
     return api, pk
 
 
-def test_a_snapshot_does_not_change_when_its_sources_do(org, cycle, erin_evidence, codes):
-    erin, omar = org["erin"], org["omar"]
-    api, pk = _build_via_api(erin, cycle, erin_evidence, codes)
+def test_a_snapshot_does_not_change_when_its_sources_do(org, cycle, engineer_evidence, codes):
+    erin, omar = org.engineer, org.manager
+    api, pk = _build_via_api(erin, cycle, engineer_evidence, codes)
     assert api.post(f"/api/v1/packets/{pk}/submit/", {}, format="json").status_code == 200
     stored = PacketSnapshot.objects.get(packet_id=pk, number=1)
     data, sha = stored.data, stored.sha256
@@ -216,7 +227,7 @@ def test_a_snapshot_does_not_change_when_its_sources_do(org, cycle, erin_evidenc
     assert canonical_sha256(data) == sha
 
     # the evidence changes under it ...
-    evidence_update(evidence=erin_evidence[0], actor=erin.user, title="Renamed later",
+    evidence_update(evidence=engineer_evidence[0], actor=erin.user, title="Renamed later",
                     description="A **new** description")  # fmt: skip
     # ... a submitted packet cannot be edited through the API ...
     blocked = api.patch(f"/api/v1/packets/{pk}/", {"narratives": {"Technical Expertise": "x"}},
@@ -225,11 +236,11 @@ def test_a_snapshot_does_not_change_when_its_sources_do(org, cycle, erin_evidenc
     # ... and the live rows change anyway (behind the API's back, then through it)
     PacketItem.objects.filter(packet_id=pk).update(note="tampered")
     Packet.objects.filter(pk=pk).update(narratives={"Technical Expertise": "tampered"})
-    client_for(omar).post(f"/api/v1/packets/{pk}/request-changes/", {"comment": "More"},
+    api_client(omar).post(f"/api/v1/packets/{pk}/request-changes/", {"comment": "More"},
                           format="json")  # fmt: skip
     edited = api.patch(
         f"/api/v1/packets/{pk}/",
-        {"items": [{"expectation": c, "evidence": erin_evidence[1].pk} for c in codes[:3]],
+        {"items": [{"expectation": c, "evidence": engineer_evidence[1].pk} for c in codes[:3]],
          "narratives": {"Technical Expertise": "Second take", "Problem Solving & Innovation":
                         "New"}},
         format="json",
@@ -255,18 +266,18 @@ def test_a_snapshot_does_not_change_when_its_sources_do(org, cycle, erin_evidenc
 
 @pytest.mark.parametrize(
     ("state", "status"),
-    [(s, 200 if s in ("draft", "changes_requested") else 409) for s in STATES],
-    ids=STATES,
+    [(s, 200 if s in ("draft", "changes_requested") else 409) for s in PACKET_STATES],
+    ids=PACKET_STATES,
 )
 def test_only_draft_and_changes_requested_packets_are_edited(
-    state, status, org, cycle, ladder_version, erin_evidence, codes
+    state, status, org, cycle, ladder_version, engineer_evidence, codes
 ):
-    packet = draft(org, cycle, ladder_version, erin_evidence, state=state)
+    packet = draft(org, cycle, ladder_version, engineer_evidence, state=state)
     items = sorted(packet.items.values_list("expectation__code", "evidence_id", "note"))
 
-    response = client_for(org["erin"]).patch(
+    response = api_client(org.engineer).patch(
         f"/api/v1/packets/{packet.pk}/",
-        {"items": [{"expectation": codes[0], "evidence": erin_evidence[0].pk}],
+        {"items": [{"expectation": codes[0], "evidence": engineer_evidence[0].pk}],
          "narratives": {"Technical Expertise": "changed"}},
         format="json",
     )  # fmt: skip
@@ -280,10 +291,12 @@ def test_only_draft_and_changes_requested_packets_are_edited(
         assert packet.items.count() == 1
 
 
-@pytest.mark.parametrize(("who", "status"), [("omar", 403), ("maria", 403), ("peer", 404)])
-def test_only_the_owner_edits_their_packet(who, status, org, cycle, ladder_version, erin_evidence):
-    packet = draft(org, cycle, ladder_version, erin_evidence)
-    response = client_for(org[who]).patch(f"/api/v1/packets/{packet.pk}/",
+@pytest.mark.parametrize(("who", "status"), [("manager", 403), ("director", 403), ("peer", 404)])
+def test_only_the_owner_edits_their_packet(
+    who, status, org, cycle, ladder_version, engineer_evidence
+):
+    packet = draft(org, cycle, ladder_version, engineer_evidence)
+    response = api_client(org[who]).patch(f"/api/v1/packets/{packet.pk}/",
                                           {"narratives": {"Technical Expertise": "mine now"}},
                                           format="json")  # fmt: skip
     assert response.status_code == status
@@ -295,9 +308,9 @@ def test_only_the_owner_edits_their_packet(who, status, org, cycle, ladder_versi
 
 
 def _bad_evidence(kind, org):
-    erin = org["erin"]
+    erin = org.engineer
     if kind == "someone-elses":
-        peer = org["peer"]
+        peer = org.peer
         return evidence_create(person=peer, actor=peer.user, title="Peer's work").pk
     if kind == "missing":
         return 999_999
@@ -313,15 +326,15 @@ def _bad_evidence(kind, org):
 
 @pytest.mark.parametrize("kind", ["someone-elses", "candidate", "dismissed", "deleted", "missing"])
 def test_items_must_be_the_owners_accepted_evidence(
-    kind, org, cycle, ladder_version, erin_evidence, codes
+    kind, org, cycle, ladder_version, engineer_evidence, codes
 ):
-    packet = draft(org, cycle, ladder_version, erin_evidence)
+    packet = draft(org, cycle, ladder_version, engineer_evidence)
     before = sorted(packet.items.values_list("expectation__code", "evidence_id", "note"))
     bad = _bad_evidence(kind, org)
 
-    response = client_for(org["erin"]).patch(
+    response = api_client(org.engineer).patch(
         f"/api/v1/packets/{packet.pk}/",
-        {"items": [{"expectation": codes[0], "evidence": erin_evidence[0].pk},
+        {"items": [{"expectation": codes[0], "evidence": engineer_evidence[0].pk},
                    {"expectation": codes[1], "evidence": bad}]},
         format="json",
     )  # fmt: skip
@@ -336,14 +349,14 @@ def test_items_must_be_the_owners_accepted_evidence(
 @pytest.mark.parametrize("code", ["TE-2.1", "TE-4.1", "NOPE-3.1", ""],
                          ids=["level-below", "level-above", "unknown", "empty"])  # fmt: skip
 def test_items_must_be_expectations_of_the_target_level(
-    code, org, cycle, ladder_version, erin_evidence
+    code, org, cycle, ladder_version, engineer_evidence
 ):
-    packet = draft(org, cycle, ladder_version, erin_evidence)
+    packet = draft(org, cycle, ladder_version, engineer_evidence)
     before = packet.items.count()
 
-    response = client_for(org["erin"]).patch(
+    response = api_client(org.engineer).patch(
         f"/api/v1/packets/{packet.pk}/",
-        {"items": [{"expectation": code, "evidence": erin_evidence[0].pk}]},
+        {"items": [{"expectation": code, "evidence": engineer_evidence[0].pk}]},
         format="json",
     )
 
@@ -361,19 +374,19 @@ def test_items_must_be_expectations_of_the_target_level(
 @pytest.mark.parametrize(
     ("state", "status"),
     [(s, 409 if s in ("draft", "submitted", "changes_requested", "endorsed") else 201)
-     for s in STATES],
-    ids=STATES,
+     for s in PACKET_STATES],
+    ids=PACKET_STATES,
 )  # fmt: skip
 def test_a_second_open_packet_in_a_cycle_is_a_conflict(
-    state, status, org, cycle, ladder_version, erin_evidence
+    state, status, org, cycle, ladder_version, engineer_evidence
 ):
-    draft(org, cycle, ladder_version, erin_evidence, state=state)
-    api = client_for(org["erin"])
+    draft(org, cycle, ladder_version, engineer_evidence, state=state)
+    api = api_client(org.engineer)
 
     response = api.post("/api/v1/packets/", {"cycle": cycle.pk}, format="json")
 
     assert response.status_code == status, response.json()
-    assert Packet.objects.filter(person=org["erin"], cycle=cycle).count() == (
+    assert Packet.objects.filter(person=org.engineer, cycle=cycle).count() == (
         1 if status == 409 else 2
     )
     other = make_cycle("Next")
@@ -383,14 +396,14 @@ def test_a_second_open_packet_in_a_cycle_is_a_conflict(
 # --- the diff between two submissions ---------------------------------------------------
 
 
-def test_diff_between_two_submissions(org, cycle, erin_evidence, codes):
-    erin, omar = org["erin"], org["omar"]
-    api, pk = _build_via_api(erin, cycle, erin_evidence, codes[:4])
+def test_diff_between_two_submissions(org, cycle, engineer_evidence, codes):
+    erin, omar = org.engineer, org.manager
+    api, pk = _build_via_api(erin, cycle, engineer_evidence, codes[:4])
     # v1: c0←e0 "note 0", c1←e1 "note 1", c2←e0 "note 2", c3←e1 "note 3"
     assert api.post(f"/api/v1/packets/{pk}/submit/", {}, format="json").status_code == 200
-    client_for(omar).post(f"/api/v1/packets/{pk}/request-changes/", {"comment": "More"},
+    api_client(omar).post(f"/api/v1/packets/{pk}/request-changes/", {"comment": "More"},
                           format="json")  # fmt: skip
-    e0, e1, e2 = erin_evidence
+    e0, e1, e2 = engineer_evidence
     items = [
         {"expectation": codes[0], "evidence": e0.pk, "note": "note 0, sharper"},  # note changed
         {"expectation": codes[1], "evidence": e1.pk, "note": "note 1"},  # same
@@ -406,7 +419,7 @@ def test_diff_between_two_submissions(org, cycle, erin_evidence, codes):
     assert r.status_code == 200, r.json()
     assert api.post(f"/api/v1/packets/{pk}/submit/", {}, format="json").status_code == 200
 
-    diff = client_for(omar).get(f"/api/v1/packets/{pk}/diff/?from=1&to=2")
+    diff = api_client(omar).get(f"/api/v1/packets/{pk}/diff/?from=1&to=2")
 
     assert diff.status_code == 200, diff.json()
     body = diff.json()
@@ -436,24 +449,24 @@ def test_diff_between_two_submissions(org, cycle, erin_evidence, codes):
 
 @pytest.fixture
 def committee(org, ladder):
-    """maria (erin's skip-level) on the committee too; carl on it; dora on it but inactive."""
-    org["maria"].is_committee = True
-    org["maria"].save()
+    """The director (erin's skip-level) on the committee too; carl on it; dora on it, inactive."""
+    org.director.is_committee = True
+    org.director.save()
     carl = PersonFactory(user__username="carl", ladder=ladder, level=5, is_committee=True)
     PersonFactory(user__username="dora", ladder=ladder, level=5, is_committee=True,
                   is_active=False)  # fmt: skip
-    return {**org, "carl": carl}
+    return {**org.people, "carl": carl}
 
 
 TRANSITION_MAIL = [
     # from state, action, actor, body, recipients
-    ("draft", "submit", "erin", {}, ["omar"]),
-    ("submitted", "request-changes", "omar", {"comment": "More"}, ["erin"]),
-    ("submitted", "endorse", "omar", {"comment": "Ready"}, ["carl", "cora"]),
-    ("submitted", "decline", "maria", {"comment": "Not yet"}, ["erin"]),
-    ("endorsed", "decide", "cora", {"outcome": "promoted", "rationale": "Yes"}, ["erin"]),
-    ("endorsed", "decide", "carl", {"outcome": "not_promoted", "rationale": "No"}, ["erin"]),
-    ("submitted", "withdraw", "erin", {}, ["omar"]),
+    ("draft", "submit", "engineer", {}, ["manager"]),
+    ("submitted", "request-changes", "manager", {"comment": "More"}, ["engineer"]),
+    ("submitted", "endorse", "manager", {"comment": "Ready"}, ["carl", "committee"]),
+    ("submitted", "decline", "director", {"comment": "Not yet"}, ["engineer"]),
+    ("endorsed", "decide", "committee", {"outcome": "promoted", "rationale": "Yes"}, ["engineer"]),
+    ("endorsed", "decide", "carl", {"outcome": "not_promoted", "rationale": "No"}, ["engineer"]),
+    ("submitted", "withdraw", "engineer", {}, ["manager"]),
 ]
 
 
@@ -463,16 +476,17 @@ TRANSITION_MAIL = [
     ids=[f"{a}-by-{who}" for _s, a, who, _b, _r in TRANSITION_MAIL],
 )
 def test_each_transition_emails_the_next_actor_after_commit(
-    state, action, actor, body, recipients, committee, cycle, ladder_version, erin_evidence,
+    state, action, actor, body, recipients, org, committee, cycle, ladder_version,
+    engineer_evidence,
     codes, django_capture_on_commit_callbacks,
 ):  # fmt: skip
-    packet = draft(committee, cycle, ladder_version, erin_evidence, state=state)
+    packet = draft(org, cycle, ladder_version, engineer_evidence, state=state)
     if action in ("endorse", "decline"):
         rating = "meets" if action == "endorse" else "below"
         body = {**body, "assessments": [{"expectation": c, "rating": rating} for c in codes]}
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = client_for(committee[actor]).post(
+        response = api_client(committee[actor]).post(
             f"/api/v1/packets/{packet.pk}/{action}/", body, format="json"
         )
         assert mail.outbox == []  # nothing goes out before the transaction commits
@@ -488,11 +502,11 @@ def test_each_transition_emails_the_next_actor_after_commit(
 
 
 def test_a_refused_transition_emails_nobody(
-    org, cycle, ladder_version, erin_evidence, django_capture_on_commit_callbacks
+    org, cycle, ladder_version, engineer_evidence, django_capture_on_commit_callbacks
 ):
-    packet = draft(org, cycle, ladder_version, erin_evidence, state="submitted")
+    packet = draft(org, cycle, ladder_version, engineer_evidence, state="submitted")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = client_for(org["omar"]).post(f"/api/v1/packets/{packet.pk}/request-changes/",
+        response = api_client(org.manager).post(f"/api/v1/packets/{packet.pk}/request-changes/",
                                                 {"comment": ""}, format="json")  # fmt: skip
     assert response.status_code == 400
     assert callbacks == [] and mail.outbox == []
@@ -502,19 +516,19 @@ def test_a_refused_transition_emails_nobody(
 
 
 @pytest.fixture
-def reported(org, ladder, ladder_version, cycle, erin_evidence):
+def reported(org, ladder, ladder_version, cycle, engineer_evidence):
     """In the cycle: erin endorsed (L3), peer draft (L3), ken (level 3) submitted (L4) and
     a withdrawn earlier packet of ken's; in another cycle: one more draft of erin's."""
-    ken = PersonFactory(user__username="ken", ladder=ladder, level=3, manager=org["omar"])
+    ken = PersonFactory(user__username="ken", ladder=ladder, level=3, manager=org.manager)
     ken_evidence = [evidence_create(person=ken, actor=ken.user, title="Ken's work")]
-    peer_evidence = [evidence_create(person=org["peer"], actor=org["peer"].user, title="P")]
-    make = packet_in_state
-    common = {"cycle": cycle, "ladder_version": ladder_version, "reviewer": org["omar"]}
-    make(person=org["erin"], state="endorsed", evidence=erin_evidence, **common)
-    make(person=org["peer"], state="draft", evidence=peer_evidence, **common)
+    peer_evidence = [evidence_create(person=org.peer, actor=org.peer.user, title="P")]
+    make = PacketFactory
+    common = {"cycle": cycle, "ladder_version": ladder_version, "reviewer": org.manager}
+    make(person=org.engineer, state="endorsed", evidence=engineer_evidence, **common)
+    make(person=org.peer, state="draft", evidence=peer_evidence, **common)
     make(person=ken, state="withdrawn", evidence=ken_evidence, **common)
     make(person=ken, state="submitted", evidence=ken_evidence, **common)
-    make(person=org["erin"], state="draft", evidence=erin_evidence,
+    make(person=org.engineer, state="draft", evidence=engineer_evidence,
          **{**common, "cycle": make_cycle("Other")})  # fmt: skip
     return cycle
 
@@ -527,7 +541,7 @@ EXPECTED_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("who", ["admin", "cora"])
+@pytest.mark.parametrize("who", ["admin", "committee"])
 def test_cycle_report_json_and_csv(who, reported, org, admin_user):
     client = APIClient()
     client.force_authenticate(admin_user if who == "admin" else org[who].user)
@@ -549,7 +563,7 @@ def test_cycle_report_json_and_csv(who, reported, org, admin_user):
 
 
 @pytest.mark.parametrize(
-    ("who", "status"), [("erin", 403), ("omar", 403), ("maria", 403), ("anonymous", 401)]
+    ("who", "status"), [("engineer", 403), ("manager", 403), ("director", 403), ("anonymous", 401)]
 )
 def test_cycle_report_is_for_admins_and_the_committee(who, status, reported, org):
     client = APIClient()

@@ -17,20 +17,16 @@ target level assessed for endorse/decline; outcome + rationale for decide), so s
 alone decides the status. Anything but 200 leaves the packet as it was: same state, no
 event, no snapshot, no assessment, no decision.
 
-The org: erin (owner, level 2 → 3) → omar (direct manager) → maria (skip-level manager) →
-vic (a committee member who is one of erin's managers: maria's manager, three levels up);
-peer reports to omar too; cora is a committee member outside the chain; root is an admin
-with no person profile.
+The org (tests/factories.py `org_build`): erin (owner, level 2 → 3) → omar (direct
+manager) → maria (skip-level manager) → vic, added here (a committee member who is one of
+erin's managers: maria's manager, three levels up); pete, the peer, reports to omar too;
+cora is a committee member outside the chain; root is an admin with no person profile.
 """
-
-from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.evidence.services import evidence_create
 from apps.ladders.services import ladder_load_file
 from apps.packets.models import (
     Assessment,
@@ -38,13 +34,19 @@ from apps.packets.models import (
     Packet,
     PacketEvent,
     PacketSnapshot,
-    PromotionCycle,
 )
 from tests.conftest import LADDER_FILE
-from tests.factories import AdminUserFactory, PersonFactory
-
-from .builders import STATES, level_codes, packet_in_state
-from .conftest import client_for
+from tests.factories import (
+    PACKET_STATES,
+    AdminUserFactory,
+    EvidenceFactory,
+    PacketFactory,
+    PersonFactory,
+    PromotionCycleFactory,
+    api_client,
+    level_codes,
+    org_build,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -117,7 +119,7 @@ def expected_status(state: str, action: str, role: str) -> int:
 CASES = [
     pytest.param(state, action, role, expected_status(state, action, role),
                  id=f"{state}-{action}-{role}-{expected_status(state, action, role)}")
-    for state in STATES
+    for state in PACKET_STATES
     for action in ACTIONS
     for role in ROLES
 ]  # fmt: skip
@@ -144,21 +146,13 @@ def world(django_db_setup, django_db_blocker):
         try:
             version = ladder_load_file(path=LADDER_FILE, publish=True).version
             ladder = version.ladder
+            org = org_build(ladder=ladder)
+            # a committee member who is one of erin's managers (the director's manager)
             vic = PersonFactory(user__username="vic", ladder=ladder, level=5, is_committee=True)
-            maria = PersonFactory(user__username="maria", ladder=ladder, level=5, manager=vic)
-            omar = PersonFactory(user__username="omar", ladder=ladder, level=4, manager=maria)
-            erin = PersonFactory(user__username="erin", ladder=ladder, level=2, manager=omar)
-            peer = PersonFactory(user__username="peer", ladder=ladder, level=2, manager=omar)
-            cora = PersonFactory(user__username="cora", ladder=ladder, level=5,
-                                 is_committee=True)  # fmt: skip
-            today = timezone.localdate()
-            cycle = PromotionCycle.objects.create(
-                name="H2", opens_on=today - timedelta(days=5),
-                submission_deadline=timezone.now() + timedelta(days=10),
-                decision_on=today + timedelta(days=20), min_coverage=0.5,
-            )  # fmt: skip
-            evidence = [evidence_create(person=erin, actor=erin.user, title=f"Work {i}")
-                        for i in range(3)]  # fmt: skip
+            org.director.manager = vic
+            org.director.save()
+            cycle = PromotionCycleFactory(name="H2")
+            evidence = [EvidenceFactory(person=org.engineer, title=f"Work {i}") for i in range(3)]
             yield {
                 "version": version,
                 "cycle": cycle,
@@ -166,11 +160,11 @@ def world(django_db_setup, django_db_blocker):
                 "codes": level_codes(version, 3),
                 "admin": AdminUserFactory(username="root"),
                 "people": {
-                    "owner": erin,
-                    "manager": omar,
-                    "skip_manager": maria,
-                    "peer": peer,
-                    "committee": cora,
+                    "owner": org.engineer,
+                    "manager": org.manager,
+                    "skip_manager": org.director,
+                    "peer": org.peer,
+                    "committee": org.committee,
                     "committee_manager": vic,
                 },
             }
@@ -186,11 +180,15 @@ def people(world):
 
 def make(world, state: str) -> Packet:
     people = world["people"]
-    return packet_in_state(
-        person=people["owner"], cycle=world["cycle"], ladder_version=world["version"],
-        state=state, evidence=world["evidence"], reviewer=people["manager"],
+    return PacketFactory(
+        person=people["owner"],
+        cycle=world["cycle"],
+        ladder_version=world["version"],
+        state=state,
+        evidence=world["evidence"],
+        reviewer=people["manager"],
         decider=people["committee"],
-    )  # fmt: skip
+    )
 
 
 def client_as(role: str, world: dict) -> APIClient:
@@ -283,7 +281,7 @@ def _post_400(client, packet, action, body):
 @pytest.mark.parametrize("body", [{}, {"comment": ""}, {"comment": "   "}],
                          ids=["no-comment", "empty", "blank"])  # fmt: skip
 def test_request_changes_needs_a_comment(body, people, submitted):
-    error = _post_400(client_for(people["manager"]), submitted, "request-changes", body)
+    error = _post_400(api_client(people["manager"]), submitted, "request-changes", body)
     assert error["detail"]["comment"] == "required"
 
 
@@ -291,7 +289,7 @@ def test_request_changes_needs_a_comment(body, people, submitted):
                          ids=["no-comment", "empty", "blank"])  # fmt: skip
 def test_decline_needs_a_comment(body, people, submitted, codes):
     body = {**body, "assessments": [{"expectation": c, "rating": "below"} for c in codes]}
-    error = _post_400(client_for(people["manager"]), submitted, "decline", body)
+    error = _post_400(api_client(people["manager"]), submitted, "decline", body)
     assert error["detail"]["comment"] == "required"
     # the assessments sent with the refused decline were not kept either
     assert not Assessment.objects.filter(packet=submitted).exists()
@@ -304,12 +302,12 @@ def test_endorse_or_decline_with_an_expectation_unassessed_lists_it(
     assessed, left = codes[:-2], codes[-2:]
     body = {"comment": "Looks good",
             "assessments": [{"expectation": c, "rating": "meets"} for c in assessed]}  # fmt: skip
-    error = _post_400(client_for(people["manager"]), submitted, action, body)
+    error = _post_400(api_client(people["manager"]), submitted, action, body)
     assert error["detail"]["missing"] == left
 
 
 def test_endorse_with_no_assessments_lists_every_expectation(people, submitted, codes):
-    error = _post_400(client_for(people["manager"]), submitted, "endorse", {"comment": "ok"})
+    error = _post_400(api_client(people["manager"]), submitted, "endorse", {"comment": "ok"})
     assert error["detail"]["missing"] == codes
 
 
@@ -324,7 +322,7 @@ def test_endorse_with_no_assessments_lists_every_expectation(people, submitted, 
 )
 def test_endorse_with_a_bad_assessment(assessment, field, people, submitted, codes):
     good = [{"expectation": c, "rating": "meets"} for c in codes]
-    error = _post_400(client_for(people["manager"]), submitted, "endorse",
+    error = _post_400(api_client(people["manager"]), submitted, "endorse",
                       {"comment": "ok", "assessments": [*good, assessment]})  # fmt: skip
     assert field in error["detail"]
 
@@ -339,7 +337,7 @@ def test_endorse_with_a_bad_assessment(assessment, field, people, submitted, cod
     ids=["no-rationale", "empty", "blank"],
 )
 def test_decide_needs_a_rationale(body, people, endorsed):
-    error = _post_400(client_for(people["committee"]), endorsed, "decide", body)
+    error = _post_400(api_client(people["committee"]), endorsed, "decide", body)
     assert "rationale" in error["detail"]
     people["owner"].refresh_from_db()
     assert people["owner"].level == 2
@@ -356,5 +354,5 @@ def test_decide_needs_a_rationale(body, people, endorsed):
     ids=["hired", "empty", "a-state-not-an-outcome", "missing"],
 )
 def test_decide_with_a_bad_outcome(body, people, endorsed):
-    error = _post_400(client_for(people["committee"]), endorsed, "decide", body)
+    error = _post_400(api_client(people["committee"]), endorsed, "decide", body)
     assert "outcome" in error["detail"]
