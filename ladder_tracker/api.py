@@ -10,18 +10,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from .errors import ApplicationError, error_body
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state of the resource."
-    default_code = "conflict"
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -58,7 +52,9 @@ def _message(detail) -> str:
 
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
-        detail = exc.api_detail()
+        # through DRF's own conversion, so the body is what DRF's errors look like (every
+        # leaf a string): clients see one shape whichever layer refused
+        detail = exceptions.ValidationError(exc.api_detail()).detail
         set_rollback()  # as DRF does for its own errors
         return Response(error_body(exc.code, _message(detail), detail), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):  # a service's field errors

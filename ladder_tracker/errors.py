@@ -41,8 +41,9 @@ class ApplicationError(Exception):
         return str(self)
 
     def api_detail(self):
-        """What the API puts under `error.detail`."""
-        return self.message
+        """What the API puts under `error.detail`: DRF's shape for an error that is not a
+        field's (`{"detail": message}`), with what the detail names beside it."""
+        return {"detail": self.message, **self.detail}
 
 
 class InvalidError(ApplicationError):
@@ -50,10 +51,6 @@ class InvalidError(ApplicationError):
 
     status_code = 400
     code = "invalid"
-
-    def api_detail(self):
-        # DRF's shape for a non-field error, with what the detail names beside it
-        return {"detail": self.message, **self.detail}
 
 
 class ForbiddenError(ApplicationError, PermissionDenied):

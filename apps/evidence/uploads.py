@@ -35,7 +35,7 @@ class UploadRejected(InvalidError):
             self.code = "too_large"
 
     def api_detail(self):
-        return self.message if self.too_large else self.detail
+        return {"detail": self.message} if self.too_large else self.detail
 
 
 @dataclass(frozen=True)
