@@ -25,7 +25,7 @@ from apps.evidence.api.views import attachment_response
 from apps.ladders.selectors import ladder_version_tree
 from apps.people.models import Person
 from apps.people.selectors import person_for_user
-from ladder_tracker.errors import form_error, message_error
+from ladder_tracker.errors import form_error
 
 from . import selectors, services
 from .exports import brag_document
@@ -420,13 +420,9 @@ def inbox_bulk(request):
                 messages.error(request, error)
         return redirect("evidence:inbox")
     action = form.cleaned_data["action"]
-    try:
-        done = services.evidence_bulk_triage(
-            actor=request.user, ids=form.cleaned_data["ids"], action=action, inbox=True
-        )
-    except ValidationError as exc:
-        message_error(request, exc)
-        return redirect("evidence:inbox")
+    done = services.evidence_bulk_triage(
+        actor=request.user, ids=form.cleaned_data["ids"], action=action, inbox=True
+    )
     count = done.updated
     verb = "Accepted" if action == "accept" else "Dismissed"
     text = f"{verb} {count} item{'s' if count != 1 else ''}."
