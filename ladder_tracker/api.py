@@ -1,21 +1,21 @@
 """API-wide pieces: JSON errors everywhere under /api/, and the error body shape.
 
 Every API error is `{"error": {"code", "message", "detail"}}` with a 4xx status; DRF's own
-field errors stay under `detail` so clients can point at the field.
+field errors stay under `detail` so clients can point at the field. The services' error
+family (ladder_tracker.errors) and Django's ValidationError are mapped here, once: views
+let them through.
 """
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state of the resource."
-    default_code = "conflict"
+from .errors import ApplicationError, error_body
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -51,7 +51,17 @@ def _message(detail) -> str:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, Http404):
+    if isinstance(exc, ApplicationError):
+        # through DRF's own conversion, so the body is what DRF's errors look like (every
+        # leaf a string): clients see one shape whichever layer refused
+        detail = exceptions.ValidationError(exc.api_detail()).detail
+        set_rollback()  # as DRF does for its own errors
+        return Response(error_body(exc.code, _message(detail), detail), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):  # a service's field errors
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or None)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -64,18 +74,12 @@ def exception_handler(exc, context):
         codes = exc.get_codes()
         if isinstance(codes, str):
             code = codes
-    body = {"error": {"code": code, "message": _message(detail), "detail": detail}}
+    body = error_body(code, _message(detail), detail)
     return Response(body, status=response.status_code, headers=_passthrough(response))
 
 
 def _passthrough(response) -> dict[str, str]:
     return {k: v for k, v in response.items() if k in ("WWW-Authenticate", "Retry-After")}
-
-
-def json_error(status_code: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(
-        {"error": {"code": code, "message": message, "detail": message}}, status=status_code
-    )
 
 
 class DiffQuerySerializer(serializers.Serializer):

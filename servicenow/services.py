@@ -11,9 +11,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import ProtectedError, Q
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from ladder_tracker.errors import ConflictError
 
 from .client import ClientConfig, ServiceNowClient, ServiceNowError, instance_url_problem
 from .models import Connection, Source, SyncRun
@@ -28,14 +30,26 @@ def stale_run_after() -> timedelta:
     return timedelta(seconds=settings.SERVICENOW_STALE_RUN_SECONDS)
 
 
-class RunAlreadyActive(Exception):
+class RunAlreadyActive(ConflictError):
     def __init__(self, run: SyncRun):
         self.run = run
         super().__init__(f"Source {run.source_id} already has run {run.pk} ({run.status}).")
 
+    def api_detail(self):
+        # an API client also gets told what to do about it
+        run = self.run
+        return {
+            "detail": f"Source {run.source_id} already has run {run.pk} ({run.status}); "
+            "wait for it to finish."
+        }
 
-class SourceDisabled(Exception):
+
+class SourceDisabled(ConflictError):
     pass
+
+
+class ConfigurationInUse(ConflictError):
+    """A connection or source that imported records cannot be deleted."""
 
 
 def connection_url_validate(url: str) -> None:
@@ -122,11 +136,26 @@ def source_save(*, source: Source) -> Source:
     return source
 
 
+def connection_delete(*, connection: Connection) -> None:
+    """Delete a connection; ConfigurationInUse while it has sources or work items."""
+    try:
+        connection.delete()
+    except ProtectedError as exc:
+        raise ConfigurationInUse(
+            f"Connection {connection.name!r} still has sources or work items; delete those first."
+        ) from exc
+
+
 @transaction.atomic
 def source_delete(*, source: Source) -> None:
-    """Delete a source and its beat schedule (ProtectedError while it has work items)."""
+    """Delete a source and its beat schedule; ConfigurationInUse while it has work items."""
     task = source.periodic_task
-    source.delete()
+    try:
+        source.delete()
+    except ProtectedError as exc:
+        raise ConfigurationInUse(
+            f"Source {source.name!r} has imported work items; disable it instead."
+        ) from exc
     if task is not None:
         task.delete()
 

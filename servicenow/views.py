@@ -4,6 +4,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
 from ladder_tracker.decorators import admin_only
+from ladder_tracker.errors import ConflictError
 
 from . import selectors, services
 from .models import SyncRun
@@ -52,8 +53,8 @@ def source_sync(request, pk: int):
         try:
             run = services.sync_run_request(source=source, mode=mode, requested_by=request.user)
             notice = f"{source.name}: run {run.pk} started ({mode})."
-        except (services.RunAlreadyActive, services.SourceDisabled) as exc:
-            status, notice = 409, str(exc)
+        except ConflictError as exc:  # a run already active, or the source disabled
+            status, notice = exc.status_code, exc.message
     context = {**_runs_context(), "notice": notice, "notice_is_error": status != 200}
     # htmx swaps 2xx only by default; the page's hx-on handler lets 4xx through too.
     return render(request, "servicenow/_runs.html", context, status=status)

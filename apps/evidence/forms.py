@@ -17,17 +17,6 @@ from .services import LinkSpec
 from .uploads import UploadRejected, upload_check
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-# Where a service's ValidationError key has no field of its own on the page.
-SERVICE_FIELD_MAP = {"links": "expectations", "action": None}
-
-
-def form_add_service_errors(form: forms.Form, exc: ValidationError) -> None:
-    """Put a service's ValidationError on the form: on the named field when the form has
-    it, at the top otherwise. The page shows them; never a 500."""
-    errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
-    for key, messages in errors.items():
-        target = SERVICE_FIELD_MAP.get(key, key)
-        form.add_error(target if target in form.fields else None, messages)
 
 
 class ValueListField(forms.Field):

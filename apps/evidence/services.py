@@ -1,5 +1,9 @@
 """Writes to evidence. Each write records an EvidenceEvent (who, when, what changed).
 
+Every write takes the actor and refuses by itself: only the owner changes their evidence
+(selectors.evidence_can_edit; EvidenceForbidden, 403, for anyone else). Field errors are
+Django ValidationErrors, which the API handler and the page helpers map once.
+
 Imported evidence keeps its ServiceNow snapshot read-only: only the engineer's own fields
 (title, description, dates, url, visibility, skills, links) are editable, and a re-sync
 refreshes the snapshot without touching them.
@@ -7,7 +11,8 @@ refreshes the snapshot without touching them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import date
 
 from django.core.exceptions import ValidationError
@@ -16,10 +21,11 @@ from django.utils import timezone
 
 from apps.ladders.models import Deliverable, Expectation, Skill
 from apps.people.models import Person
+from ladder_tracker.errors import ForbiddenError
 
 from .markdown import markdown_render
 from .models import Attachment, Evidence, EvidenceEvent, EvidenceLink
-from .selectors import ladder_version_current
+from .selectors import evidence_can_edit, ladder_version_current
 from .uploads import upload_check
 
 EDITABLE_FIELDS = ("title", "description", "occurred_on", "occurred_until", "url", "visibility")
@@ -30,6 +36,16 @@ class LinkSpec:
     expectation: str | None = None  # code, e.g. "TE-3.1"
     deliverable: int | None = None  # id
     rationale: str = ""
+
+
+class EvidenceForbidden(ForbiddenError):
+    """The actor may read the evidence but not change it (a manager, an admin)."""
+
+
+def evidence_require_owner(*, actor, evidence: Evidence) -> None:
+    """Refuse anyone but the owner (pages that show an owner-only form ask this first)."""
+    if not evidence_can_edit(viewer=actor, evidence=evidence):
+        raise EvidenceForbidden("Only the owner changes their evidence.")
 
 
 def _event(evidence: Evidence, actor, action: str, changes: dict | None = None) -> None:
@@ -118,6 +134,8 @@ def evidence_create(
     skills: list[str] | None = None,
     links: list[LinkSpec] | None = None,
 ) -> Evidence:
+    if person.user_id != actor.pk:
+        raise EvidenceForbidden("Evidence is added by its owner.")
     if not title.strip():
         raise ValidationError({"title": "A title is required."})
     _check_dates(occurred_on, occurred_until)
@@ -161,6 +179,11 @@ def evidence_update(
 ) -> Evidence:
     """Update the named fields only (HackSoft model_update contract): what is not passed is
     left alone; `links` and `skills`, when passed, replace the current set."""
+    evidence_require_owner(actor=actor, evidence=evidence)
+    return _update(evidence=evidence, actor=actor, skills=skills, links=links, **fields)
+
+
+def _update(*, evidence: Evidence, actor, skills=None, links=None, **fields) -> Evidence:
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({f: "This field cannot be changed." for f in sorted(unknown)})
@@ -207,9 +230,14 @@ def _jsonable(value):
 @transaction.atomic
 def evidence_accept(*, evidence: Evidence, actor, links: list[LinkSpec] | None = None) -> Evidence:
     """Accept an imported candidate; suggested links become the engineer's unless replaced."""
+    evidence_require_owner(actor=actor, evidence=evidence)
+    return _accept(evidence, actor, links)
+
+
+def _accept(evidence: Evidence, actor, links: list[LinkSpec] | None = None) -> Evidence:
     evidence = Evidence.objects.select_for_update().get(pk=evidence.pk)
     if links is not None:
-        evidence_update(evidence=evidence, actor=actor, links=links)
+        _update(evidence=evidence, actor=actor, links=links)
     else:
         evidence.links.filter(origin=EvidenceLink.Origin.SUGGESTED).update(
             origin=EvidenceLink.Origin.ENGINEER
@@ -224,6 +252,11 @@ def evidence_accept(*, evidence: Evidence, actor, links: list[LinkSpec] | None =
 
 @transaction.atomic
 def evidence_dismiss(*, evidence: Evidence, actor) -> Evidence:
+    evidence_require_owner(actor=actor, evidence=evidence)
+    return _dismiss(evidence, actor)
+
+
+def _dismiss(evidence: Evidence, actor) -> Evidence:
     evidence = Evidence.objects.select_for_update().get(pk=evidence.pk)
     if evidence.status != Evidence.Status.DISMISSED:
         old = evidence.status
@@ -233,21 +266,44 @@ def evidence_dismiss(*, evidence: Evidence, actor) -> Evidence:
     return evidence
 
 
+@dataclass(frozen=True)
+class BulkTriage:
+    updated: int
+    skipped: list[int] = field(default_factory=list)  # ids left alone (the inbox only)
+
+
 @transaction.atomic
-def evidence_bulk_triage(*, evidence: list[Evidence], actor, action: str) -> int:
+def evidence_bulk_triage(
+    *, actor, ids: Collection[int], action: str, inbox: bool = False
+) -> BulkTriage:
+    """Accept or dismiss several of the actor's own live items at once, in one transaction.
+
+    By default (the API) it is all or nothing: an id that is not one of the actor's live
+    items (someone else's, deleted, missing) is refused, naming them. From the inbox page
+    (`inbox=True`) only what is still a candidate there is triaged and the rest comes back
+    as skipped: another tab may have triaged it already, and a stale tick is no error."""
     if action not in ("accept", "dismiss"):
         raise ValidationError({"action": "accept or dismiss"})
-    for item in evidence:
+    wanted = set(ids)
+    mine = Evidence.objects.filter(pk__in=wanted, person__user=actor, deleted_at__isnull=True)
+    if inbox:
+        mine = mine.filter(status=Evidence.Status.CANDIDATE)
+    items = list(mine.order_by("pk"))
+    missing = sorted(wanted - {item.pk for item in items})
+    if missing and not inbox:
+        raise ValidationError({"ids": f"Not your evidence: {missing}"})
+    for item in items:
         if action == "accept":
-            evidence_accept(evidence=item, actor=actor)
+            _accept(item, actor)
         else:
-            evidence_dismiss(evidence=item, actor=actor)
-    return len(evidence)
+            _dismiss(item, actor)
+    return BulkTriage(updated=len(items), skipped=missing)
 
 
 @transaction.atomic
 def evidence_delete(*, evidence: Evidence, actor) -> Evidence:
     """Soft delete: gone from every list, restorable by its owner (undo)."""
+    evidence_require_owner(actor=actor, evidence=evidence)
     if evidence.deleted_at is None:
         evidence.deleted_at = timezone.now()
         evidence.save(update_fields=["deleted_at", "updated_at"])
@@ -257,6 +313,7 @@ def evidence_delete(*, evidence: Evidence, actor) -> Evidence:
 
 @transaction.atomic
 def evidence_restore(*, evidence: Evidence, actor) -> Evidence:
+    evidence_require_owner(actor=actor, evidence=evidence)
     if evidence.deleted_at is not None:
         evidence.deleted_at = None
         evidence.save(update_fields=["deleted_at", "updated_at"])
@@ -266,6 +323,7 @@ def evidence_restore(*, evidence: Evidence, actor) -> Evidence:
 
 @transaction.atomic
 def attachment_add(*, evidence: Evidence, actor, upload) -> Attachment:
+    evidence_require_owner(actor=actor, evidence=evidence)
     checked = upload_check(upload)  # raises UploadRejected
     attachment = Attachment(
         evidence=evidence,
@@ -284,6 +342,7 @@ def attachment_add(*, evidence: Evidence, actor, upload) -> Attachment:
 @transaction.atomic
 def attachment_remove(*, attachment: Attachment, actor) -> None:
     evidence = attachment.evidence
+    evidence_require_owner(actor=actor, evidence=evidence)
     name = attachment.name
     stored = attachment.file.name
     storage = attachment.file.storage

@@ -9,6 +9,8 @@ import filetype
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
+from ladder_tracker.errors import InvalidError
+
 # Detected type → extension we accept it under. Office formats are zip containers and are
 # not accepted: a zip is too easy to disguise. Text is checked separately (no magic bytes).
 ALLOWED_BINARY = {
@@ -22,10 +24,18 @@ TEXT_EXTENSIONS = {"txt", "md", "csv", "log", "json", "yaml", "yml"}
 SNIFF_BYTES = 8192
 
 
-class UploadRejected(Exception):
+class UploadRejected(InvalidError):
+    """A file the attachment checks refuse: 400 naming the `file`, or 413 when too large."""
+
     def __init__(self, message: str, *, too_large: bool = False):
+        super().__init__(message, {"file": [message]})
         self.too_large = too_large
-        super().__init__(message)
+        if too_large:
+            self.status_code = 413
+            self.code = "too_large"
+
+    def api_detail(self):
+        return {"detail": self.message} if self.too_large else self.detail
 
 
 @dataclass(frozen=True)

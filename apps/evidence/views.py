@@ -1,13 +1,15 @@
 """Evidence pages: the engineer's list with the coverage of their next level, add and edit,
 the detail with its history, the inbox of imported candidates, the trash and the brag
 document. Views parse input, call selectors and services, and render; who sees what is
-decided in selectors (a record outside your scope is a 404)."""
+decided in selectors (a record outside your scope is a 404), who may change it in services
+(EvidenceForbidden: a 403 page), and service errors land on the form or in messages
+(ladder_tracker.errors)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpResponse
@@ -23,6 +25,7 @@ from apps.evidence.api.views import attachment_response
 from apps.ladders.selectors import ladder_version_tree
 from apps.people.models import Person
 from apps.people.selectors import person_for_user
+from ladder_tracker.errors import form_error
 
 from . import selectors, services
 from .exports import brag_document
@@ -31,7 +34,6 @@ from .forms import (
     BulkTriageForm,
     EvidenceFilterForm,
     EvidenceForm,
-    form_add_service_errors,
     levels_next_first,
 )
 from .models import Evidence
@@ -61,13 +63,8 @@ def _me(request) -> Person:
     return person
 
 
-def _owned(request, pk: int, *, trash: bool = False) -> Evidence:
-    """Evidence the viewer may change: 404 outside their scope, 403 when they may only read
-    it (a manager)."""
-    evidence = selectors.evidence_get(viewer=request.user, pk=pk, trash=trash)
-    if not selectors.evidence_can_edit(viewer=request.user, evidence=evidence):
-        raise PermissionDenied("Only the owner changes their evidence.")
-    return evidence
+# Where a service's error key has no field of its own on the evidence pages.
+SERVICE_FIELD_MAP = {"links": "expectations", "action": None, "file": "files"}
 
 
 def _next_url(request, default: str) -> str:
@@ -151,10 +148,9 @@ def _write(request, form, write) -> Evidence | None:
             evidence = write()
             for upload in form.cleaned_data["files"]:
                 services.attachment_add(evidence=evidence, actor=request.user, upload=upload)
-    except ValidationError as exc:
-        form_add_service_errors(form, exc)
-    except UploadRejected as exc:  # the form ran the same check; this is the service's
-        form.add_error("files", str(exc))
+    # UploadRejected: the form ran the same check; this is the service's
+    except (ValidationError, UploadRejected) as exc:
+        form_error(form, exc, field_map=SERVICE_FIELD_MAP)
     else:
         return evidence
     return None
@@ -188,7 +184,8 @@ def evidence_create_page(request):
 
 @login_required
 def evidence_edit_page(request, pk: int):
-    evidence = _owned(request, pk)
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk)
+    services.evidence_require_owner(actor=request.user, evidence=evidence)  # else a 403
     me = evidence.person
     ladder = _form_context(me)
     if request.method == "POST":
@@ -273,7 +270,7 @@ def attachment_download(request, pk: int, attachment_id: int):
 @login_required
 @require_POST
 def attachment_remove(request, pk: int, attachment_id: int):
-    evidence = _owned(request, pk)
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk)
     attachment = get_object_or_404(evidence.attachments.all(), pk=attachment_id)
     services.attachment_remove(attachment=attachment, actor=request.user)
     messages.success(request, f"Removed {attachment.name}.")
@@ -283,7 +280,7 @@ def attachment_remove(request, pk: int, attachment_id: int):
 @login_required
 @require_POST
 def evidence_delete_view(request, pk: int):
-    evidence = _owned(request, pk)
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk)
     services.evidence_delete(evidence=evidence, actor=request.user)
     # The message carries its own Undo form: the token is this session's, as on any page.
     messages.success(
@@ -303,7 +300,7 @@ def evidence_delete_view(request, pk: int):
 @login_required
 @require_POST
 def evidence_restore_view(request, pk: int):
-    evidence = _owned(request, pk, trash=True)
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk, trash=True)
     services.evidence_restore(evidence=evidence, actor=request.user)
     messages.success(request, f"Restored “{evidence.title}”.")
     return redirect(_next_url(request, reverse("evidence:detail", args=[evidence.pk])))
@@ -329,7 +326,7 @@ def _triage_done(request, evidence: Evidence, verb: str) -> HttpResponse:
 @login_required
 @require_POST
 def evidence_accept_view(request, pk: int):
-    evidence = _owned(request, pk)
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk)
     form = AcceptForm(request.POST)
     form.is_valid()
     try:
@@ -337,7 +334,7 @@ def evidence_accept_view(request, pk: int):
             evidence=evidence, actor=request.user, links=form.link_specs(evidence)
         )
     except ValidationError as exc:
-        form_add_service_errors(form, exc)
+        form_error(form, exc, field_map=SERVICE_FIELD_MAP)
         if request.htmx:
             chosen = {"links_chosen": True, "expectations": request.POST.getlist("expectations")}
             row = _inbox_rows(evidence.person, [evidence], chosen=chosen)[0]
@@ -352,7 +349,7 @@ def evidence_accept_view(request, pk: int):
 @login_required
 @require_POST
 def evidence_dismiss_view(request, pk: int):
-    evidence = _owned(request, pk)
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk)
     services.evidence_dismiss(evidence=evidence, actor=request.user)
     return _triage_done(request, evidence, "Dismissed")
 
@@ -415,21 +412,22 @@ def inbox_page(request):
 @login_required
 @require_POST
 def inbox_bulk(request):
-    me = _me(request)
+    _me(request)
     form = BulkTriageForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, error)
         return redirect("evidence:inbox")
-    ids = form.cleaned_data["ids"]
-    mine = list(_candidates(request, me).filter(pk__in=ids))
     action = form.cleaned_data["action"]
-    count = services.evidence_bulk_triage(evidence=mine, actor=request.user, action=action)
+    done = services.evidence_bulk_triage(
+        actor=request.user, ids=form.cleaned_data["ids"], action=action, inbox=True
+    )
+    count = done.updated
     verb = "Accepted" if action == "accept" else "Dismissed"
     text = f"{verb} {count} item{'s' if count != 1 else ''}."
-    if len(set(ids)) > count:
-        text += f" {len(set(ids)) - count} were no longer in your inbox."
+    if done.skipped:
+        text += f" {len(done.skipped)} were no longer in your inbox."
     messages.success(request, text)
     return redirect("evidence:inbox")
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
+from ladder_tracker.errors import ConflictError
+
 from .models import (
     Competency,
     Deliverable,
@@ -31,7 +33,7 @@ from .schema import LadderFile, ladder_file_parse
 logger = logging.getLogger(__name__)
 
 
-class LadderVersionImmutable(Exception):
+class LadderVersionImmutable(ConflictError):
     """An edit was attempted on a published ladder version."""
 
 

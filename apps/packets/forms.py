@@ -25,18 +25,6 @@ NOTE = "note:"
 NARRATIVE = "narrative:"
 
 
-def service_error_lines(exc: Exception) -> list[str]:
-    """A service error as lines to show: the message, then what its detail names."""
-    lines = [str(exc)]
-    detail = getattr(exc, "detail", None) or {}
-    for key, value in detail.items():
-        if key in ("gaps", "missing", "coverage"):
-            continue  # the pages show these against each expectation
-        values = value if isinstance(value, list) else [value]
-        lines += [f"{key}: {v}" for v in values]
-    return lines
-
-
 @dataclass
 class BuilderInput:
     narratives: dict[str, str] | None

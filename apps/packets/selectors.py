@@ -21,6 +21,7 @@ from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
 
 from .models import Assessment, Packet, PacketEvent, PacketItem, PacketSnapshot, PromotionCycle
+from .transitions import TRANSITIONS, role_refusal
 
 
 def packet_scope(*, viewer: AbstractBaseUser) -> QuerySet[Packet]:
@@ -233,6 +234,14 @@ def cycle_list() -> QuerySet[PromotionCycle]:
     ).order_by("-opens_on", "name")
 
 
+def cycle_report_allowed(*, viewer: AbstractBaseUser) -> bool:
+    """Cycle reports are for admins and the committee (the page and the API ask this)."""
+    if viewer.is_staff:
+        return True
+    me = person_for_user(user=viewer)
+    return bool(me and me.is_committee)
+
+
 def cycle_report_rows(*, cycle: PromotionCycle) -> list[dict]:
     """Packets of a cycle counted by target level and state (the API, the page and the CSV)."""
     counts = (
@@ -284,6 +293,33 @@ def packet_is_reviewer(*, person: Person, packet: Packet) -> bool:
     """The person manages the packet's owner (any depth): they review it, and as a committee
     member they do not decide it."""
     return packet.person_id != person.pk and packet.person_id in person_report_ids(person=person)
+
+
+_LOOK_UP = object()
+
+
+def packet_actions_allowed(
+    *, viewer: AbstractBaseUser, packet: Packet, person: Person | None = _LOOK_UP
+) -> set[str]:
+    """The actions of transitions.TRANSITIONS the viewer may take on the packet now; the
+    services refuse every other one. `person` is the viewer's, when the caller has read it
+    already (None: they have no profile). Walks the org chart only when an action open in
+    the packet's state depends on it."""
+    me = person_for_user(user=viewer) if person is _LOOK_UP else person
+    reports: set[int] | None = None
+
+    def report_ids() -> set[int]:
+        nonlocal reports
+        if reports is None:
+            reports = person_report_ids(person=me)
+        return reports
+
+    return {
+        action
+        for action, transition in TRANSITIONS.items()
+        if packet.state in transition.sources
+        and role_refusal(transition, packet=packet, person=me, report_ids=report_ids) is None
+    }
 
 
 def packet_review_get(*, viewer: AbstractBaseUser, pk) -> Packet:

@@ -1,9 +1,12 @@
 """Writes to packets: create, edit drafts, and the state machine (DESIGN.md "Packet states").
 
-Every transition is one transaction under a row lock on the packet: a repeated or
-concurrent transition finds the state already moved and gets PacketConflict (HTTP 409),
-changing nothing. Each writes a PacketEvent; email to whoever acts next goes out after
-commit. A submission freezes the packet into a PacketSnapshot (JSON + sha256).
+Who may do what from which state is the table in transitions.py; every write here reads
+it (_authorize) and refuses by itself: PacketForbidden (403) for the wrong person,
+PacketConflict (409) for the wrong state. Every transition is one transaction under a row
+lock on the packet: a repeated or concurrent transition finds the state already moved and
+gets PacketConflict, changing nothing. Each writes a PacketEvent; email to whoever acts
+next goes out after commit. A submission freezes the packet into a PacketSnapshot (JSON +
+sha256).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from apps.evidence.selectors import ladder_version_current
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
 from apps.people.services import person_update
+from ladder_tracker.errors import ConflictError, ForbiddenError, InvalidError
 
 from .models import (
     Assessment,
@@ -37,28 +41,25 @@ from .models import (
     PromotionCycle,
 )
 from .selectors import manager_chain_ids, packet_coverage, packet_target_expectations
+from .transitions import TRANSITIONS, role_refusal
 
 logger = logging.getLogger(__name__)
 S = Packet.State
 
 
-class PacketConflict(Exception):
+class PacketConflict(ConflictError):
     """The packet is not in a state that allows this (or another request just moved it)."""
 
 
-class PacketForbidden(Exception):
+class PacketForbidden(ForbiddenError):
     """The actor may see the packet but may not do this to it."""
 
 
-class PacketInvalid(Exception):
+class PacketInvalid(InvalidError):
     """The request breaks a rule (deadline, coverage, missing comment...). 400."""
 
-    def __init__(self, message: str, detail: dict | None = None):
-        self.detail = detail or {}
-        super().__init__(message)
-
-
-PACKET_ERRORS = (PacketConflict, PacketForbidden, PacketInvalid)  # what callers translate
+    # the pages show the gaps, the unassessed expectations and the coverage in place
+    detail_shown_apart = frozenset({"gaps", "missing", "coverage"})
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ def cycle_is_open(*, cycle: PromotionCycle, now=None) -> bool:
 def packet_create(
     *, person: Person, actor, cycle: PromotionCycle, target_level: int | None = None
 ) -> Packet:
+    if person.user_id != actor.pk:
+        raise PacketForbidden("Only the engineer starts their packet.")
     version = ladder_version_current(person=person)
     if version is None:
         raise PacketInvalid("You have no published ladder to build a packet against.")
@@ -138,10 +141,10 @@ def packet_update(
     narratives: dict[str, str] | None = None,
     items: list[ItemSpec] | None = None,
 ) -> Packet:
-    """Save a draft as you go: narratives (per competency name) and/or the items (replace)."""
+    """Save a draft as you go: narratives (per competency name) and/or the items (replace).
+    Only the owner edits, and only while the packet is editable (TRANSITIONS["edit"])."""
     packet = Packet.objects.select_for_update().get(pk=packet.pk)
-    if packet.state not in Packet.EDITABLE_STATES:
-        raise PacketConflict(f"A {packet.get_state_display().lower()} packet cannot be edited.")
+    _authorize(packet, actor, "edit")
     if narratives is not None:
         names = set(packet.ladder_version.competencies.values_list("name", flat=True))
         unknown = sorted(set(narratives) - names)
@@ -269,14 +272,29 @@ def _locked(packet_id: int) -> Packet:
     )
 
 
-def _require_state(packet: Packet, *allowed: str, action: str) -> None:
-    if packet.state not in allowed:
-        raise PacketConflict(
-            f"Cannot {action} a packet that is {packet.get_state_display().lower()}."
-        )
+def _authorize(packet: Packet, actor, action: str) -> Person:
+    """The actor's person, when TRANSITIONS lets them take `action` on the packet now:
+    PacketForbidden when they may not take it at all, PacketConflict when the state does not
+    allow it."""
+    transition = TRANSITIONS[action]
+    me = person_for_user(user=actor)
+    refusal = role_refusal(
+        transition, packet=packet, person=me, report_ids=lambda: person_report_ids(person=me)
+    )
+    if refusal:
+        raise PacketForbidden(refusal)
+    if packet.state not in transition.sources:
+        raise PacketConflict(transition.conflict_message(packet))
+    return me
 
 
-def _move(packet: Packet, actor, action: str, to_state: str, comment: str = "") -> None:
+def _move(packet: Packet, actor, action: str, comment: str = "", to_state: str = "") -> None:
+    """Move the packet where TRANSITIONS says `action` leads (`to_state` picks one when it
+    leads to several), write the event, and mail whoever acts next after commit."""
+    targets = TRANSITIONS[action].targets
+    to_state = to_state or (targets[0] if len(targets) == 1 else "")
+    if to_state not in targets:
+        raise ValueError(f"{action} does not lead to {to_state!r}")  # a bug, not a request
     from_state = packet.state
     packet.state = to_state
     packet.save(update_fields=["state", "updated_at", "submitted_at"])
@@ -327,20 +345,10 @@ def _next_actors(packet: Packet, state: str) -> list[str]:
     return []
 
 
-def _actor_person(actor) -> Person:
-    me = person_for_user(user=actor)
-    if me is None:
-        raise PacketForbidden("You have no person profile.")
-    return me
-
-
 def packet_submit(*, packet_id: int, actor, comment: str = "") -> Packet:
     with transaction.atomic():
         packet = _locked(packet_id)
-        me = _actor_person(actor)
-        if packet.person_id != me.pk:
-            raise PacketForbidden("Only the engineer submits their packet.")
-        _require_state(packet, S.DRAFT, S.CHANGES_REQUESTED, action="submit")
+        _authorize(packet, actor, "submit")
         if not cycle_is_open(cycle=packet.cycle):
             raise PacketInvalid(
                 f"{packet.cycle.name} does not take submissions now (deadline "
@@ -357,17 +365,8 @@ def packet_submit(*, packet_id: int, actor, comment: str = "") -> Packet:
         number = packet.snapshots.count() + 1
         PacketSnapshot.objects.create(packet=packet, number=number, data=data, sha256=_sha256(data))
         packet.submitted_at = timezone.now()
-        _move(packet, actor, "submit", S.SUBMITTED, comment)
+        _move(packet, actor, "submit", comment)
     return packet
-
-
-def _reviewer(packet: Packet, actor) -> Person:
-    me = _actor_person(actor)
-    if packet.person_id == me.pk:
-        raise PacketForbidden("Nobody reviews their own packet.")
-    if packet.person_id not in person_report_ids(person=me):
-        raise PacketForbidden("Only the engineer's managers review this packet.")
-    return me
 
 
 def _save_assessments(packet: Packet, reviewer: Person, specs: list[AssessmentSpec]) -> None:
@@ -397,8 +396,7 @@ def packet_assess(*, packet_id: int, actor, assessments: list[AssessmentSpec]) -
     """Save assessments without moving the packet (a reviewer works through it)."""
     with transaction.atomic():
         packet = _locked(packet_id)
-        reviewer = _reviewer(packet, actor)
-        _require_state(packet, S.SUBMITTED, action="assess")
+        reviewer = _authorize(packet, actor, "assess")
         _save_assessments(packet, reviewer, assessments)
     return packet
 
@@ -406,19 +404,17 @@ def packet_assess(*, packet_id: int, actor, assessments: list[AssessmentSpec]) -
 def packet_request_changes(*, packet_id: int, actor, comment: str) -> Packet:
     with transaction.atomic():
         packet = _locked(packet_id)
-        _reviewer(packet, actor)
-        _require_state(packet, S.SUBMITTED, action="request changes on")
+        _authorize(packet, actor, "request-changes")
         if not comment.strip():
             raise PacketInvalid("Say what should change.", {"comment": "required"})
-        _move(packet, actor, "request-changes", S.CHANGES_REQUESTED, comment)
+        _move(packet, actor, "request-changes", comment)
     return packet
 
 
-def _review_decision(packet_id, actor, comment, assessments, *, to_state, action):
+def _review_decision(packet_id, actor, comment, assessments, *, action):
     with transaction.atomic():
         packet = _locked(packet_id)
-        reviewer = _reviewer(packet, actor)
-        _require_state(packet, S.SUBMITTED, action=action)
+        reviewer = _authorize(packet, actor, action)
         if assessments:
             _save_assessments(packet, reviewer, assessments)
         assessed = set(
@@ -433,45 +429,34 @@ def _review_decision(packet_id, actor, comment, assessments, *, to_state, action
             raise PacketInvalid(
                 "Assess every expectation of the target level first.", {"missing": missing}
             )
-        if to_state == S.DECLINED and not comment.strip():
+        if action == "decline" and not comment.strip():
             raise PacketInvalid("Say why you decline.", {"comment": "required"})
-        _move(packet, actor, action, to_state, comment)
+        _move(packet, actor, action, comment)
     return packet
 
 
 def packet_endorse(
     *, packet_id: int, actor, comment: str = "", assessments: list[AssessmentSpec] | None = None
 ) -> Packet:
-    return _review_decision(
-        packet_id, actor, comment, assessments or [], to_state=S.ENDORSED, action="endorse"
-    )
+    return _review_decision(packet_id, actor, comment, assessments or [], action="endorse")
 
 
 def packet_decline(
     *, packet_id: int, actor, comment: str = "", assessments: list[AssessmentSpec] | None = None
 ) -> Packet:
-    return _review_decision(
-        packet_id, actor, comment, assessments or [], to_state=S.DECLINED, action="decline"
-    )
+    return _review_decision(packet_id, actor, comment, assessments or [], action="decline")
 
 
 def packet_decide(*, packet_id: int, actor, outcome: str, rationale: str) -> Packet:
     with transaction.atomic():
         packet = _locked(packet_id)
-        me = _actor_person(actor)
-        if not me.is_committee:
-            raise PacketForbidden("Only committee members decide.")
-        if packet.person_id == me.pk:
-            raise PacketForbidden("Nobody decides their own packet.")
-        if packet.person_id in person_report_ids(person=me):
-            raise PacketForbidden("A committee member does not decide for their own reports.")
-        _require_state(packet, S.ENDORSED, action="decide")
+        me = _authorize(packet, actor, "decide")
         if outcome not in Decision.Outcome.values:
             raise PacketInvalid("outcome is promoted or not_promoted", {"outcome": outcome})
         if not rationale.strip():
             raise PacketInvalid("A decision needs a rationale.", {"rationale": "required"})
         Decision.objects.create(packet=packet, outcome=outcome, rationale=rationale, decided_by=me)
-        _move(packet, actor, "decide", outcome, rationale)
+        _move(packet, actor, "decide", rationale, to_state=outcome)
         if outcome == Decision.Outcome.PROMOTED:
             person_update(
                 person=packet.person,
@@ -486,9 +471,6 @@ def packet_decide(*, packet_id: int, actor, outcome: str, rationale: str) -> Pac
 def packet_withdraw(*, packet_id: int, actor, comment: str = "") -> Packet:
     with transaction.atomic():
         packet = _locked(packet_id)
-        me = _actor_person(actor)
-        if packet.person_id != me.pk:
-            raise PacketForbidden("Only the engineer withdraws their packet.")
-        _require_state(packet, S.DRAFT, S.SUBMITTED, S.CHANGES_REQUESTED, action="withdraw")
-        _move(packet, actor, "withdraw", S.WITHDRAWN, comment)
+        _authorize(packet, actor, "withdraw")
+        _move(packet, actor, "withdraw", comment)
     return packet

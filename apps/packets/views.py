@@ -3,27 +3,36 @@ with its snapshots and their diff, the manager's review, the committee's table a
 and the admin's cycles with their report.
 
 Views parse input, call selectors and services, and render. Who sees a packet is decided in
-selectors (outside your scope: 404); what you may do to it is decided in services, whose
-errors (PacketInvalid / PacketConflict / PacketForbidden) come back as form errors or
-messages, never a 500.
+selectors (outside your scope: 404); what you may do to it is decided in services by the
+table in transitions.py, which the pages also ask (selectors.packet_actions_allowed) to offer
+only what you may do. Service errors come back as form errors or messages
+(ladder_tracker.errors), never a 500; a ForbiddenError the page does not show is a 403.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.evidence.forms import form_add_service_errors
 from apps.evidence.selectors import ladder_version_current
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_has_reports
 from ladder_tracker.decorators import admin_only
+from ladder_tracker.errors import (
+    ApplicationError,
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    error_lines,
+    form_error,
+    message_error,
+)
 
 from . import exports, selectors, services
 from .forms import (
@@ -37,9 +46,9 @@ from .forms import (
     PacketStartForm,
     assessment_input,
     builder_input,
-    service_error_lines,
 )
 from .models import Packet, PromotionCycle
+from .transitions import TRANSITIONS
 
 STATE_ORDER = [s.value for s in Packet.State]
 
@@ -58,16 +67,6 @@ def _int(raw) -> int | None:
     except (TypeError, ValueError):
         return None
     return value if value >= 1 else None
-
-
-def _owned(request, pk) -> Packet:
-    """A packet its owner acts on: 404 outside the viewer's scope, 403 when they may only
-    read it (a manager, the committee)."""
-    packet = selectors.packet_get(viewer=request.user, pk=pk)
-    me = person_for_user(user=request.user)
-    if me is None or packet.person_id != me.pk:
-        raise PermissionDenied("Only the engineer changes their packet.")
-    return packet
 
 
 def _sections(data: dict) -> list[dict]:
@@ -128,9 +127,8 @@ def packet_create_view(request):
                 cycle=form.cleaned_data["cycle"],
                 target_level=form.cleaned_data["target_level"],
             )
-        except (services.PacketInvalid, services.PacketConflict) as exc:
-            detail = getattr(exc, "detail", {}) or {}
-            form.add_error("target_level" if "target_level" in detail else None, str(exc))
+        except (InvalidError, ConflictError) as exc:
+            form_error(form, exc)
         else:
             messages.success(request, f"Started your packet for level {packet.target_level}.")
             return redirect("packets:detail", pk=packet.pk)
@@ -198,12 +196,7 @@ def packet_page(request, pk: int):
     if is_owner and packet.state in Packet.EDITABLE_STATES:
         return _render_builder(request, packet)
     data, sha, _label = exports.packet_export_data(packet, None)
-    is_reviewer = (
-        me is not None
-        and not is_owner
-        and packet.state == Packet.State.SUBMITTED
-        and selectors.packet_is_reviewer(person=me, packet=packet)
-    )
+    allowed = selectors.packet_actions_allowed(viewer=request.user, packet=packet, person=me)
     context = {
         **_common_context(packet),
         "data": data,
@@ -211,16 +204,16 @@ def packet_page(request, pk: int):
         "sections": _sections(data),
         "chart": exports.coverage_svg(data["coverage"]),
         "is_owner": is_owner,
-        "can_withdraw": is_owner and packet.state == Packet.State.SUBMITTED,
-        "can_review": is_reviewer,
-        "can_decide": bool(me and me.is_committee and not is_owner)
-        and packet.state == Packet.State.ENDORSED,
+        "can_withdraw": "withdraw" in allowed,
+        "can_review": "endorse" in allowed,
+        "can_decide": "decide" in allowed,
     }
     return render(request, "packets/packet_detail.html", context)
 
 
 def _save(request, packet: Packet) -> list[str]:
-    """Apply the builder form to the draft; the errors to show (none when saved)."""
+    """Apply the builder form to the draft; the errors to show (none when saved). Someone
+    who may not edit it gets the service's ForbiddenError: a 403."""
     payload = builder_input(request.POST)
     if payload.errors:
         return payload.errors
@@ -231,8 +224,8 @@ def _save(request, packet: Packet) -> list[str]:
             narratives=payload.narratives,
             items=payload.items,
         )
-    except services.PACKET_ERRORS as exc:
-        return service_error_lines(exc)
+    except (InvalidError, ConflictError) as exc:
+        return error_lines(exc)
     return []
 
 
@@ -241,7 +234,7 @@ def _save(request, packet: Packet) -> list[str]:
 def packet_save_view(request, pk: int):
     """Save as you go: htmx posts the whole builder form on each change and gets the
     coverage panel back; without JavaScript the Save button lands back on the builder."""
-    packet = _owned(request, pk)
+    packet = selectors.packet_get(viewer=request.user, pk=pk)
     errors = _save(request, packet)
     if request.htmx:
         packet.refresh_from_db()
@@ -260,7 +253,7 @@ def packet_save_view(request, pk: int):
 @login_required
 @require_POST
 def packet_submit_view(request, pk: int):
-    packet = _owned(request, pk)
+    packet = selectors.packet_get(viewer=request.user, pk=pk)
     if request.POST.get("builder"):  # the builder's Submit saves what is on screen first
         errors = _save(request, packet)
         if errors:
@@ -269,17 +262,17 @@ def packet_submit_view(request, pk: int):
         services.packet_submit(
             packet_id=packet.pk, actor=request.user, comment=request.POST.get("comment", "")
         )
-    except services.PacketInvalid as exc:
+    except InvalidError as exc:
         packet.refresh_from_db()
         return _render_builder(
             request,
             packet,
-            errors=service_error_lines(exc),
+            errors=error_lines(exc),
             gaps=exc.detail.get("gaps", []),
             status=400,
         )
-    except (services.PacketConflict, services.PacketForbidden) as exc:
-        messages.error(request, str(exc))
+    except ConflictError as exc:
+        message_error(request, exc)
         return redirect("packets:detail", pk=packet.pk)
     messages.success(request, "Submitted for review. Your manager has been told.")
     return redirect("packets:detail", pk=packet.pk)
@@ -288,13 +281,13 @@ def packet_submit_view(request, pk: int):
 @login_required
 @require_POST
 def packet_withdraw_view(request, pk: int):
-    packet = _owned(request, pk)
+    packet = selectors.packet_get(viewer=request.user, pk=pk)
     try:
         services.packet_withdraw(
             packet_id=packet.pk, actor=request.user, comment=request.POST.get("comment", "")
         )
-    except services.PACKET_ERRORS as exc:
-        messages.error(request, str(exc))
+    except (InvalidError, ConflictError) as exc:
+        message_error(request, exc)
     else:
         messages.success(request, "Packet withdrawn.")
     return redirect("packets:detail", pk=packet.pk)
@@ -386,10 +379,10 @@ def packet_review_page(request, pk: int):
         if not errors:
             try:
                 done = _review_act(request, packet, action, parsed.specs, comment)
-            except services.PACKET_ERRORS as exc:
-                errors = service_error_lines(exc)
-                missing = set(getattr(exc, "detail", {}).get("missing", []))
-                status = 409 if isinstance(exc, services.PacketConflict) else 400
+            except ApplicationError as exc:
+                errors = error_lines(exc)
+                missing = set(exc.detail.get("missing", []))
+                status = 409 if isinstance(exc, ConflictError) else 400
             else:
                 messages.success(request, done)
                 if action == "assess":
@@ -409,7 +402,8 @@ def packet_review_page(request, pk: int):
         "comment": comment,
         "assessed": sum(1 for c in codes if (values.get(c) or {}).get("rating") or c in saved),
         "total": len(codes),
-        "reviewable": packet.state == Packet.State.SUBMITTED,
+        # packet_review_get let only a reviewer this far: the table's states decide the rest
+        "reviewable": packet.state in TRANSITIONS["assess"].sources,
         "events": selectors.packet_event_list(packet=packet),
     }
     return render(request, "packets/packet_review.html", context, status=status)
@@ -504,12 +498,12 @@ def packet_decide_page(request, pk: int):
                     outcome=form.cleaned_data["outcome"],
                     rationale=form.cleaned_data["rationale"],
                 )
-            except services.PacketInvalid as exc:
-                for line in service_error_lines(exc):
+            except InvalidError as exc:
+                for line in error_lines(exc):
                     form.add_error(None, line)
                 status = 400
-            except (services.PacketForbidden, services.PacketConflict) as exc:
-                messages.error(request, str(exc))
+            except (ForbiddenError, ConflictError) as exc:
+                message_error(request, exc)
                 return redirect("packets:decide", pk=packet.pk)
             else:
                 outcome = (
@@ -535,7 +529,8 @@ def packet_decide_page(request, pk: int):
         "chart": exports.coverage_svg(data["coverage"]),
         "form": form,
         "own_report": own_report,
-        "decidable": packet.state == Packet.State.ENDORSED and not own_report,
+        "decidable": "decide"
+        in selectors.packet_actions_allowed(viewer=request.user, packet=packet, person=me),
         "events": selectors.packet_event_list(packet=packet),
     }
     return render(request, "packets/packet_decide.html", context, status=status)
@@ -557,7 +552,7 @@ def cycle_edit_page(request, pk: int | None = None):
         try:
             saved = services.cycle_save(cycle=form.instance)
         except ValidationError as exc:
-            form_add_service_errors(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, f"Saved {saved.name}.")
             return redirect("packets:cycles")
@@ -567,8 +562,7 @@ def cycle_edit_page(request, pk: int | None = None):
 
 @login_required
 def cycle_report_page(request, pk: int):
-    me = person_for_user(user=request.user)
-    if not (request.user.is_staff or (me and me.is_committee)):
+    if not selectors.cycle_report_allowed(viewer=request.user):
         raise Http404("Cycle reports are for admins and the committee.")
     cycle = get_object_or_404(PromotionCycle, pk=pk)
     rows = selectors.cycle_report_rows(cycle=cycle)

@@ -1,6 +1,8 @@
-"""ServiceNow API: configuration for admins, sync commands, runs, work items."""
+"""ServiceNow API: configuration for admins, sync commands, runs, work items.
 
-from django.db.models import ProtectedError
+The services refuse (ConfigurationInUse, RunAlreadyActive, SourceDisabled: 409s) and
+ladder_tracker.api.exception_handler answers for them."""
+
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -11,7 +13,7 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from ladder_tracker.api import Conflict, conflict_response
+from ladder_tracker.api import conflict_response
 from servicenow import selectors, services
 from servicenow.models import Connection, Source, SuggestionRule
 
@@ -43,12 +45,7 @@ class ConnectionViewSet(_AdminViewSet):
         self._save(serializer)
 
     def perform_destroy(self, instance):
-        try:
-            instance.delete()
-        except ProtectedError as exc:
-            raise Conflict(
-                f"Connection {instance.name!r} still has sources or work items; delete those first."
-            ) from exc
+        services.connection_delete(connection=instance)
 
     def _save(self, serializer):
         data = dict(serializer.validated_data)
@@ -92,12 +89,7 @@ class SourceViewSet(_AdminViewSet):
         serializer.instance = services.source_save(source=source)
 
     def perform_destroy(self, instance):
-        try:
-            services.source_delete(source=instance)
-        except ProtectedError as exc:
-            raise Conflict(
-                f"Source {instance.name!r} has imported work items; disable it instead."
-            ) from exc
+        services.source_delete(source=instance)
 
     @extend_schema(
         request=s.SyncRequestSerializer,
@@ -111,17 +103,9 @@ class SourceViewSet(_AdminViewSet):
         source = self.get_object()
         body = s.SyncRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            run = services.sync_run_request(
-                source=source, mode=body.validated_data["mode"], requested_by=request.user
-            )
-        except services.RunAlreadyActive as exc:
-            raise Conflict(
-                f"Source {source.pk} already has run {exc.run.pk} ({exc.run.status}); "
-                "wait for it to finish."
-            ) from exc
-        except services.SourceDisabled as exc:
-            raise Conflict(str(exc)) from exc
+        run = services.sync_run_request(
+            source=source, mode=body.validated_data["mode"], requested_by=request.user
+        )
         return Response({"run": run.pk}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -1,7 +1,8 @@
 """The packet state machine, exhaustively: every state × every action × every role.
 
 The expectation is a table written from DESIGN.md ("Packet states", "Who sees what"), not
-from the code:
+from the code (apps/packets/transitions.py is checked against it below, and every case
+asks the page selector packet_actions_allowed too):
 
 - anonymous → 401, whatever the packet;
 - 404 when the role cannot see the packet (a peer sees nothing of erin's; the committee
@@ -24,6 +25,7 @@ cora is a committee member outside the chain; root is an admin with no person pr
 """
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from rest_framework.test import APIClient
 
@@ -35,6 +37,8 @@ from apps.packets.models import (
     PacketEvent,
     PacketSnapshot,
 )
+from apps.packets.selectors import packet_actions_allowed
+from apps.packets.transitions import MOVES, TRANSITIONS, Role
 from tests.conftest import LADDER_FILE
 from tests.factories import (
     PACKET_STATES,
@@ -116,6 +120,43 @@ def expected_status(state: str, action: str, role: str) -> int:
     return 200
 
 
+# What each role of this org is to erin's packet, in the terms of the transitions table.
+TABLE_ROLES = {
+    "owner": {Role.OWNER},
+    "manager": {Role.REVIEWER},
+    "skip_manager": {Role.REVIEWER},
+    "committee_manager": {Role.REVIEWER},  # in erin's chain: reviews, never decides
+    "committee": {Role.COMMITTEE},
+    "peer": set(),
+    "admin": set(),
+    "anonymous": set(),
+}
+
+
+def status_from_the_table(state: str, action: str, role: str) -> int:
+    """The same question answered from apps/packets/transitions.py."""
+    if role == "anonymous":
+        return 401
+    if not sees(role, state):
+        return 404
+    transition = TRANSITIONS[action]
+    if transition.role not in TABLE_ROLES[role]:
+        return 403
+    return 200 if state in transition.sources else 409
+
+
+def test_the_transitions_table_says_what_design_md_says():
+    assert sorted(MOVES) == sorted(ACTIONS)
+    assert {a: set(TRANSITIONS[a].sources) for a in ACTIONS} == FROM
+    assert {a: TRANSITIONS[a].targets[0] for a in ACTIONS} == TARGET
+    for state in STATES:
+        for action in ACTIONS:
+            for role in ROLES:
+                assert status_from_the_table(state, action, role) == expected_status(
+                    state, action, role
+                ), (state, action, role)
+
+
 CASES = [
     pytest.param(state, action, role, expected_status(state, action, role),
                  id=f"{state}-{action}-{role}-{expected_status(state, action, role)}")
@@ -191,6 +232,12 @@ def make(world, state: str) -> Packet:
     )
 
 
+def user_as(role: str, world: dict):
+    if role == "anonymous":
+        return AnonymousUser()
+    return world["admin"] if role == "admin" else world["people"][role].user
+
+
 def client_as(role: str, world: dict) -> APIClient:
     client = APIClient()
     if role == "admin":
@@ -229,12 +276,14 @@ def footprint(packet_id: int) -> dict:
 def test_transition(state, action, role, status, world):
     packet = make(world, state)
     before = footprint(packet.pk)
+    offered = action in packet_actions_allowed(viewer=user_as(role, world), packet=packet)
 
     response = client_as(role, world).post(
         f"/api/v1/packets/{packet.pk}/{action}/", body_for(action, world["codes"]), format="json"
     )
 
     assert response.status_code == status, response.json()
+    assert offered == (status == 200)  # the pages offer exactly what the services allow
     after_state = Packet.objects.get(pk=packet.pk).state
     after = footprint(packet.pk)
     if status != 200:

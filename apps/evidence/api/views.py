@@ -1,6 +1,8 @@
-"""Evidence API: CRUD for the owner, read for managers of the owner, triage, attachments."""
+"""Evidence API: CRUD for the owner, read for managers of the owner, triage, attachments.
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+Scope (404) comes from the selectors; the services refuse anyone but the owner (403) and
+raise field errors; ladder_tracker.api.exception_handler answers for both."""
+
 from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
@@ -14,22 +16,12 @@ from rest_framework.response import Response
 from apps.evidence import selectors, services
 from apps.evidence.uploads import UploadRejected, max_upload_bytes
 from apps.people.selectors import person_for_user
+from ladder_tracker.errors import ForbiddenError
 
 from . import serializers as s
 
 # Multipart framing around the file: boundaries and headers, never more than a few KB.
 MULTIPART_OVERHEAD = 64 * 1024
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The upload is too large."
-    default_code = "too_large"
-
-
-def _validation(exc: DjangoValidationError) -> exceptions.ValidationError:
-    detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-    return exceptions.ValidationError(detail)
 
 
 def _link_specs(data: dict) -> list[services.LinkSpec] | None:
@@ -72,12 +64,6 @@ class EvidenceViewSet(viewsets.ModelViewSet):
     def _body(pk: int) -> dict:
         return selectors.evidence_rows(ids=[pk])[0]
 
-    def _owned(self):
-        evidence = self.get_object()
-        if not selectors.evidence_can_edit(viewer=self.request.user, evidence=evidence):
-            raise exceptions.PermissionDenied("Only the owner changes their evidence.")
-        return evidence
-
     @extend_schema(
         parameters=[s.EvidenceQuerySerializer], responses=s.EvidenceOutSerializer(many=True)
     )
@@ -88,69 +74,60 @@ class EvidenceViewSet(viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         person = person_for_user(user=request.user)
         if person is None:
-            raise exceptions.PermissionDenied("You have no person profile to add evidence to.")
+            raise ForbiddenError("You have no person profile to add evidence to.")
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
-        try:
-            evidence = services.evidence_create(
-                person=person,
-                actor=request.user,
-                links=_link_specs(data),
-                skills=data.pop("skills", None),
-                **{k: v for k, v in data.items() if k in services.EDITABLE_FIELDS},
-            )
-        except DjangoValidationError as exc:
-            raise _validation(exc) from exc
+        evidence = services.evidence_create(
+            person=person,
+            actor=request.user,
+            links=_link_specs(data),
+            skills=data.pop("skills", None),
+            **{k: v for k, v in data.items() if k in services.EDITABLE_FIELDS},
+        )
         return Response(self._body(evidence.pk), status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
-        evidence = self._owned()
+        evidence = self.get_object()
         partial = kwargs.get("partial", False)
         body = self.get_serializer(evidence, data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
-        try:
-            services.evidence_update(
-                evidence=evidence,
-                actor=request.user,
-                links=_link_specs(data),
-                skills=data.pop("skills", None),
-                **{k: v for k, v in data.items() if k in services.EDITABLE_FIELDS},
-            )
-        except DjangoValidationError as exc:
-            raise _validation(exc) from exc
+        services.evidence_update(
+            evidence=evidence,
+            actor=request.user,
+            links=_link_specs(data),
+            skills=data.pop("skills", None),
+            **{k: v for k, v in data.items() if k in services.EDITABLE_FIELDS},
+        )
         return Response(self._body(evidence.pk))
 
     def destroy(self, request, *args, **kwargs):
-        services.evidence_delete(evidence=self._owned(), actor=request.user)
+        services.evidence_delete(evidence=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=s.EvidenceOutSerializer)
     @action(detail=True, methods=["post"])
     def restore(self, request, pk=None):
-        evidence = self._owned()
+        evidence = self.get_object()
         services.evidence_restore(evidence=evidence, actor=request.user)
         return Response(self._body(evidence.pk))
 
     @extend_schema(request=s.AcceptSerializer, responses=s.EvidenceOutSerializer)
     @action(detail=True, methods=["post"])
     def accept(self, request, pk=None):
-        evidence = self._owned()
+        evidence = self.get_object()
         body = s.AcceptSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            services.evidence_accept(
-                evidence=evidence, actor=request.user, links=_link_specs(body.validated_data)
-            )
-        except DjangoValidationError as exc:
-            raise _validation(exc) from exc
+        services.evidence_accept(
+            evidence=evidence, actor=request.user, links=_link_specs(body.validated_data)
+        )
         return Response(self._body(evidence.pk))
 
     @extend_schema(request=None, responses=s.EvidenceOutSerializer)
     @action(detail=True, methods=["post"])
     def dismiss(self, request, pk=None):
-        evidence = self._owned()
+        evidence = self.get_object()
         services.evidence_dismiss(evidence=evidence, actor=request.user)
         return Response(self._body(evidence.pk))
 
@@ -159,16 +136,12 @@ class EvidenceViewSet(viewsets.ModelViewSet):
     def bulk(self, request):
         body = s.BulkTriageSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        ids = set(body.validated_data["ids"])
-        me = person_for_user(user=request.user)
-        mine = list(selectors.evidence_scope(viewer=request.user).filter(pk__in=ids, person=me))
-        missing = sorted(ids - {e.pk for e in mine})
-        if missing:
-            raise exceptions.ValidationError({"ids": f"Not your evidence: {missing}"})
-        count = services.evidence_bulk_triage(
-            evidence=mine, actor=request.user, action=body.validated_data["action"]
+        done = services.evidence_bulk_triage(
+            actor=request.user,
+            ids=body.validated_data["ids"],
+            action=body.validated_data["action"],
         )
-        return Response({"updated": count})
+        return Response({"updated": done.updated})
 
     # The whole history in one plain list: no page wrapper (pagination_class=None here only
     # keeps the schema from documenting one; the action never paginates).
@@ -190,20 +163,16 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         except ValueError:
             raise exceptions.ParseError("The Content-Length header is not a number.") from None
         if declared > max_upload_bytes() + MULTIPART_OVERHEAD:
-            raise PayloadTooLarge(
-                f"The upload is {declared} bytes; the limit is {max_upload_bytes()} bytes."
+            raise UploadRejected(
+                f"The upload is {declared} bytes; the limit is {max_upload_bytes()} bytes.",
+                too_large=True,
             )
-        evidence = self._owned()
+        evidence = self.get_object()
         body = s.AttachmentUploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            attachment = services.attachment_add(
-                evidence=evidence, actor=request.user, upload=body.validated_data["file"]
-            )
-        except UploadRejected as exc:
-            if exc.too_large:
-                raise PayloadTooLarge(str(exc)) from exc
-            raise exceptions.ValidationError({"file": [str(exc)]}) from exc
+        attachment = services.attachment_add(
+            evidence=evidence, actor=request.user, upload=body.validated_data["file"]
+        )
         return Response(s.AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -225,8 +194,6 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         evidence = self.get_object()  # 404 unless the viewer may see the evidence
         attachment = get_object_or_404(evidence.attachments.all(), pk=attachment_id)
         if request.method == "DELETE":
-            if not selectors.evidence_can_edit(viewer=request.user, evidence=evidence):
-                raise exceptions.PermissionDenied("Only the owner removes attachments.")
             with transaction.atomic():
                 services.attachment_remove(attachment=attachment, actor=request.user)
             return Response(status=status.HTTP_204_NO_CONTENT)

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.ladders import selectors, services
-from ladder_tracker.api import Conflict, conflict_response
+from ladder_tracker.api import conflict_response
 
 from . import serializers as s
 
@@ -86,10 +86,8 @@ class ExpectationUpdateApi(APIView):
         )
         body = s.ExpectationUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            services.expectation_update(expectation=expectation, text=body.validated_data["text"])
-        except services.LadderVersionImmutable as exc:
-            raise Conflict(str(exc)) from exc
+        # a published version refuses: LadderVersionImmutable, a 409 (the API's handler)
+        services.expectation_update(expectation=expectation, text=body.validated_data["text"])
         return Response(s.ExpectationSerializer(expectation).data)
 
 

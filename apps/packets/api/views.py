@@ -1,11 +1,13 @@
-"""Packets API: cycles, packets within the rules, coverage, transitions, snapshots, export."""
+"""Packets API: cycles, packets within the rules, coverage, transitions, snapshots, export.
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+The services decide what may happen (apps/packets/transitions.py) and raise the error
+family; ladder_tracker.api.exception_handler answers for them, so no view catches them."""
+
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, mixins, permissions, status, viewsets
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -14,7 +16,8 @@ from apps.packets import selectors, services
 from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
 from apps.packets.models import PacketItem, PromotionCycle
 from apps.people.selectors import person_for_user
-from ladder_tracker.api import Conflict, conflict_response
+from ladder_tracker.api import conflict_response
+from ladder_tracker.errors import ForbiddenError
 
 from . import serializers as s
 
@@ -24,23 +27,7 @@ class AdminWrites(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or request.user.is_staff
 
 
-def _translate(exc: Exception) -> exceptions.APIException:
-    if isinstance(exc, services.PacketConflict):
-        return Conflict(str(exc))
-    if isinstance(exc, services.PacketForbidden):
-        return exceptions.PermissionDenied(str(exc))
-    if isinstance(exc, services.PacketInvalid):
-        return exceptions.ValidationError({"detail": str(exc), **exc.detail})
-    if isinstance(exc, DjangoValidationError):
-        return exceptions.ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        )
-    raise exc
-
-
-PACKET_ERRORS = (*services.PACKET_ERRORS, DjangoValidationError)
-
-# Documented on every operation that can raise services.PacketConflict (see _translate).
+# Documented on every operation that can raise services.PacketConflict.
 STATE_CONFLICT = conflict_response("The packet's state does not allow this (now).")
 
 
@@ -72,10 +59,7 @@ class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
         self._save(cycle, serializer)
 
     def _save(self, cycle, serializer):
-        try:
-            serializer.instance = services.cycle_save(cycle=cycle)
-        except DjangoValidationError as exc:
-            raise _translate(exc) from exc
+        serializer.instance = services.cycle_save(cycle=cycle)
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
@@ -89,9 +73,8 @@ class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
     @action(detail=True, methods=["get"])
     def report(self, request, pk=None):
         cycle = self.get_object()
-        me = person_for_user(user=request.user)
-        if not (request.user.is_staff or (me and me.is_committee)):
-            raise exceptions.PermissionDenied("Cycle reports are for admins and the committee.")
+        if not selectors.cycle_report_allowed(viewer=request.user):
+            raise ForbiddenError("Cycle reports are for admins and the committee.")
         rows = selectors.cycle_report_rows(cycle=cycle)
         if request.query_params.get("format") == "csv":
             return cycle_report_csv_response(cycle, rows)
@@ -145,13 +128,10 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     def create(self, request):
         me = person_for_user(user=request.user)
         if me is None:
-            raise exceptions.PermissionDenied("You have no person profile.")
+            raise ForbiddenError("You have no person profile.")
         body = s.PacketCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            packet = services.packet_create(person=me, actor=request.user, **body.validated_data)
-        except PACKET_ERRORS as exc:
-            raise _translate(exc) from exc
+        packet = services.packet_create(person=me, actor=request.user, **body.validated_data)
         return Response(self._packet_body(packet.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -160,21 +140,15 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def partial_update(self, request, pk=None):
         packet = self.get_object()
-        me = person_for_user(user=request.user)
-        if me is None or packet.person_id != me.pk:
-            raise exceptions.PermissionDenied("Only the engineer edits their packet.")
         body = s.PacketUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         items = None
         if "items" in data:
             items = [services.ItemSpec(**i) for i in data["items"]]
-        try:
-            services.packet_update(
-                packet=packet, actor=request.user, narratives=data.get("narratives"), items=items
-            )
-        except PACKET_ERRORS as exc:
-            raise _translate(exc) from exc
+        services.packet_update(
+            packet=packet, actor=request.user, narratives=data.get("narratives"), items=items
+        )
         return Response(self._packet_body(packet.pk))
 
     @extend_schema(responses=s.CoverageSerializer)
@@ -189,10 +163,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         kwargs = dict(body.validated_data)
         if "assessments" in kwargs:
             kwargs["assessments"] = [services.AssessmentSpec(**a) for a in kwargs["assessments"]]
-        try:
-            fn(packet_id=packet.pk, actor=request.user, **kwargs, **extra)
-        except PACKET_ERRORS as exc:
-            raise _translate(exc) from exc
+        fn(packet_id=packet.pk, actor=request.user, **kwargs, **extra)
         return Response(self._packet_body(packet.pk))
 
     @_transition_schema(s.TransitionSerializer)

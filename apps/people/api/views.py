@@ -1,6 +1,5 @@
 """People API: visibility-scoped reads; admins create, edit and import people."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
@@ -55,10 +54,7 @@ class PersonViewSet(viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         body = PersonWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            person = person_create(**body.validated_data, is_admin=False, actor=request.user)
-        except DjangoValidationError as exc:
-            raise exceptions.ValidationError(exc.message_dict) from exc
+        person = person_create(**body.validated_data, is_admin=False, actor=request.user)
         return Response(PersonSerializer(person).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PersonWriteSerializer, responses=PersonSerializer)
@@ -71,10 +67,7 @@ class PersonViewSet(viewsets.ModelViewSet):
             raise exceptions.ValidationError(
                 {"username": "Usernames and passwords change in the admin, not here."}
             )
-        try:
-            person = person_update(person=person, actor=request.user, **fields)
-        except DjangoValidationError as exc:
-            raise exceptions.ValidationError(exc.message_dict) from exc
+        person = person_update(person=person, actor=request.user, **fields)
         return Response(PersonSerializer(person).data)
 
     @extend_schema(responses=PersonSerializer)
