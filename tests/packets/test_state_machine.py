@@ -149,7 +149,7 @@ def test_the_transitions_table_says_what_design_md_says():
     assert sorted(MOVES) == sorted(ACTIONS)
     assert {a: set(TRANSITIONS[a].sources) for a in ACTIONS} == FROM
     assert {a: TRANSITIONS[a].targets[0] for a in ACTIONS} == TARGET
-    for state in STATES:
+    for state in PACKET_STATES:
         for action in ACTIONS:
             for role in ROLES:
                 assert status_from_the_table(state, action, role) == expected_status(
