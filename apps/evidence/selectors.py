@@ -20,10 +20,11 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
 from apps.ladders.models import Expectation, LadderVersion
+from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
 
-from .models import Attachment, Evidence, EvidenceLink
+from .models import Attachment, Evidence, EvidenceLink, evidence_usable_q
 
 
 def evidence_scope(*, viewer: AbstractBaseUser, trash: bool = False) -> QuerySet[Evidence]:
@@ -294,18 +295,10 @@ def evidence_can_edit(*, viewer: AbstractBaseUser, evidence: Evidence) -> bool:
     return me is not None and evidence.person_id == me.pk
 
 
-def ladder_version_current(*, person: Person) -> LadderVersion | None:
-    if not person.ladder_id:
-        return None
-    return (
-        LadderVersion.objects.filter(ladder_id=person.ladder_id, status="published")
-        .order_by("-number")
-        .first()
-    )
-
-
 @dataclass
-class ExpectationCoverage:
+class LevelExpectationCoverage:
+    """One expectation of a level and the person's usable evidence linked to it."""
+
     expectation: Expectation
     evidence_ids: list[int] = field(default_factory=list)
 
@@ -315,9 +308,12 @@ class ExpectationCoverage:
 
 
 @dataclass
-class Coverage:
+class LevelCoverage:
+    """A person's coverage of one level of their ladder (see packets' PacketCoverage for a
+    packet's, which counts the evidence offered in the packet instead)."""
+
     level: int | None
-    items: list[ExpectationCoverage]
+    items: list[LevelExpectationCoverage]
 
     @property
     def covered(self) -> int:
@@ -333,13 +329,13 @@ _UNSET = object()
 
 def evidence_coverage(
     *, person: Person, level: int | None = None, version: LadderVersion | None = _UNSET
-) -> Coverage:
+) -> LevelCoverage:
     """Which expectations of a level (default: the person's next) have accepted evidence.
-    Pass `version` when the caller already read ladder_version_current."""
+    Pass `version` when the caller already read ladder_version_published."""
     if version is _UNSET:
-        version = ladder_version_current(person=person)
+        version = ladder_version_published(ladder_id=person.ladder_id)
     if version is None:
-        return Coverage(level=None, items=[])
+        return LevelCoverage(level=None, items=[])
     if level is None:
         level = (person.level or 0) + 1
     expectations = list(
@@ -348,17 +344,16 @@ def evidence_coverage(
         .order_by("position")
     )
     linked = EvidenceLink.objects.filter(
-        expectation__in=expectations,
-        evidence__person=person,
-        evidence__status=Evidence.Status.ACCEPTED,
-        evidence__deleted_at__isnull=True,
+        evidence_usable_q("evidence__"), expectation__in=expectations, evidence__person=person
     ).values_list("expectation_id", "evidence_id")
     by_exp: dict[int, list[int]] = {}
     for exp_id, ev_id in linked:
         by_exp.setdefault(exp_id, []).append(ev_id)
-    return Coverage(
+    return LevelCoverage(
         level=level,
-        items=[ExpectationCoverage(e, sorted(set(by_exp.get(e.pk, [])))) for e in expectations],
+        items=[
+            LevelExpectationCoverage(e, sorted(set(by_exp.get(e.pk, [])))) for e in expectations
+        ],
     )
 
 

@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from apps.evidence.markdown import markdown_render
 from apps.evidence.models import Evidence
-from apps.evidence.selectors import ladder_version_current
+from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
-from apps.people.selectors import person_for_user, person_report_ids
+from apps.people.selectors import manager_chain_ids, person_for_user, person_report_ids
 from apps.people.services import person_update
 
 from .models import (
@@ -36,7 +36,7 @@ from .models import (
     PacketSnapshot,
     PromotionCycle,
 )
-from .selectors import manager_chain_ids, packet_coverage, packet_target_expectations
+from .selectors import packet_coverage, packet_target_expectations
 
 logger = logging.getLogger(__name__)
 S = Packet.State
@@ -100,7 +100,7 @@ def cycle_is_open(*, cycle: PromotionCycle, now=None) -> bool:
 def packet_create(
     *, person: Person, actor, cycle: PromotionCycle, target_level: int | None = None
 ) -> Packet:
-    version = ladder_version_current(person=person)
+    version = ladder_version_published(ladder_id=person.ladder_id)
     if version is None:
         raise PacketInvalid("You have no published ladder to build a packet against.")
     target = target_level or (person.level or 0) + 1
@@ -162,12 +162,9 @@ def _items_replace(packet: Packet, items: list[ItemSpec]) -> None:
     expectations = {e.code: e for e in packet_target_expectations(packet=packet)}
     wanted_ids = {i.evidence for i in items}
     mine = dict(
-        Evidence.objects.filter(
-            pk__in=wanted_ids,
-            person=packet.person,
-            deleted_at__isnull=True,
-            status=Evidence.Status.ACCEPTED,
-        ).values_list("pk", "status")
+        Evidence.objects.usable()
+        .filter(pk__in=wanted_ids, person=packet.person)
+        .values_list("pk", "status")
     )
     problems = []
     for n, item in enumerate(items):
