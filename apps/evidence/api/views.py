@@ -40,8 +40,8 @@ def _link_specs(data: dict) -> list[services.LinkSpec] | None:
     return None
 
 
-# Requests are read by EvidenceSerializer; every evidence body that goes out is the dict of
-# selectors.evidence_rows, documented by EvidenceOutSerializer.
+# Requests are read by EvidenceSerializer; every evidence body that goes out is declared by
+# EvidenceOutSerializer and built from it by serializers.evidence_bodies.
 @extend_schema_view(
     retrieve=extend_schema(responses=s.EvidenceOutSerializer),
     create=extend_schema(responses={201: s.EvidenceOutSerializer}),
@@ -64,13 +64,13 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             return selectors.evidence_list(
                 viewer=self.request.user, filters=selectors.EvidenceFilters(**params), trash=trash
             )
-        # One row for the scope check; bodies come from _body (selectors.evidence_rows),
+        # One row for the scope check; bodies come from _body (serializers.evidence_body),
         # so prefetching links, skills and files here would be read and thrown away.
         return selectors.evidence_scope(viewer=self.request.user, trash=self.action == "restore")
 
     @staticmethod
     def _body(pk: int) -> dict:
-        return selectors.evidence_rows(ids=[pk])[0]
+        return s.evidence_body(pk=pk)
 
     def _owned(self):
         evidence = self.get_object()
@@ -82,8 +82,11 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         parameters=[s.EvidenceQuerySerializer], responses=s.EvidenceOutSerializer(many=True)
     )
     def list(self, request, *args, **kwargs):
-        rows = self.paginate_queryset(selectors.EvidenceRowsPage(self.get_queryset()))
-        return self.get_paginated_response(selectors.evidence_rows(rows=list(rows)))
+        page = selectors.EvidenceRowsPage(self.get_queryset(), columns=s.evidence_columns())
+        return self.get_paginated_response(s.evidence_bodies(list(self.paginate_queryset(page))))
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self._body(self.get_object().pk))
 
     def create(self, request, *args, **kwargs):
         person = person_for_user(user=request.user)
