@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.evidence import views as evidence_views
 from apps.ladders import views as ladder_views
 
 from . import errors, health
@@ -24,7 +25,8 @@ urlpatterns = [
     path("ladders/", include("apps.ladders.urls")),
     path("evidence/", include("apps.evidence.urls")),
     path("packets/", include("apps.packets.urls")),
-    path("", include("apps.people.urls")),  # /team/, /people/import/
+    path("team/", evidence_views.team_page, name="team"),
+    path("", include("apps.people.urls")),  # /people/import/
     path("servicenow/", include("servicenow.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -24,9 +24,9 @@ from rest_framework.test import APIClient
 
 from apps.evidence.markdown import markdown_render
 from apps.evidence.models import Evidence, EvidenceLink
-from apps.evidence.selectors import ladder_version_current
 from apps.evidence.services import evidence_create
 from apps.ladders.models import Expectation
+from apps.ladders.selectors import ladder_version_published
 from apps.packets.models import (
     Assessment,
     Decision,
@@ -195,7 +195,9 @@ class PacketFactory(factory.django.DjangoModelFactory):
 
     person = factory.SubFactory(PersonFactory)
     cycle = factory.SubFactory(PromotionCycleFactory)
-    ladder_version = factory.LazyAttribute(lambda p: ladder_version_current(person=p.person))
+    ladder_version = factory.LazyAttribute(
+        lambda p: ladder_version_published(ladder_id=p.person.ladder_id)
+    )
     target_level = factory.LazyAttribute(lambda p: (p.person.level or 0) + 1)
     state = "draft"
     evidence = None

@@ -151,3 +151,34 @@ def test_error_lines_leave_out_what_the_page_shows_in_place():
     )
 
     assert error_lines(exc) == ["Some items cannot be used.", "items: [0]: no"]
+
+
+# --- who may is decided before what was sent ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [pytest.param({"title": ""}, id="invalid-body"), pytest.param({"title": "Mine"}, id="valid")],
+)
+def test_a_manager_changing_a_reports_evidence_is_refused_whatever_the_body(org, body):
+    from tests.factories import EvidenceFactory
+
+    item = EvidenceFactory(person=org.engineer, title="Work")
+    response = org.client("manager").patch(f"/api/v1/evidence/{item.pk}/", body, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+    item.refresh_from_db()
+    assert item.title == "Work"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [pytest.param({"narratives": "not a dict"}, id="invalid-body"), pytest.param({}, id="empty")],
+)
+def test_a_manager_editing_a_reports_packet_is_refused_whatever_the_body(org, cycle, body):
+    from tests.factories import PacketFactory
+
+    packet = PacketFactory(person=org.engineer, cycle=cycle, state="draft")
+    response = org.client("manager").patch(f"/api/v1/packets/{packet.pk}/", body, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"

@@ -8,6 +8,20 @@ from django.conf import settings
 from django.db import models
 
 
+def evidence_usable_q(prefix: str = "") -> models.Q:
+    """Evidence that counts (for coverage, packets and the builder): accepted and not
+    deleted. `prefix` is the path from another model, e.g. "evidence__" on a link."""
+    return models.Q(
+        **{f"{prefix}status": Evidence.Status.ACCEPTED, f"{prefix}deleted_at__isnull": True}
+    )
+
+
+class EvidenceQuerySet(models.QuerySet):
+    def usable(self) -> "EvidenceQuerySet":
+        """Accepted and not deleted (evidence_usable_q)."""
+        return self.filter(evidence_usable_q())
+
+
 class Evidence(models.Model):
     class Source(models.TextChoices):
         MANUAL = "manual", "Manual"
@@ -51,6 +65,8 @@ class Evidence(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EvidenceQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_on", "-id"]

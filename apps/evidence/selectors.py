@@ -16,14 +16,14 @@ from datetime import UTC, date
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
-from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
 from apps.ladders.models import Expectation, LadderVersion
+from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
 
-from .models import Attachment, Evidence, EvidenceLink
+from .models import Attachment, Evidence, EvidenceLink, evidence_usable_q
 
 
 def evidence_scope(*, viewer: AbstractBaseUser, trash: bool = False) -> QuerySet[Evidence]:
@@ -106,45 +106,17 @@ def evidence_list(
     return evidence_prefetched(qs).order_by("-occurred_on", "-id")
 
 
-def _iso(value) -> str | None:
-    if value is None:
-        return None
-    text = value.isoformat()
-    return text.replace("+00:00", "Z")
-
-
-ROW_FIELDS = (
-    "pk",
-    "person_id",
-    "person__name",
-    "title",
-    "description",
-    "description_html",
-    "occurred_on",
-    "occurred_until",
-    "url",
-    "source",
-    "status",
-    "visibility",
-    "work_item_id",
-    "work_item__deleted_at",
-    "snapshot",
-    "deleted_at",
-    "created_at",
-    "updated_at",
-)
-
-
 class EvidenceRowsPage:
-    """A list queryset as DRF's paginator reads it: sliced into ROW_FIELDS tuples, counted
-    on the plain queryset. Counting the values_list would keep its joins (person, work
+    """A list queryset as DRF's paginator reads it: sliced into dicts of the named columns,
+    counted on the plain queryset. Counting the values() would keep its joins (person, work
     item), which SQLite cannot drop; the plain COUNT is served by the (person, deleted_at,
     …) index alone, about 4x cheaper at 5,000 items (benchmarks/evidence.py)."""
 
     ordered = True  # the queryset is: evidence_list orders it
 
-    def __init__(self, qs: QuerySet[Evidence]):
+    def __init__(self, qs: QuerySet[Evidence], *, columns: tuple[str, ...]):
         self.qs = qs.prefetch_related(None).select_related(None)
+        self.columns = columns
 
     def count(self) -> int:
         return self.qs.order_by().count()
@@ -153,15 +125,34 @@ class EvidenceRowsPage:
         return self.count()
 
     def __getitem__(self, key):
-        return self.qs.values_list(*ROW_FIELDS)[key]
+        return self.qs.values(*self.columns)[key]
 
 
-def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
+def evidence_rows(*, ids: list[int], columns: tuple[str, ...]) -> list[dict]:
+    """The named columns (`id` among them) of these evidence rows, in the order of `ids`
+    (missing ones left out). Callers scope first, with evidence_scope/evidence_list."""
+    by_pk = {r["id"]: r for r in Evidence.objects.filter(pk__in=ids).values(*columns)}
+    return [by_pk[pk] for pk in ids if pk in by_pk]
+
+
+@dataclass
+class EvidenceSatellites:
+    """The links, skills and attachments of some evidence rows, by evidence id, each in its
+    display order. Links and attachments are dicts of named columns."""
+
+    links: dict[int, list[dict]]
+    skills: dict[int, list[str]]
+    attachments: dict[int, list[dict]]
+
+
+def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
     """Links, skills and attachments of these evidence rows in ONE query.
 
     Raw SQL on purpose: this runs for every page of every list, and three ORM queries cost
     more to compile than to execute (benchmarks/evidence.py). Table names come from the
     models, values are parameters."""
+    if not ids:
+        return EvidenceSatellites(links={}, skills={}, attachments={})
     link_t, exp_t = EvidenceLink._meta.db_table, Expectation._meta.db_table
     through = Evidence.skills.through
     skill_t, through_t = (
@@ -188,9 +179,6 @@ def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
     links: dict[int, list] = {}
     skills: dict[int, list] = {}
     files: dict[int, list] = {}
-    # The download route, reversed once (the same as AttachmentSerializer.get_url).
-    url = reverse("evidence-attachment-detail", kwargs={"pk": 0, "attachment_id": 1})
-    url = url.replace("/0/", "/{0}/", 1).replace("/1/", "/{1}/", 1)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*ids, *ids, *ids])
         for kind, ev_id, key, text1, text2, text3, num, stamp in cursor.fetchall():
@@ -221,63 +209,15 @@ def _satellites(ids: list[int]) -> tuple[dict, dict, dict]:
                             "name": text1,
                             "size": num,
                             "content_type": text2,
-                            "url": url.format(ev_id, key),
-                            "created_at": _iso(stamp),
+                            "created_at": stamp,
                         },
                     )
                 )
-    return (
-        {k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in links.items()},
-        {k: [name for *_, name in sorted(v)] for k, v in skills.items()},
-        {k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in files.items()},
+    return EvidenceSatellites(
+        links={k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in links.items()},
+        skills={k: [name for *_, name in sorted(v)] for k, v in skills.items()},
+        attachments={k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in files.items()},
     )
-
-
-def evidence_rows(*, ids: list[int] | None = None, rows: list[tuple] | None = None) -> list[dict]:
-    """The API shape of evidence rows, in order, in two queries whatever their number and
-    without model instances (lists render 50 per page).
-
-    Pass `rows` already fetched with `.values_list(*ROW_FIELDS)` (a list page), or `ids`
-    (a detail). Callers scope first, with evidence_scope/evidence_list."""
-    if rows is None:
-        by_pk = {
-            r[0]: r for r in Evidence.objects.filter(pk__in=ids or []).values_list(*ROW_FIELDS)
-        }
-        rows = [by_pk[pk] for pk in ids or [] if pk in by_pk]
-    if not rows:
-        return []
-    links, skills, files = _satellites([r[0] for r in rows])
-    out = []
-    for r in rows:
-        pk = r[0]
-        ev_links = links.get(pk, [])
-        out.append(
-            {
-                "id": pk,
-                "person": r[1],
-                "person_name": r[2],
-                "title": r[3],
-                "description": r[4],
-                "description_html": r[5],
-                "occurred_on": _iso(r[6]),
-                "occurred_until": _iso(r[7]),
-                "url": r[8],
-                "source": r[9],
-                "status": r[10],
-                "visibility": r[11],
-                "expectations": [lk["expectation"] for lk in ev_links if lk["expectation"]],
-                "links": ev_links,
-                "skills": skills.get(pk, []),
-                "work_item": r[12],
-                "work_item_deleted": r[13] is not None,
-                "snapshot": r[14],
-                "attachments": files.get(pk, []),
-                "deleted_at": _iso(r[15]),
-                "created_at": _iso(r[16]),
-                "updated_at": _iso(r[17]),
-            }
-        )
-    return out
 
 
 def evidence_get(*, viewer: AbstractBaseUser, pk: int, trash: bool = False) -> Evidence:
@@ -296,18 +236,10 @@ def evidence_can_edit(*, viewer: AbstractBaseUser, evidence: Evidence) -> bool:
     return viewer.is_authenticated and evidence.person.user_id == viewer.pk
 
 
-def ladder_version_current(*, person: Person) -> LadderVersion | None:
-    if not person.ladder_id:
-        return None
-    return (
-        LadderVersion.objects.filter(ladder_id=person.ladder_id, status="published")
-        .order_by("-number")
-        .first()
-    )
-
-
 @dataclass
-class ExpectationCoverage:
+class LevelExpectationCoverage:
+    """One expectation of a level and the person's usable evidence linked to it."""
+
     expectation: Expectation
     evidence_ids: list[int] = field(default_factory=list)
 
@@ -317,9 +249,12 @@ class ExpectationCoverage:
 
 
 @dataclass
-class Coverage:
+class LevelCoverage:
+    """A person's coverage of one level of their ladder (see packets' PacketCoverage for a
+    packet's, which counts the evidence offered in the packet instead)."""
+
     level: int | None
-    items: list[ExpectationCoverage]
+    items: list[LevelExpectationCoverage]
 
     @property
     def covered(self) -> int:
@@ -335,13 +270,13 @@ _UNSET = object()
 
 def evidence_coverage(
     *, person: Person, level: int | None = None, version: LadderVersion | None = _UNSET
-) -> Coverage:
+) -> LevelCoverage:
     """Which expectations of a level (default: the person's next) have accepted evidence.
-    Pass `version` when the caller already read ladder_version_current."""
+    Pass `version` when the caller already read ladder_version_published."""
     if version is _UNSET:
-        version = ladder_version_current(person=person)
+        version = ladder_version_published(ladder_id=person.ladder_id)
     if version is None:
-        return Coverage(level=None, items=[])
+        return LevelCoverage(level=None, items=[])
     if level is None:
         level = (person.level or 0) + 1
     expectations = list(
@@ -350,17 +285,16 @@ def evidence_coverage(
         .order_by("position")
     )
     linked = EvidenceLink.objects.filter(
-        expectation__in=expectations,
-        evidence__person=person,
-        evidence__status=Evidence.Status.ACCEPTED,
-        evidence__deleted_at__isnull=True,
+        evidence_usable_q("evidence__"), expectation__in=expectations, evidence__person=person
     ).values_list("expectation_id", "evidence_id")
     by_exp: dict[int, list[int]] = {}
     for exp_id, ev_id in linked:
         by_exp.setdefault(exp_id, []).append(ev_id)
-    return Coverage(
+    return LevelCoverage(
         level=level,
-        items=[ExpectationCoverage(e, sorted(set(by_exp.get(e.pk, [])))) for e in expectations],
+        items=[
+            LevelExpectationCoverage(e, sorted(set(by_exp.get(e.pk, [])))) for e in expectations
+        ],
     )
 
 

@@ -20,12 +20,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.ladders.models import Deliverable, Expectation, Skill
+from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
 from ladder_tracker.errors import ForbiddenError
 
 from .markdown import markdown_render
 from .models import Attachment, Evidence, EvidenceEvent, EvidenceLink
-from .selectors import evidence_can_edit, ladder_version_current
+from .selectors import evidence_can_edit
 from .uploads import upload_check
 
 EDITABLE_FIELDS = ("title", "description", "occurred_on", "occurred_until", "url", "visibility")
@@ -55,7 +56,7 @@ def _event(evidence: Evidence, actor, action: str, changes: dict | None = None) 
 
 
 def _resolve_links(person: Person, links: list[LinkSpec]) -> list[EvidenceLink]:
-    version = ladder_version_current(person=person)
+    version = ladder_version_published(ladder_id=person.ladder_id)
     if links and version is None:
         raise ValidationError({"links": "This person has no published ladder to link to."})
     codes = {link.expectation for link in links if link.expectation}
@@ -99,7 +100,7 @@ def _resolve_links(person: Person, links: list[LinkSpec]) -> list[EvidenceLink]:
 
 
 def _resolve_skills(person: Person, names: list[str]) -> list[Skill]:
-    version = ladder_version_current(person=person)
+    version = ladder_version_published(ladder_id=person.ladder_id)
     wanted = {n.strip().lower(): n for n in names if n.strip()}
     if not wanted:
         return []

@@ -1,9 +1,9 @@
 """Evidence pages: the engineer's list with the coverage of their next level, add and edit,
-the detail with its history, the inbox of imported candidates, the trash and the brag
-document. Views parse input, call selectors and services, and render; who sees what is
-decided in selectors (a record outside your scope is a 404), who may change it in services
-(EvidenceForbidden: a 403 page), and service errors land on the form or in messages
-(ladder_tracker.errors)."""
+the detail with its history, the inbox of imported candidates, the trash, the brag
+document, and a manager's team view of their reports' evidence. Views parse input, call
+selectors and services, and render; who sees what is decided in selectors (a record
+outside your scope is a 404), who may change it in services (EvidenceForbidden: a 403
+page), and service errors land on the form or in messages (ladder_tracker.errors)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from django.utils.http import content_disposition_header, url_has_allowed_host_a
 from django.views.decorators.http import require_POST
 
 from apps.evidence.api.views import attachment_response
-from apps.ladders.selectors import ladder_version_tree
+from apps.ladders.selectors import ladder_version_published, ladder_version_tree
 from apps.people.models import Person
-from apps.people.selectors import person_for_user
+from apps.people.selectors import person_for_user, person_list, person_report_ids
 from ladder_tracker.errors import form_error
 
 from . import selectors, services
@@ -103,7 +103,7 @@ def render_list(request, template: str, context: dict) -> HttpResponse:
     return response
 
 
-def _coverage_groups(coverage: selectors.Coverage) -> list[dict]:
+def _coverage_groups(coverage: selectors.LevelCoverage) -> list[dict]:
     groups: dict = {}
     for item in coverage.items:
         groups.setdefault(item.expectation.competency, []).append(item)
@@ -113,7 +113,7 @@ def _coverage_groups(coverage: selectors.Coverage) -> list[dict]:
 @login_required
 def evidence_list_page(request):
     me = _me(request)
-    version = selectors.ladder_version_current(person=me)
+    version = ladder_version_published(ladder_id=me.ladder_id)
     form = EvidenceFilterForm(request.GET, version=version)
     filters = form.filters()
     filters.person = me.pk  # this page is your own evidence; managers use /team/
@@ -131,8 +131,28 @@ def evidence_list_page(request):
     return render_list(request, "evidence/evidence_list.html", context)
 
 
+@login_required
+def team_page(request):
+    me = person_for_user(user=request.user)
+    report_ids = person_report_ids(person=me) if me else set()
+    if not report_ids:
+        raise Http404("You have no reports.")
+    reports = list(person_list(viewer=request.user).filter(pk__in=report_ids).order_by("name"))
+    form = EvidenceFilterForm(
+        request.GET, version=ladder_version_published(ladder_id=me.ladder_id), people=reports
+    )
+    filters = form.filters()
+    # Reports only (not your own evidence); what of theirs you may read is the selector's call.
+    qs = selectors.evidence_list(viewer=request.user, filters=filters).filter(
+        person_id__in=report_ids
+    )
+    context = evidence_list_context(request, filters_form=form, qs=qs)
+    context.update(reports=reports, show_person=True, list_url=request.path)
+    return render_list(request, "evidence/team.html", context)
+
+
 def _form_context(me: Person) -> dict:
-    version = selectors.ladder_version_current(person=me)
+    version = ladder_version_published(ladder_id=me.ladder_id)
     tree = ladder_version_tree(version=version) if version else None
     next_level = (me.level or 0) + 1 if tree else None
     if tree and not any(lt.level.number == next_level for lt in tree.levels):
@@ -362,7 +382,7 @@ def _candidates(request, me: Person):
 def _inbox_groups(me: Person) -> list[dict]:
     """Expectations to link from an inbox row, as option groups: level (next first) ×
     competency."""
-    version = selectors.ladder_version_current(person=me)
+    version = ladder_version_published(ladder_id=me.ladder_id)
     if version is None:
         return []
     tree = ladder_version_tree(version=version)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from .models import Expectation, Ladder, LadderVersion, Level, Statement
@@ -15,16 +15,35 @@ def _sees_drafts(user: AbstractBaseUser) -> bool:
     return bool(getattr(user, "is_staff", False))
 
 
+def _published_newest_first() -> QuerySet[LadderVersion]:
+    """Published versions, the current one first: the one rule for "the current published
+    version" (the newest published), read by every caller below."""
+    return LadderVersion.objects.filter(status=LadderVersion.Status.PUBLISHED).order_by("-number")
+
+
+def ladder_version_published(*, ladder_id: int | None) -> LadderVersion | None:
+    """The ladder's current published version (None without a ladder or a published one)."""
+    if ladder_id is None:
+        return None
+    return _published_newest_first().filter(ladder_id=ladder_id).first()
+
+
+def ladder_versions_published() -> dict[int, LadderVersion]:
+    """{ladder id: its current published version} for every ladder that has one, in one
+    query (bulk readers such as the ServiceNow sync)."""
+    current: dict[int, LadderVersion] = {}
+    for version in _published_newest_first():
+        current.setdefault(version.ladder_id, version)  # newest first: the first one wins
+    return current
+
+
 def ladder_list(*, user: AbstractBaseUser) -> QuerySet[Ladder]:
-    qs = Ladder.objects.prefetch_related(
-        Prefetch(
-            "versions",
-            queryset=LadderVersion.objects.order_by("-number"),
-            to_attr="versions_newest_first",
-        )
-    )
+    """Ladders, each annotated with `published_number` (its current version's number, or
+    None); people who do not see drafts only get ladders that have a published version."""
+    current = _published_newest_first().filter(ladder=OuterRef("pk")).values("number")[:1]
+    qs = Ladder.objects.annotate(published_number=Subquery(current))
     if not _sees_drafts(user):
-        qs = qs.filter(versions__status=LadderVersion.Status.PUBLISHED).distinct()
+        qs = qs.filter(published_number__isnull=False)
     return qs
 
 
@@ -45,12 +64,13 @@ def ladder_get(*, slug: str, user: AbstractBaseUser) -> Ladder:
 def ladder_version_get(
     *, ladder: Ladder, user: AbstractBaseUser, number: int | None = None
 ) -> LadderVersion:
-    """The given version, or the current published one (the newest published)."""
-    versions = ladder_version_list(ladder=ladder, user=user)
+    """The given version, or the current published one."""
     if number is None:
-        version = versions.filter(status=LadderVersion.Status.PUBLISHED).first()
+        version = ladder_version_published(ladder_id=ladder.pk)
+        if version is not None:
+            version.ladder = ladder  # the caller's instance: no second read of the ladder
     else:
-        version = versions.filter(number=number).first()
+        version = ladder_version_list(ladder=ladder, user=user).filter(number=number).first()
     if version is None:
         raise Http404(f"No such version of {ladder.slug!r}.")
     return version
@@ -181,13 +201,3 @@ def ladder_version_diff(*, from_version: LadderVersion, to_version: LadderVersio
         removed=sorted(removed, key=key),
         changed=sorted(changed, key=key),
     )
-
-
-def ladder_versions_published() -> dict[int, LadderVersion]:
-    """Each ladder's current published version (the newest published), by ladder id."""
-    published: dict[int, LadderVersion] = {}
-    for version in LadderVersion.objects.filter(status=LadderVersion.Status.PUBLISHED):
-        held = published.get(version.ladder_id)
-        if held is None or version.number > held.number:
-            published[version.ladder_id] = version
-    return published

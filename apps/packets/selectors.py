@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
-from apps.evidence.models import Evidence, EvidenceLink
+from apps.evidence.models import Evidence, EvidenceLink, evidence_usable_q
 from apps.ladders.models import Competency, Deliverable, Expectation
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
@@ -49,16 +49,6 @@ def packet_get(*, viewer: AbstractBaseUser, pk) -> Packet:
         raise Http404("No such packet.") from None
 
 
-def manager_chain_ids(*, person: Person) -> list[int]:
-    """The person's managers, nearest first (one query per level; cycles stop the walk)."""
-    chain: list[int] = []
-    current = person.manager_id
-    while current is not None and current not in chain and current != person.pk:
-        chain.append(current)
-        current = Person.objects.filter(pk=current).values_list("manager_id", flat=True).first()
-    return chain
-
-
 def packet_review_queue(*, viewer: AbstractBaseUser) -> QuerySet[Packet]:
     """Submitted packets of the viewer's reports (any depth): what waits for them."""
     me = person_for_user(user=viewer)
@@ -80,7 +70,7 @@ def packet_committee_queue(*, viewer: AbstractBaseUser, cycle_id: int | None = N
 
 
 @dataclass
-class ExpectationCoverage:
+class PacketExpectationCoverage:
     code: str
     text: str
     competency: str
@@ -94,7 +84,7 @@ class ExpectationCoverage:
 
 @dataclass
 class PacketCoverage:
-    expectations: list[ExpectationCoverage]
+    expectations: list[PacketExpectationCoverage]
     by_competency: dict[str, float]
     deliverables: list[dict]
 
@@ -141,16 +131,14 @@ def packet_coverage(*, packet: Packet) -> PacketCoverage:
     """Each expectation of the target level covered (an accepted, live evidence item offered
     for it) or a gap; a fraction per competency. Three queries whatever the size."""
     expectations = packet_target_expectations(packet=packet)
-    offered = PacketItem.objects.filter(
-        packet=packet,
-        evidence__status=Evidence.Status.ACCEPTED,
-        evidence__deleted_at__isnull=True,
-    ).values_list("expectation_id", "evidence_id")
+    offered = PacketItem.objects.filter(evidence_usable_q("evidence__"), packet=packet).values_list(
+        "expectation_id", "evidence_id"
+    )
     by_exp: dict[int, list[int]] = {}
     for exp_id, ev_id in offered:
         by_exp.setdefault(exp_id, []).append(ev_id)
     items = [
-        ExpectationCoverage(
+        PacketExpectationCoverage(
             code=e.code,
             text=e.text,
             competency=e.competency.name,
@@ -267,9 +255,7 @@ def packet_list_for_person(*, person: Person) -> list[Packet]:
         .annotate(n=Count("id"))
         .values("n")
     )
-    live = Q(
-        items__evidence__status=Evidence.Status.ACCEPTED, items__evidence__deleted_at__isnull=True
-    )
+    live = evidence_usable_q("items__evidence__")
     return list(
         Packet.objects.filter(person=person)
         .select_related("cycle")
@@ -424,9 +410,8 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
     the number of evidence items."""
     expectations = packet_target_expectations(packet=packet)
     evidence = list(
-        Evidence.objects.filter(
-            person_id=packet.person_id, status=Evidence.Status.ACCEPTED, deleted_at__isnull=True
-        )
+        Evidence.objects.usable()
+        .filter(person_id=packet.person_id)
         .order_by("-occurred_on", "-id")
         .values_list("pk", "title", "occurred_on", "source")
     )

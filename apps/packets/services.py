@@ -25,9 +25,9 @@ from django.utils import timezone
 
 from apps.evidence.markdown import markdown_render
 from apps.evidence.models import Evidence
-from apps.evidence.selectors import ladder_version_current
+from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
-from apps.people.selectors import person_for_user, person_report_ids
+from apps.people.selectors import manager_chain_ids, person_for_user, person_report_ids
 from apps.people.services import person_update
 from ladder_tracker.errors import ConflictError, ForbiddenError, InvalidError
 
@@ -40,7 +40,7 @@ from .models import (
     PacketSnapshot,
     PromotionCycle,
 )
-from .selectors import manager_chain_ids, packet_coverage, packet_target_expectations
+from .selectors import packet_coverage, packet_target_expectations
 from .transitions import TRANSITIONS, role_refusal
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def packet_create(
 ) -> Packet:
     if person.user_id != actor.pk:
         raise PacketForbidden("Only the engineer starts their packet.")
-    version = ladder_version_current(person=person)
+    version = ladder_version_published(ladder_id=person.ladder_id)
     if version is None:
         raise PacketInvalid("You have no published ladder to build a packet against.")
     target = target_level or (person.level or 0) + 1
@@ -165,12 +165,9 @@ def _items_replace(packet: Packet, items: list[ItemSpec]) -> None:
     expectations = {e.code: e for e in packet_target_expectations(packet=packet)}
     wanted_ids = {i.evidence for i in items}
     mine = dict(
-        Evidence.objects.filter(
-            pk__in=wanted_ids,
-            person=packet.person,
-            deleted_at__isnull=True,
-            status=Evidence.Status.ACCEPTED,
-        ).values_list("pk", "status")
+        Evidence.objects.usable()
+        .filter(pk__in=wanted_ids, person=packet.person)
+        .values_list("pk", "status")
     )
     problems = []
     for n, item in enumerate(items):
@@ -272,10 +269,9 @@ def _locked(packet_id: int) -> Packet:
     )
 
 
-def _authorize(packet: Packet, actor, action: str) -> Person:
-    """The actor's person, when TRANSITIONS lets them take `action` on the packet now:
-    PacketForbidden when they may not take it at all, PacketConflict when the state does not
-    allow it."""
+def packet_require_role(*, packet: Packet, actor, action: str) -> Person | None:
+    """Refuse (PacketForbidden) an actor TRANSITIONS never lets take `action` on this packet,
+    whatever its state; the API asks this before it reads a body. Returns their person."""
     transition = TRANSITIONS[action]
     me = person_for_user(user=actor)
     refusal = role_refusal(
@@ -283,6 +279,15 @@ def _authorize(packet: Packet, actor, action: str) -> Person:
     )
     if refusal:
         raise PacketForbidden(refusal)
+    return me
+
+
+def _authorize(packet: Packet, actor, action: str) -> Person:
+    """The actor's person, when TRANSITIONS lets them take `action` on the packet now:
+    PacketForbidden when they may not take it at all, PacketConflict when the state does not
+    allow it."""
+    transition = TRANSITIONS[action]
+    me = packet_require_role(packet=packet, actor=actor, action=action)
     if packet.state not in transition.sources:
         raise PacketConflict(transition.conflict_message(packet))
     return me

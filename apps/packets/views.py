@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.evidence.selectors import ladder_version_current
+from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_has_reports
 from ladder_tracker.decorators import admin_only
@@ -95,7 +95,7 @@ def _start_form(me: Person, data=None) -> PacketStartForm:
     return PacketStartForm(
         data,
         person=me,
-        version=ladder_version_current(person=me),
+        version=ladder_version_published(ladder_id=me.ladder_id),
         cycles=selectors.cycle_open_list(),
     )
 

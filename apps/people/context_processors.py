@@ -27,18 +27,19 @@ class Viewer:
     def is_admin(self) -> bool:
         return self.user.is_staff
 
-    @cached_property
-    def inbox_count(self) -> int:
-        """Imported candidates waiting for triage: the Inbox badge in the navigation."""
-        if self.person is None:
-            return 0
-        from apps.evidence.selectors import evidence_inbox_count  # evidence builds on people
 
-        return evidence_inbox_count(person=self.person)
+def request_viewer(request) -> Viewer | None:
+    """The request's Viewer (None when nobody is signed in), made once per request so that
+    other apps' context processors (the evidence Inbox badge) share its person read."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    found = getattr(request, "_viewer", None)
+    if found is None or found.user is not user:
+        found = request._viewer = Viewer(user)
+    return found
 
 
 def viewer(request):
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return {}
-    return {"viewer": Viewer(user)}
+    found = request_viewer(request)
+    return {} if found is None else {"viewer": found}

@@ -19,7 +19,8 @@ from django.db import transaction
 from apps.ladders.models import Ladder, Level
 
 from .models import Person
-from .services import person_create, person_update, person_would_cycle_ids
+from .selectors import person_would_cycle_ids
+from .services import person_create, person_update
 
 COLUMNS = ["username", "email", "name", "title", "ladder", "level", "manager", "is_committee"]
 REQUIRED = ["username", "email", "name"]

@@ -1,6 +1,8 @@
 """Reads of people, scoped to what the viewer may see (DESIGN.md "Who sees what").
 
 Self, reports at any depth, and for admins everyone. Anything else is a 404 upstream.
+Every walk of the org chart lives here: down (reports), up (the manager chain) and the
+cycle check a new manager must pass.
 """
 
 from __future__ import annotations
@@ -40,6 +42,46 @@ def person_report_ids(*, person: Person) -> set[int]:
         frontier = below - found - {person.pk}  # a cycle must not loop forever
         found |= frontier
     return found
+
+
+def manager_chain_ids(*, person: Person) -> list[int]:
+    """The person's managers, nearest first (one query per level; cycles stop the walk)."""
+    chain: list[int] = []
+    current = person.manager_id
+    while current is not None and current not in chain and current != person.pk:
+        chain.append(current)
+        current = Person.objects.filter(pk=current).values_list("manager_id", flat=True).first()
+    return chain
+
+
+def person_would_cycle(*, person: Person, manager: Person | None) -> bool:
+    """Would `manager` managing `person` close a loop? Walks up from the manager, reading
+    one manager id per level from the database."""
+    if manager is None:
+        return False
+    return person_would_cycle_ids(
+        person_id=person.pk, manager_id=manager.pk, managers=_ManagerIds()
+    )
+
+
+class _ManagerIds:
+    """{person id: manager id}, read on demand (the `.get` person_would_cycle_ids uses)."""
+
+    def get(self, person_id: int) -> int | None:
+        return Person.objects.filter(pk=person_id).values_list("manager_id", flat=True).first()
+
+
+def person_would_cycle_ids(*, person_id: int, manager_id: int, managers) -> bool:
+    """The same check over a {person: manager} map: in memory for bulk org-chart updates,
+    or read on demand (anything with `.get(person_id)`)."""
+    seen: set[int] = set()
+    current: int | None = manager_id
+    while current is not None:
+        if current == person_id or current in seen:
+            return True
+        seen.add(current)
+        current = managers.get(current)
+    return False
 
 
 def person_has_reports(*, person: Person) -> bool:

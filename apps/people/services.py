@@ -15,38 +15,9 @@ from django.utils import timezone
 from apps.ladders.models import Ladder
 
 from .models import LevelChange, Person
+from .selectors import person_would_cycle, person_would_cycle_ids
 
 logger = logging.getLogger(__name__)
-
-
-def person_would_cycle(*, person: Person, manager: Person | None) -> bool:
-    """Would `manager` managing `person` close a loop? Walks up from the manager, reading
-    one manager id per level from the database."""
-    if manager is None:
-        return False
-    return person_would_cycle_ids(
-        person_id=person.pk, manager_id=manager.pk, managers=_ManagerIds()
-    )
-
-
-class _ManagerIds:
-    """{person id: manager id}, read on demand (the `.get` person_would_cycle_ids uses)."""
-
-    def get(self, person_id: int) -> int | None:
-        return Person.objects.filter(pk=person_id).values_list("manager_id", flat=True).first()
-
-
-def person_would_cycle_ids(*, person_id: int, manager_id: int, managers) -> bool:
-    """The same check over a {person: manager} map: in memory for bulk org-chart updates,
-    or read on demand (anything with `.get(person_id)`)."""
-    seen: set[int] = set()
-    current: int | None = manager_id
-    while current is not None:
-        if current == person_id or current in seen:
-            return True
-        seen.add(current)
-        current = managers.get(current)
-    return False
 
 
 @transaction.atomic

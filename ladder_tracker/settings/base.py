@@ -78,6 +78,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.people.context_processors.viewer",
+                "apps.evidence.context_processors.inbox",
             ],
         },
     },

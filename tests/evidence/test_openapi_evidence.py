@@ -1,7 +1,7 @@
 """The OpenAPI schema documents evidence bodies as the API returns them.
 
-Responses are plain dicts built by selectors.evidence_rows; the schema describes them with
-EvidenceOutSerializer (component "Evidence"). These tests hold the two together: the
+Responses are plain dicts built by serializers.evidence_bodies from the fields that
+EvidenceOutSerializer (component "Evidence") declares. These tests hold the two together: the
 component lists every field with its type, every operation that returns evidence points at
 it, and real responses carry exactly the documented fields and validate against the schema.
 """

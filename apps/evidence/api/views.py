@@ -8,7 +8,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, status, viewsets
+from rest_framework import exceptions, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -32,8 +32,19 @@ def _link_specs(data: dict) -> list[services.LinkSpec] | None:
     return None
 
 
-# Requests are read by EvidenceSerializer; every evidence body that goes out is the dict of
-# selectors.evidence_rows, documented by EvidenceOutSerializer.
+class OwnerChanges(permissions.IsAuthenticated):
+    """A change to one item asks the services' owner rule as soon as the item is found, before
+    the body is read: someone who may only read it is refused (403) whatever they send.
+    Attachment removal is refused by its service once the attachment is found (404 first)."""
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        if request.method not in permissions.SAFE_METHODS and view.action != "attachment_detail":
+            services.evidence_require_owner(actor=request.user, evidence=obj)
+        return True
+
+
+# Requests are read by EvidenceSerializer; every evidence body that goes out is declared by
+# EvidenceOutSerializer and built from it by serializers.evidence_bodies.
 @extend_schema_view(
     retrieve=extend_schema(responses=s.EvidenceOutSerializer),
     create=extend_schema(responses={201: s.EvidenceOutSerializer}),
@@ -42,6 +53,7 @@ def _link_specs(data: dict) -> list[services.LinkSpec] | None:
 )
 class EvidenceViewSet(viewsets.ModelViewSet):
     serializer_class = s.EvidenceSerializer
+    permission_classes = [OwnerChanges]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     def _query(self) -> dict:
@@ -56,20 +68,23 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             return selectors.evidence_list(
                 viewer=self.request.user, filters=selectors.EvidenceFilters(**params), trash=trash
             )
-        # One row for the scope check; bodies come from _body (selectors.evidence_rows),
+        # One row for the scope check; bodies come from _body (serializers.evidence_body),
         # so prefetching links, skills and files here would be read and thrown away.
         return selectors.evidence_scope(viewer=self.request.user, trash=self.action == "restore")
 
     @staticmethod
     def _body(pk: int) -> dict:
-        return selectors.evidence_rows(ids=[pk])[0]
+        return s.evidence_body(pk=pk)
 
     @extend_schema(
         parameters=[s.EvidenceQuerySerializer], responses=s.EvidenceOutSerializer(many=True)
     )
     def list(self, request, *args, **kwargs):
-        rows = self.paginate_queryset(selectors.EvidenceRowsPage(self.get_queryset()))
-        return self.get_paginated_response(selectors.evidence_rows(rows=list(rows)))
+        page = selectors.EvidenceRowsPage(self.get_queryset(), columns=s.evidence_columns())
+        return self.get_paginated_response(s.evidence_bodies(list(self.paginate_queryset(page))))
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self._body(self.get_object().pk))
 
     def create(self, request, *args, **kwargs):
         person = person_for_user(user=request.user)

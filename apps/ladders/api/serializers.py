@@ -67,13 +67,9 @@ class LadderSummarySerializer(serializers.Serializer):
     slug = serializers.SlugField()
     name = serializers.CharField()
     description = serializers.CharField()
-    published_version = serializers.SerializerMethodField()
-
-    def get_published_version(self, ladder) -> int | None:
-        for version in ladder.versions_newest_first:
-            if version.status == "published":
-                return version.number
-        return None
+    published_version = serializers.IntegerField(
+        source="published_number", read_only=True, allow_null=True
+    )  # annotated by selectors.ladder_list
 
 
 class LadderTreeSerializer(serializers.Serializer):

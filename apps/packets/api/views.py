@@ -140,6 +140,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def partial_update(self, request, pk=None):
         packet = self.get_object()
+        services.packet_require_role(packet=packet, actor=request.user, action="edit")
         body = s.PacketUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data

@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from apps.evidence.models import Evidence
-from apps.evidence.selectors import ladder_version_current
 from apps.evidence.services import LinkSpec, evidence_accept, evidence_create, evidence_dismiss
+from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
 
 MANUAL = [
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         self.stdout.write(f"demo evidence: {made} manual items, {triaged} imports triaged")
 
     def _manual(self, person: Person) -> int:
-        version = ladder_version_current(person=person)
+        version = ladder_version_published(ladder_id=person.ladder_id)
         if version is None:
             return 0
         target = min((person.level or 0) + 1, version.levels.count())

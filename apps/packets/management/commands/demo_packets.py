@@ -22,7 +22,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from apps.evidence.models import Evidence, EvidenceLink
+from apps.evidence.models import EvidenceLink, evidence_usable_q
 from apps.evidence.services import LinkSpec, evidence_create
 from apps.packets.models import Packet, PromotionCycle
 from apps.packets.selectors import packet_target_expectations
@@ -173,9 +173,8 @@ class Command(BaseCommand):
         """The person's accepted, live evidence linked to each expectation, newest first."""
         rows = (
             EvidenceLink.objects.filter(
+                evidence_usable_q("evidence__"),
                 evidence__person=person,
-                evidence__status=Evidence.Status.ACCEPTED,
-                evidence__deleted_at__isnull=True,
                 expectation__in=[e.pk for e in expectations],
             )
             .order_by("-evidence__occurred_on", "-evidence_id")
