@@ -14,7 +14,8 @@ run's window.
 By concern (docs/architecture.md):
 - `fields`: the fields each source asks for (no Django import: benchmarks read it);
 - `paging`: the keyset pager and the row helpers it and the writers share;
-- `workitems`: the work-item writer (upsert, stale check, snapshot) and late attribution;
+- `workitems`: the work-item writer (upsert, stale check, snapshot, candidates owed);
+- `attribution`: late attribution, for people who became known after their work items;
 - `rules`: suggestion rules matched against a record;
 - `users`: `sys_user` pages handed to `apps.people` as plain data;
 - `progress`: counters and the per-page progress of a run;

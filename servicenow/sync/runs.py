@@ -16,11 +16,12 @@ from ..models import Source, SyncCursor, SyncRun, WorkItem
 from ..query import id_keyset_query, keyset_query
 from ..secrets import SecretUnreadable
 from ..services import connection_client, stale_run_after
+from .attribution import work_items_attach_people
 from .fields import AUDIT_DELETE_FIELDS
 from .paging import iter_keyset_pages, row_key, ts_value
 from .progress import Counters, RunContext, log_append
 from .users import UserWriter
-from .workitems import WorkItemWriter, work_items_attach_people
+from .workitems import WorkItemWriter
 
 logger = logging.getLogger("servicenow.sync")
 RECONCILE_CHUNK = 500  # sys_ids per UPDATE when a reconcile marks rows deleted

@@ -8,14 +8,13 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.utils import timezone
 
 from apps.evidence.candidates import (
     CandidateData,
     ExpectationIndex,
     candidates_import,
-    evidence_pairs,
 )
 from apps.evidence.models import Evidence  # read only: its statistics (written by candidates)
 from apps.people.selectors import person_ids_by_servicenow_sys_id
@@ -29,7 +28,6 @@ from .paging import Newest, PreparedPage, newest_per_sys_id, parse_ts, ts_value
 from .progress import Counters
 from .rules import rule_fields, rules_enabled, rules_suggest
 
-ATTRIBUTION_CHUNK = 2000  # work items per query when attaching newly known people
 STATS_AFTER_ROWS = 5000  # PostgreSQL: rows written before a run refreshes the statistics
 # The order prepare() builds each row's values in: WorkItem's insert columns (checked).
 COLUMNS = (
@@ -63,6 +61,22 @@ class PreparedRow(NamedTuple):
     raw: dict  # {field: value} as stored in WorkItem.raw
     attributions: dict  # {attribution field: user sys_id}
     values: list  # database values in COLUMNS order
+
+
+class Stored(NamedTuple):
+    """What the stale check reads of a work item we hold."""
+
+    updated_on: datetime
+    mod_count: int
+    deleted_at: datetime | None
+
+
+class Owed(NamedTuple):
+    """A stored record that known people are owed a candidate for."""
+
+    sys_id: str
+    owners: list[int]  # person ids, the primary owner first
+    version: Newest
 
 
 class ValueAdapters:
@@ -192,7 +206,7 @@ class WorkItemWriter:
         newest = page.newest
         self.counters.rows_seen += page.count
         existing = {
-            sys_id: (ts, mod, deleted)
+            sys_id: Stored(ts, mod, deleted)
             for sys_id, ts, mod, deleted in WorkItem.objects.filter(
                 connection_id=source.connection_id, table=source.table, sys_id__in=list(newest)
             ).values_list("sys_id", "sys_updated_on", "sys_mod_count", "deleted_at")
@@ -201,10 +215,14 @@ class WorkItemWriter:
             sys_ids={v for n in newest.values() for v in n.data.attributions.values()}
         )
         values: list[list] = []
-        owned: list[tuple[str, list[int], Newest]] = []  # rows known people are owed
+        owned: list[Owed] = []
         for sys_id, version in newest.items():
             held = existing.get(sys_id)
-            if held is not None and version[:2] <= held[:2] and held[2] is None:
+            if (
+                held is not None
+                and (version.updated_on, version.mod_count) <= (held.updated_on, held.mod_count)
+                and held.deleted_at is None
+            ):
                 self.counters.skipped_stale += 1
                 continue
             row = version.data
@@ -214,7 +232,7 @@ class WorkItemWriter:
             )
             if owners:
                 row.values[PERSON_COLUMN] = owners[0]
-                owned.append((sys_id, owners, version))
+                owned.append(Owed(sys_id, owners, version))
             if held:
                 self.counters.updated += 1
             else:
@@ -228,13 +246,13 @@ class WorkItemWriter:
             WorkItem.objects.filter(
                 connection_id=source.connection_id,
                 table=source.table,
-                sys_id__in=[sys_id for sys_id, _o, _v in owned],
+                sys_id__in=[o.sys_id for o in owned],
             ).values_list("sys_id", "pk")
         )
         candidates = []
         instance_url = source.connection.instance_url
-        for sys_id, owners, (ts, _mod, row) in owned:
-            raw = row.raw
+        for sys_id, owners, version in owned:
+            ts, raw = version.updated_on, version.data.raw
             snapshot = work_item_snapshot(
                 instance_url=instance_url, table=source.table, sys_id=sys_id, raw=raw, updated_on=ts
             )
@@ -249,78 +267,10 @@ class WorkItemWriter:
                     work_item_id=ids[sys_id],
                     person_id=person_id,
                     snapshot=snapshot,
-                    raw=row.raw,
+                    raw=raw,
                     occurred=occurred,
                     rules=self.rules,
                 )
                 for person_id in owners
             ]
         self.counters.evidence_created += candidates_import(candidates=candidates, index=self.index)
-
-
-def work_items_attach_people(*, connection_id: int, table: str | None = None) -> int:
-    """Create the candidates a work item owes to people who became known after it synced
-    (the users source ran later). Returns how many evidence rows were created."""
-    people = person_ids_by_servicenow_sys_id(sys_ids=None)
-    if not people:
-        return 0
-    index = ExpectationIndex()
-    created = 0
-    qs = (
-        WorkItem.objects.filter(connection_id=connection_id)
-        .exclude(attributions={})
-        .select_related("connection")
-    )
-    if table:
-        qs = qs.filter(table=table)
-    rules_by_table: dict[str, list[SuggestionRule]] = {}  # read once per call, not per chunk
-    last_pk = 0
-    while True:
-        chunk = list(qs.filter(pk__gt=last_pk).order_by("pk")[:ATTRIBUTION_CHUNK])
-        if not chunk:
-            return created
-        last_pk = chunk[-1].pk
-        owners_of = {
-            w.pk: list(dict.fromkeys(people[s] for s in w.attributions.values() if s in people))
-            for w in chunk
-        }
-        have = evidence_pairs(work_item_ids=[pk for pk, owners in owners_of.items() if owners])
-        todo = [w for w in chunk if any((p, w.pk) not in have for p in owners_of[w.pk])]
-        if not todo:
-            continue
-        with transaction.atomic():
-            by_primary: dict[int, list[int]] = {}  # one UPDATE per person, not per item
-            candidates = []
-            for w in todo:
-                owners = owners_of[w.pk]
-                if w.person_id != owners[0]:
-                    by_primary.setdefault(owners[0], []).append(w.pk)
-                if w.table not in rules_by_table:
-                    rules_by_table[w.table] = rules_enabled(table=w.table)
-                snapshot = work_item_snapshot(
-                    instance_url=w.connection.instance_url,
-                    table=w.table,
-                    sys_id=w.sys_id,
-                    raw=w.raw,
-                    updated_on=w.sys_updated_on,
-                )
-                occurred = work_item_occurred(
-                    resolved_at=w.resolved_at,
-                    closed_at=w.closed_at,
-                    opened_at=w.opened_at,
-                    updated_on=w.sys_updated_on,
-                )
-                candidates += [
-                    work_item_candidate(
-                        work_item_id=w.pk,
-                        person_id=p,
-                        snapshot=snapshot,
-                        raw=w.raw,
-                        occurred=occurred,
-                        rules=rules_by_table[w.table],
-                    )
-                    for p in owners
-                ]
-            for primary, pks in by_primary.items():
-                WorkItem.objects.filter(pk__in=pks).update(person_id=primary)
-            created += candidates_import(candidates=candidates, index=index)
