@@ -109,3 +109,41 @@ def test_postgresql_statistics_follow_a_bulk_load(source, monkeypatch):
         if page == 0:
             assert reltuples() < 20  # 10 rows written: not yet
     assert reltuples() == 20  # analyzed after the second page: 20 rows
+
+
+def test_each_owned_record_of_a_page_gets_its_own_candidate(source, engineer):
+    """A page of several owned records: each candidate carries its own record's title, date,
+    snapshot and rule suggestions (nothing leaks from a neighbour in the page)."""
+    from apps.evidence.models import Evidence, EvidenceEvent, EvidenceLink
+    from servicenow.models import SuggestionRule
+
+    engineer.servicenow_sys_id = "u-erin"
+    engineer.save(update_fields=["servicenow_sys_id"])
+    SuggestionRule.objects.create(
+        name="ML models", table="incident", expectation_codes=["TE-2.2"], skills=["PyTorch"],
+        conditions=[{"field": "category", "op": "=", "value": "ml_model"}],
+    )  # fmt: skip
+    counters = Counters()
+    writer = WorkItemWriter(source=source, counters=counters)
+    store(writer, [
+        row("1" * 32, "2024-01-05 00:00:00", assigned_to="u-erin", category="ml_model",
+            short_description="Retrain ranker", resolved_at="2024-01-04 10:00:00"),
+        row("2" * 32, "2024-01-06 00:00:00", assigned_to="u-erin", category="network",
+            short_description="Fix VPN"),
+        row("3" * 32, "2024-01-07 00:00:00", assigned_to="u-nobody", category="ml_model"),
+    ])  # fmt: skip
+
+    assert counters.evidence_created == 2
+    by_sys_id = {e.work_item.sys_id: e for e in Evidence.objects.select_related("work_item")}
+    ranker, vpn = by_sys_id["1" * 32], by_sys_id["2" * 32]
+    assert set(by_sys_id) == {"1" * 32, "2" * 32}
+    assert (ranker.title, str(ranker.occurred_on)) == ("INC1111: Retrain ranker", "2024-01-04")
+    assert (vpn.title, str(vpn.occurred_on)) == ("INC2222: Fix VPN", "2024-01-06")
+    assert ranker.snapshot["short_description"] == "Retrain ranker"
+    assert vpn.snapshot["category"] == "network" and vpn.snapshot["sys_id"] == "2" * 32
+    assert ranker.status == vpn.status == "candidate"
+    links = EvidenceLink.objects.filter(origin="suggested")
+    assert [(link.evidence_id, link.expectation.code) for link in links] == [(ranker.pk, "TE-2.2")]
+    assert [s.name for s in ranker.skills.all()] == ["PyTorch"] and not vpn.skills.exists()
+    assert EvidenceEvent.objects.filter(action="imported").count() == 2
+    assert WorkItem.objects.get(sys_id="1" * 32).person_id == engineer.pk
