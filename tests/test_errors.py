@@ -182,3 +182,18 @@ def test_a_manager_editing_a_reports_packet_is_refused_whatever_the_body(org, cy
     response = org.client("manager").patch(f"/api/v1/packets/{packet.pk}/", body, format="json")
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "permission_denied"
+
+
+@pytest.mark.parametrize("path", ["save", "submit"])
+def test_a_manager_posting_a_broken_builder_form_gets_403_and_sees_nothing(org, cycle, path):
+    from django.test import Client
+
+    from tests.factories import EvidenceFactory, PacketFactory
+
+    EvidenceFactory(person=org.engineer, title="Secret private work", visibility="private")
+    packet = PacketFactory(person=org.engineer, cycle=cycle, state="draft")
+    client = Client()
+    client.force_login(org.manager.user)
+    response = client.post(f"/packets/{packet.pk}/{path}/", {"builder": "1", "pick": "X|bad"})
+    assert response.status_code == 403
+    assert b"Secret private work" not in response.content

@@ -235,6 +235,7 @@ def packet_save_view(request, pk: int):
     """Save as you go: htmx posts the whole builder form on each change and gets the
     coverage panel back; without JavaScript the Save button lands back on the builder."""
     packet = selectors.packet_get(viewer=request.user, pk=pk)
+    services.packet_require_role(packet=packet, actor=request.user, action="edit")  # 403 page
     errors = _save(request, packet)
     if request.htmx:
         packet.refresh_from_db()
@@ -254,6 +255,8 @@ def packet_save_view(request, pk: int):
 @require_POST
 def packet_submit_view(request, pk: int):
     packet = selectors.packet_get(viewer=request.user, pk=pk)
+    # Refused before anything of the builder (the owner's evidence) is read or shown.
+    services.packet_require_role(packet=packet, actor=request.user, action="submit")
     if request.POST.get("builder"):  # the builder's Submit saves what is on screen first
         errors = _save(request, packet)
         if errors:
