@@ -1,7 +1,7 @@
 """Command line: serve a dataset with the emulator until the process is killed.
 
 python -m servicenow.emulator --port 8001 --dataset PATH [--host 127.0.0.1]
-    [--faults JSON-or-@file] [--token-ttl SECONDS]
+    [--faults JSON-or-@file] [--token-ttl SECONDS] [--tls CERT KEY]
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8001, help="0 picks a free port")
     parser.add_argument("--faults", help="faults as a JSON object, or @path to a JSON file")
     parser.add_argument("--token-ttl", type=float, default=1800, help="OAuth token lifetime (s)")
+    parser.add_argument(
+        "--tls",
+        nargs=2,
+        metavar=("CERT", "KEY"),
+        help="serve https with this certificate chain and private key (PEM files)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -47,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         dataset = json.load(handle)
 
     emulator = Emulator(
-        dataset, host=args.host, port=args.port, faults=faults, token_ttl=args.token_ttl
+        dataset,
+        host=args.host,
+        port=args.port,
+        faults=faults,
+        token_ttl=args.token_ttl,
+        tls=tuple(args.tls) if args.tls else None,
     )
     # The store keeps its own compact copy of every row; let the parsed JSON go.
     del dataset

@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -265,8 +266,11 @@ class Emulator:
         faults: Faults | Mapping[str, Any] | None = None,
         token_ttl: float = 1800,
         clock: Callable[[], datetime] | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.host = host
+        # (certificate chain PEM path, private key PEM path): serve https instead of http.
+        self.tls = tls
         self._requested_port = port
         self.token_ttl = token_ttl
         self.store = Store(dataset.get("tables") or {}, clock=clock)
@@ -304,6 +308,14 @@ class Emulator:
             raise RuntimeError("emulator already started")
         server = _Server((self.host, self._requested_port), _Handler)
         server.emulator = self
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            # The handshake runs on the handler's thread at its first read, not in accept():
+            # a client that connects and says nothing must not stall the accept loop.
+            server.socket = context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -344,7 +356,8 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def _track_connection(self, connection: socket.socket, add: bool) -> None:
         with self._connections_lock:

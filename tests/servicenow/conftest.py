@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+import trustme
 
 from servicenow.emulator import Emulator
 from servicenow.emulator.generate import generate_dataset
@@ -84,3 +85,33 @@ def incidents(connection):
 @pytest.fixture
 def users_source(connection):
     return make_source(connection, "sys_user", query="active=true")
+
+
+@pytest.fixture(scope="session")
+def tls_authority():
+    """A certificate authority made for this test session (trustme), never a real one."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tls_authority, tmp_path_factory):
+    """PEM files of a server certificate for 127.0.0.1/localhost and of the CA that signed it:
+    ``{"cert": ..., "key": ..., "ca": ...}`` paths as strings."""
+    folder = tmp_path_factory.mktemp("tls")
+    server = tls_authority.issue_cert("127.0.0.1", "localhost")
+    paths = {"cert": folder / "server.pem", "key": folder / "server.key", "ca": folder / "ca.pem"}
+    server.private_key_pem.write_to_path(str(paths["key"]))
+    # The chain (leaf first) goes in one file, as load_cert_chain expects.
+    with open(paths["cert"], "wb") as handle:
+        for blob in server.cert_chain_pems:
+            handle.write(blob.bytes())
+    tls_authority.cert_pem.write_to_path(str(paths["ca"]))
+    return {name: str(path) for name, path in paths.items()}
+
+
+@pytest.fixture
+def tls_emulator(tls_files):
+    """The emulator serving https with a certificate the tests made (see ``tls_files``)."""
+    emu = Emulator(make_dataset(), tls=(tls_files["cert"], tls_files["key"])).start()
+    yield emu
+    emu.stop()

@@ -999,3 +999,19 @@ def test_generator_100k_is_fast():
     data = generate_dataset(100_000, 200, seed=1, end=END)
     assert time.monotonic() - started < 10
     assert len(data["tables"]["incident"]) == 100_000
+
+
+def test_emulator_serves_tls_with_a_test_certificate(tls_emulator, tls_files):
+    assert tls_emulator.url.startswith("https://127.0.0.1:")
+    response = requests.get(
+        f"{tls_emulator.url}/api/now/table/incident",
+        params={"sysparm_limit": 2},
+        auth=("integration", "integration-pass"),
+        verify=tls_files["ca"],
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert len(response.json()["result"]) == 2
+    # Without the test CA the certificate is refused: it really is TLS with our own cert.
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{tls_emulator.url}/api/now/table/incident", timeout=10)
