@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.evidence import views as evidence_views
 from apps.ladders import views as ladder_views
+from apps.team import views as team_views
+from apps.team.api import TeamView
 
 from . import errors, health
 
@@ -14,6 +16,7 @@ api_v1 = [
     path("", include("servicenow.api.urls")),
     path("", include("apps.evidence.api.urls")),
     path("", include("apps.packets.api.urls")),
+    path("team/", TeamView.as_view(), name="team-api"),
 ]
 
 urlpatterns = [
@@ -25,7 +28,9 @@ urlpatterns = [
     path("ladders/", include("apps.ladders.urls")),
     path("evidence/", include("apps.evidence.urls")),
     path("packets/", include("apps.packets.urls")),
-    path("team/", evidence_views.team_page, name="team"),
+    path("team/", team_views.team_page, name="team"),
+    path("team/evidence/", evidence_views.team_page, name="team-evidence"),
+    path("team/<int:person_id>/", team_views.team_person_page, name="team-person"),
     path("", include("apps.people.urls")),  # /people/import/
     path("servicenow/", include("servicenow.urls")),
     path("admin/", admin.site.urls),

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.ladders",
     "apps.evidence",
     "apps.packets",
+    "apps.team",
     "servicenow",
 ]
 

@@ -169,6 +169,9 @@ def test_manager_sees_the_accepted_item_on_team_and_its_detail(browser, live_ser
         sign_in(page, live_server, "omar")
         nav(page, "My team").click()
         page.wait_for_url(f"{live_server.url}/team/")
+        assert page.locator("tr", has_text="Erin").count() == 1  # the overview's row
+        page.get_by_role("link", name="Team evidence").click()
+        page.wait_for_url(f"{live_server.url}/team/evidence/")
         row = page.locator(".evidence-item", has_text="INC0010050")
         assert "Erin" in row.inner_text()
         assert page.locator(".evidence-item", has_text="Private notes").count() == 0

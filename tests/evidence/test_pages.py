@@ -763,8 +763,8 @@ def test_team_view_shows_reports_non_private_evidence_at_any_depth(client, org, 
     add(org.manager, "Mona own")
     add(org.other_engineer, "Otto elsewhere")
 
-    as_maria = login(client, "maria").get("/team/").content.decode()
-    as_omar = login(client, "omar").get("/team/").content.decode()
+    as_maria = login(client, "maria").get("/team/evidence/").content.decode()
+    as_omar = login(client, "omar").get("/team/evidence/").content.decode()
 
     assert set(titles(as_maria)) == {"Erin shared", "Pete shared", "Mona own"}
     assert set(titles(as_omar)) == {"Erin shared", "Pete shared"}
@@ -780,10 +780,11 @@ def test_team_view_filters_by_person_and_the_usual_filters(client, org, erin):
     add(org.peer, "Pete TE", codes=["TE-2.1"])
 
     login(client, "omar")
-    by_person = client.get(f"/team/?person={erin.pk}").content.decode()
-    by_competency = client.get("/team/?competency=TE").content.decode()
-    not_a_report = client.get(f"/team/?person={org.other_engineer.pk}").content.decode()
-    partial = client.get("/team/?competency=CC", headers={"HX-Request": "true"}).content.decode()
+    by_person = client.get(f"/team/evidence/?person={erin.pk}").content.decode()
+    by_competency = client.get("/team/evidence/?competency=TE").content.decode()
+    not_a_report = client.get(f"/team/evidence/?person={org.other_engineer.pk}").content.decode()
+    partial = client.get("/team/evidence/?competency=CC", headers={"HX-Request": "true"})
+    partial = partial.content.decode()
 
     assert set(titles(by_person)) == {"Erin TE", "Erin CC"}
     assert set(titles(by_competency)) == {"Erin TE", "Pete TE"}
@@ -795,9 +796,9 @@ def test_team_view_filters_by_person_and_the_usual_filters(client, org, erin):
 def test_team_view_is_404_for_non_managers(client, org, admin_user):
     for username in ("erin", "otto"):
         login(client, username)
-        assert client.get("/team/").status_code == 404
+        assert client.get("/team/evidence/").status_code == 404
     client.login(username=admin_user.username, password=PASSWORD)
-    assert client.get("/team/").status_code == 404
+    assert client.get("/team/evidence/").status_code == 404
 
 
 # --- query counts -------------------------------------------------------------------------
@@ -852,7 +853,7 @@ def test_team_queries_do_not_grow(client, org, django_assert_max_num_queries, n)
     login(client, "maria")
 
     with django_assert_max_num_queries(TEAM_QUERIES):
-        response = client.get("/team/")
+        response = client.get("/team/evidence/")
 
     assert len(titles(response.content.decode())) == min(n, 50)
 
