@@ -70,29 +70,42 @@ class OutboundRefused(Exception):
 
 
 def _address(host: str) -> IPAddress | None:
+    """The address a host names literally, in any form the resolver accepts: also
+    "2852039166" or "0xa9.0xfe.0xa9.0xfe", which inet_aton reads as 169.254.169.254."""
+    text = host.strip("[]").split("%", 1)[0]
     try:
-        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+        address = ipaddress.ip_address(text)
     except ValueError:
-        return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(text))
+        except (OSError, ValueError):
+            return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
     return address
 
 
-def address_problem(address: IPAddress, *, allow_local: bool, proxy: bool = False) -> str | None:
-    """Why the policy refuses to connect to this address (None: it does not)."""
+def address_kind(address: IPAddress, *, allow_local: bool, proxy: bool = False) -> str | None:
+    """What makes the policy refuse this address, as "a link-local address ..." (None: it
+    does not refuse it)."""
     if address.is_unspecified:
-        return f"{address} is the unspecified address"
+        return "the unspecified address"
     if address.is_link_local:
-        return f"{address} is a link-local address (where cloud metadata services live)"
+        return "a link-local address (where cloud metadata services live)"
     if address in METADATA_ADDRESSES:
-        return f"{address} is a cloud metadata address"
+        return "a cloud metadata address"
     if address.is_multicast or (address.is_reserved and not address.is_loopback):
-        return f"{address} is a multicast or reserved address"
+        return "a multicast or reserved address"
     if not address.is_global and not allow_local and not proxy:
         kind = "a loopback" if address.is_loopback else "a private (non-public)"
-        return f"{address} is {kind} address, {LOCAL_HINT}"
+        return f"{kind} address, {LOCAL_HINT}"
     return None
+
+
+def address_problem(address: IPAddress, *, allow_local: bool, proxy: bool = False) -> str | None:
+    """Why the policy refuses to connect to this address (None: it does not)."""
+    kind = address_kind(address, allow_local=allow_local, proxy=proxy)
+    return f"{address} is {kind}" if kind else None
 
 
 def host_problem(host: str, *, allow_local: bool, proxy: bool = False) -> str | None:
@@ -157,8 +170,8 @@ def resolve_checked(
         address = _address(text)
         if address is None:
             continue
-        if problem := address_problem(address, allow_local=allow_local, proxy=proxy):
-            raise OutboundRefused(name, f"it resolves to {problem}")
+        if kind := address_kind(address, allow_local=allow_local, proxy=proxy):
+            raise OutboundRefused(name, f"it resolves to {address}, {kind}")
         if (family, text) not in checked:
             checked.append((family, text))
     if not checked:
