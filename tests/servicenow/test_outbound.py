@@ -4,6 +4,8 @@ connection_save) and again at connect time, before anything is sent; and the 400
 the field for a bad instance URL, proxy URL or CA certificate."""
 
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import trustme
@@ -505,3 +507,72 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class RedirectingServer:
+    """A real http server on loopback that answers every request with a redirect to
+    ``location``."""
+
+    def __init__(self, location: str) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_redirect_to_a_refused_address_is_refused():
+    # given an instance (allowed: local instances on) that redirects to the metadata service
+    server = RedirectingServer("http://169.254.169.254/latest/meta-data/")
+    config = ClientConfig(
+        instance_url=server.url, username="u", password="p", allow_local=True, max_retries=0
+    )
+
+    # when the client follows it, then the redirect's connection is refused like any other
+    try:
+        with ServiceNowClient(config) as client, pytest.raises(OutboundRefusedError) as caught:
+            client.check()
+    finally:
+        server.stop()
+    assert str(caught.value) == (
+        f"refused to connect to 169.254.169.254: 169.254.169.254 is {LINK_LOCAL} (table sys_user)"
+    )
+
+
+@pytest.mark.django_db
+def test_the_sync_page_says_how_each_connection_connects(admin_web):
+    connection_save(
+        connection=Connection(
+            name="Corp",
+            instance_url="https://acme.service-now.com",
+            username="integration",
+            ca_certificate=trustme.CA().cert_pem.bytes().decode(),
+            proxy_url="http://proxy.corp.example:3128",
+        ),
+        password="x",
+    )
+    connection_save(
+        connection=Connection(
+            name="Lab", instance_url="https://lab.service-now.com", username="i", verify_tls=False
+        ),
+        password="x",
+    )
+
+    page = admin_web.get("/servicenow/").content.decode()
+
+    assert page.count("via proxy http://proxy.corp.example:3128") == 1
+    assert page.count("trusts its own CA certificate") == 1
+    assert page.count("TLS certificate not verified") == 1
