@@ -6,10 +6,12 @@ the field for a bad instance URL, proxy URL or CA certificate."""
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import StringIO
 
 import pytest
 import trustme
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 
 from servicenow import outbound
 from servicenow.checks import allow_local_instances_check
@@ -576,3 +578,14 @@ def test_the_sync_page_says_how_each_connection_connects(admin_web):
     assert page.count("via proxy http://proxy.corp.example:3128") == 1
     assert page.count("trusts its own CA certificate") == 1
     assert page.count("TLS certificate not verified") == 1
+
+
+@pytest.mark.django_db
+def test_the_demo_command_refuses_a_loopback_url_when_local_instances_are_off(settings):
+    settings.SERVICENOW_ALLOW_LOCAL_INSTANCES = False
+
+    with pytest.raises(CommandError) as caught:
+        call_command("servicenow_demo", "--url", "http://127.0.0.1:8001", stdout=StringIO())
+
+    assert str(caught.value) == f"instance_url: Must be an https URL; plain http is {LOCAL}."
+    assert Connection.objects.count() == 0

@@ -4,7 +4,12 @@ CURL_CA_BUNDLE; HTTPS_PROXY (and NO_PROXY) count only when the connection names 
 
 import pytest
 
-from servicenow.client import ClientConfig, ConnectionFailedError, ServiceNowClient
+from servicenow.client import (
+    ClientConfig,
+    ConfigurationError,
+    ConnectionFailedError,
+    ServiceNowClient,
+)
 from servicenow.models import Connection, SyncRun, WorkItem
 
 from .conftest import make_connection, make_source, run_sync
@@ -207,3 +212,16 @@ def test_test_connection_without_the_ca_reports_the_tls_error(admin_api, tls_emu
 
     assert (body["ok"], body["error"], body["reachable"]) == (False, "ConnectionFailedError", False)
     assert body["message"].startswith("TLS error talking to 127.0.0.1:")
+
+
+def test_a_socks_proxy_from_the_environment_is_refused_by_name(tls_emulator, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+
+    with pytest.raises(ConfigurationError) as caught:
+        tls_client(tls_emulator)
+
+    assert str(caught.value) == (
+        "proxy from the environment (https_proxy): SOCKS proxies are not supported; "
+        "use an http:// or https:// (CONNECT) proxy."
+    )
+    assert table_requests(tls_emulator) == 0
