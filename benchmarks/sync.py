@@ -105,7 +105,8 @@ def role_floor(args: argparse.Namespace) -> None:
     rss_start = peak_rss_mb()
     started = time.perf_counter()
     client = ServiceNowClient(
-        ClientConfig(instance_url=args.url, username=USERNAME, password=PASSWORD)
+        # The benchmark's emulator listens on loopback over plain http.
+        ClientConfig(instance_url=args.url, username=USERNAME, password=PASSWORD, allow_local=True)
     )
     upper = datetime.now(UTC).replace(microsecond=0)  # as sync_run_start fixes it
     after: tuple[datetime, str] | None = None
@@ -705,7 +706,9 @@ def warm_up(url: str) -> None:
     """One small request first, so the first measured process pays no cold-start cost."""
     from servicenow.client import ClientConfig, ServiceNowClient
 
-    client = ServiceNowClient(ClientConfig(instance_url=url, username=USERNAME, password=PASSWORD))
+    client = ServiceNowClient(
+        ClientConfig(instance_url=url, username=USERNAME, password=PASSWORD, allow_local=True)
+    )
     try:
         client.get_page("incident", fields=["sys_id"], limit=1)
     finally:

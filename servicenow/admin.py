@@ -43,6 +43,8 @@ class ConnectionForm(forms.ModelForm):
             "client_secret",
             "clear_client_secret",
             "verify_tls",
+            "ca_certificate",
+            "proxy_url",
             "page_size",
             "api_path",
         ]
@@ -68,6 +70,16 @@ class ConnectionForm(forms.ModelForm):
         url = self.cleaned_data["instance_url"]
         services.connection_url_validate(url)
         return url
+
+    def clean_proxy_url(self):
+        url = self.cleaned_data["proxy_url"].strip().rstrip("/")
+        services.connection_proxy_url_validate(url)
+        return url
+
+    def clean_ca_certificate(self):
+        pem = self.cleaned_data["ca_certificate"].strip()
+        services.connection_ca_certificate_validate(pem)
+        return pem
 
     def clean(self):
         cleaned = super().clean()

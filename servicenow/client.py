@@ -11,6 +11,13 @@ nowhere else:
 - basic auth, or OAuth (``POST /oauth_token.do``, form-encoded, password or
   client_credentials grant) with the token cached, refreshed before expiry and
   re-authenticated once on a 401;
+- TLS verification, a per-connection CA certificate and proxy, never overridden by the
+  environment (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``.netrc``): the session does
+  not trust the environment, and only ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` are read
+  on purpose, when the connection names no proxy;
+- the outbound policy (``servicenow.outbound``): the instance URL is checked when the
+  config is built and every address is checked again when a connection opens, before
+  anything is sent;
 - ServiceNow's ``{"error": {"message", "detail"}, "status": "failure"}`` bodies and the
   non-JSON answers of a hibernating instance mapped to ``ServiceNowError`` subclasses whose
   ``transient`` flag tells the caller whether trying the operation again later may work.
@@ -24,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,11 +39,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import certifi
 import requests
+from cryptography import x509
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase, HTTPBasicAuth
+from requests.utils import get_environ_proxies
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
+
+from .outbound import (
+    OutboundPolicy,
+    OutboundRefused,
+    guarded_pool_classes,
+    instance_url_policy_problem,
+    proxy_url_problem,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -46,6 +65,7 @@ __all__ = [
     "ConnectionFailedError",
     "InstanceUnavailableError",
     "NotFoundError",
+    "OutboundRefusedError",
     "Page",
     "RateLimitedError",
     "ServerError",
@@ -54,6 +74,7 @@ __all__ = [
     "TokenCache",
     "TransactionCancelledError",
     "UnexpectedResponseError",
+    "ca_certificate_problem",
     "field_display",
     "field_value",
 ]
@@ -70,6 +91,9 @@ DEFAULT_TOKEN_LIFETIME = 1800.0
 _PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _CANCELLED_RE = re.compile(r'"message"\s*:\s*"(Transaction cancelled[^"]*)"')
+# A CA bundle of a few certificates is a few KB; far more is a paste gone wrong.
+CA_CERTIFICATE_MAX_CHARS = 64 * 1024
+_PEM_BLOCK_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -89,6 +113,24 @@ def instance_url_problem(url: str) -> str | None:
     return None
 
 
+def ca_certificate_problem(pem: str) -> str | None:
+    """Why this text is not a usable CA certificate bundle (None: it is). It is shown back
+    in the API and the admin, so it must hold certificates only, never a key."""
+    if len(pem) > CA_CERTIFICATE_MAX_CHARS:
+        return f"Too long ({len(pem)} characters; at most {CA_CERTIFICATE_MAX_CHARS})."
+    kinds = set(_PEM_BLOCK_RE.findall(pem))
+    if any("PRIVATE KEY" in kind for kind in kinds):
+        return "Contains a private key; paste only the CA certificate (it is shown back)."
+    if kinds != {"CERTIFICATE"}:
+        return "Must be one or more PEM certificates (-----BEGIN CERTIFICATE----- blocks)."
+    try:
+        x509.load_pem_x509_certificates(pem.encode("ascii"))
+        ssl.create_default_context(cadata=pem)
+    except (ValueError, UnicodeEncodeError, ssl.SSLError):
+        return "Not a valid PEM certificate: the base64 between the BEGIN/END lines is damaged."
+    return None
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     """How to reach one ServiceNow instance. Validated once, when built."""
@@ -100,6 +142,12 @@ class ClientConfig:
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
     verify_tls: bool = True
+    # PEM text of the CA (or CAs) to trust besides the public ones (certifi), e.g. a
+    # corporate CA that signs an on-premise instance or a TLS-inspecting proxy.
+    ca_certificate: str = field(default="", repr=False)
+    proxy_url: str = ""  # "http://proxy.example.com:3128"; empty: HTTPS_PROXY, if set
+    # Plain http, loopback and private addresses (SERVICENOW_ALLOW_LOCAL_INSTANCES).
+    allow_local: bool = False
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     max_retries: int = 4  # for 429/500/502/503/504 and connection errors
@@ -115,6 +163,12 @@ class ClientConfig:
         # would make requests go to the wrong place, or leak, is refused here.
         if problem := instance_url_problem(self.instance_url):
             raise ConfigurationError(f"instance_url: {problem}")
+        if problem := instance_url_policy_problem(self.instance_url, allow_local=self.allow_local):
+            raise OutboundRefusedError(f"instance_url: {problem}")
+        if self.proxy_url and (problem := proxy_url_problem(self.proxy_url)):
+            raise ConfigurationError(f"proxy_url: {problem}")
+        if self.ca_certificate and (problem := ca_certificate_problem(self.ca_certificate)):
+            raise ConfigurationError(f"ca_certificate: {problem}")
         object.__setattr__(self, "instance_url", self.instance_url.rstrip("/"))
         if self.auth_type not in AUTH_TYPES:
             raise ConfigurationError(f"auth_type must be one of {sorted(AUTH_TYPES)}")
@@ -168,6 +222,12 @@ class ServiceNowError(Exception):
 
 class ConfigurationError(ServiceNowError, ValueError):
     """The settings themselves are unusable (raised by ``ClientConfig``)."""
+
+
+class OutboundRefusedError(ConfigurationError):
+    """The outbound policy refuses the destination (``servicenow.outbound``): nothing was
+    sent. Raised when the config is built, and when a connection opens (the name may
+    resolve to a refused address by then)."""
 
 
 class BadRequestError(ServiceNowError):
@@ -350,6 +410,32 @@ class _CappedRetry(Retry):
         return new  # type: ignore[return-value]
 
 
+class _GuardedAdapter(HTTPAdapter):
+    """An adapter whose connections follow the outbound policy (direct and through a
+    proxy) and, when given one, verify TLS with ``ssl_context``."""
+
+    def __init__(
+        self, *, policy: OutboundPolicy, ssl_context: ssl.SSLContext | None, **kwargs: Any
+    ) -> None:
+        self._pool_classes = guarded_pool_classes(policy)
+        self._ssl_context = ssl_context
+        super().__init__(**kwargs)
+
+    def _tls_kwargs(self) -> dict[str, Any]:
+        return {"ssl_context": self._ssl_context} if self._ssl_context is not None else {}
+
+    def init_poolmanager(self, *args: Any, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(*args, **self._tls_kwargs(), **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        if proxy in self.proxy_manager:
+            return self.proxy_manager[proxy]
+        manager = super().proxy_manager_for(proxy, **self._tls_kwargs(), **proxy_kwargs)
+        manager.pool_classes_by_scheme = self._pool_classes
+        return manager
+
+
 class _BearerAuth(AuthBase):
     def __init__(self, token: str) -> None:
         self._token = token
@@ -418,7 +504,22 @@ class ServiceNowClient:
             sleeper=sleep,
             on_retry=self._on_retry,
         )
-        adapter = HTTPAdapter(max_retries=retry)
+        # requests lets the environment override session.verify (REQUESTS_CA_BUNDLE) and
+        # supply credentials (.netrc); the connection's own settings must win, so the session
+        # trusts nothing from the environment and the proxy is chosen here.
+        self._session.trust_env = False
+        self._proxies = self._choose_proxies()
+        proxy = self._proxies.get(urlsplit(config.instance_url).scheme, "")
+        self._policy = OutboundPolicy(
+            allow_local=config.allow_local, proxy_host=urlsplit(proxy).hostname if proxy else None
+        )
+        ssl_context = None
+        if config.verify_tls and config.ca_certificate:
+            # The public CAs plus the connection's own (requests adds certifi again per
+            # connection; loading it twice is harmless).
+            ssl_context = ssl.create_default_context(cafile=certifi.where())
+            ssl_context.load_verify_locations(cadata=config.ca_certificate)
+        adapter = _GuardedAdapter(policy=self._policy, ssl_context=ssl_context, max_retries=retry)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers.update(
@@ -427,6 +528,24 @@ class ServiceNowClient:
         self._session.verify = config.verify_tls
         if not config.uses_oauth:
             self._session.auth = HTTPBasicAuth(config.username, config.password)
+
+    def _choose_proxies(self) -> dict[str, str]:
+        """The connection's proxy, else the environment's (HTTPS_PROXY, HTTP_PROXY,
+        NO_PROXY) read on purpose, since the session itself ignores the environment."""
+        if self.config.proxy_url:
+            return {"http": self.config.proxy_url, "https": self.config.proxy_url}
+        proxies = get_environ_proxies(self.config.instance_url)
+        scheme = urlsplit(self.config.instance_url).scheme
+        chosen = proxies.get(scheme) or proxies.get("all") or ""
+        if not chosen:
+            return {}
+        # The environment's URL may carry credentials (never shown anywhere); the scheme
+        # and host rules are the same as for a configured proxy.
+        parts = urlsplit(chosen if "://" in chosen else f"http://{chosen}")
+        bare = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        if problem := proxy_url_problem(bare):
+            raise ConfigurationError(f"proxy from the environment ({scheme}_proxy): {problem}")
+        return {scheme: chosen}
 
     # -- public API ------------------------------------------------------------------------
 
@@ -709,17 +828,26 @@ class ServiceNowClient:
         data: Mapping[str, str] | None = None,
         auth: AuthBase | None = None,
     ) -> requests.Response:
-        self.request_count += 1
         failure: ServiceNowError | None = None
         try:
+            if self._policy.proxy_host is not None:
+                # The proxy resolves the instance; check what it resolves to from here too.
+                parts = urlsplit(url)
+                self._policy.instance_precheck(parts.hostname or "", parts.port or 443)
+            self.request_count += 1
             response = self._session.request(
                 method,
                 url,
                 params=params,
                 data=data,
                 auth=auth,
+                proxies=self._proxies,
                 timeout=(self.config.connect_timeout, self.config.read_timeout),
             )
+        except OutboundRefused as exc:
+            # Raised before the connection opened: nothing was sent.
+            prefix = f"{context}: " if context else ""
+            failure = self._error(OutboundRefusedError, f"{prefix}{exc}", None, table)
         except requests.RequestException as exc:
             failure = self._connection_error(exc, table=table, context=context)
         # Raised outside the except block, so the requests exception (which quotes request

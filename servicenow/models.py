@@ -19,6 +19,18 @@ class Connection(models.Model):
     client_id = models.CharField(max_length=200, blank=True)
     client_secret_encrypted = models.TextField(blank=True, editable=False)
     verify_tls = models.BooleanField(default=True)
+    # Public, shown back: certificates only (a private key is refused).
+    ca_certificate = models.TextField(
+        blank=True,
+        help_text="PEM certificate(s) of a CA to trust besides the public ones, e.g. a "
+        "corporate CA. Public: shown back.",
+    )
+    proxy_url = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="e.g. http://proxy.example.com:3128 (http or https, no credentials). "
+        "Empty: HTTPS_PROXY from the environment, if set.",
+    )
     page_size = models.PositiveIntegerField(default=1000)
     api_path = models.CharField(max_length=64, default="/api/now/table")
     last_checked_at = models.DateTimeField(null=True, blank=True)

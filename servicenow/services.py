@@ -17,8 +17,15 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from ladder_tracker.errors import ConflictError
 
-from .client import ClientConfig, ServiceNowClient, ServiceNowError, instance_url_problem
+from .client import (
+    ClientConfig,
+    ServiceNowClient,
+    ServiceNowError,
+    ca_certificate_problem,
+    instance_url_problem,
+)
 from .models import Connection, Source, SyncRun
+from .outbound import instance_url_policy_problem, proxy_url_problem
 from .secrets import SecretUnreadable, secret_decrypt, secret_encrypt
 
 logger = logging.getLogger(__name__)
@@ -53,9 +60,44 @@ class ConfigurationInUse(ConflictError):
 
 
 def connection_url_validate(url: str) -> None:
-    """Refuse, before saving, an instance URL the client would refuse."""
-    if problem := instance_url_problem(url):
+    """Refuse, before saving, an instance URL the client would refuse: its shape, then the
+    outbound policy as written (servicenow.outbound; the client checks the resolved
+    addresses again at connect time)."""
+    problem = instance_url_problem(url) or instance_url_policy_problem(
+        url, allow_local=settings.SERVICENOW_ALLOW_LOCAL_INSTANCES
+    )
+    if problem:
         raise ValidationError(problem)
+
+
+def connection_proxy_url_validate(url: str) -> None:
+    if url and (problem := proxy_url_problem(url)):
+        raise ValidationError(problem)
+
+
+def connection_ca_certificate_validate(pem: str) -> None:
+    if pem and (problem := ca_certificate_problem(pem)):
+        raise ValidationError(problem)
+
+
+CONNECTION_FIELD_VALIDATORS = {
+    "instance_url": connection_url_validate,
+    "proxy_url": connection_proxy_url_validate,
+    "ca_certificate": connection_ca_certificate_validate,
+}
+
+
+def connection_validate(*, connection: Connection) -> None:
+    """A ValidationError naming each field the client would refuse (the API, the admin and
+    connection_save all ask this)."""
+    errors: dict[str, list[str]] = {}
+    for name, validate in CONNECTION_FIELD_VALIDATORS.items():
+        try:
+            validate(getattr(connection, name))
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    if errors:
+        raise ValidationError(errors)
 
 
 def connection_save(
@@ -64,12 +106,16 @@ def connection_save(
     password: str | None = None,
     client_secret: str | None = None,
 ) -> Connection:
-    """Save a connection; a secret given as None is left as it is, "" clears it."""
+    """Save a connection; a secret given as None is left as it is, "" clears it. Refuses
+    (ValidationError naming the field) an instance URL, proxy or CA the client would."""
+    connection.instance_url = connection.instance_url.rstrip("/")
+    connection.proxy_url = connection.proxy_url.strip().rstrip("/")
+    connection.ca_certificate = connection.ca_certificate.strip()
+    connection_validate(connection=connection)
     if password is not None:
         connection.password_encrypted = secret_encrypt(password)
     if client_secret is not None:
         connection.client_secret_encrypted = secret_encrypt(client_secret)
-    connection.instance_url = connection.instance_url.rstrip("/")
     connection.save()
     return connection
 
@@ -83,6 +129,9 @@ def connection_client_config(*, connection: Connection) -> ClientConfig:
         client_id=connection.client_id,
         client_secret=secret_decrypt(connection.client_secret_encrypted),
         verify_tls=connection.verify_tls,
+        ca_certificate=connection.ca_certificate,
+        proxy_url=connection.proxy_url,
+        allow_local=settings.SERVICENOW_ALLOW_LOCAL_INSTANCES,
         api_path=connection.api_path,
     )
 
@@ -92,7 +141,11 @@ def connection_client(*, connection: Connection) -> ServiceNowClient:
 
 
 def connection_check(*, connection: Connection) -> dict:
-    """Reachability and auth, recorded on the connection. Never raises for a remote failure."""
+    """Reachability and auth, recorded on the connection. Never raises for a remote failure.
+
+    A destination the outbound policy refuses is reported as refused (error
+    "OutboundRefusedError"), nothing sent: the button says why, never whether something
+    listens there."""
     try:
         # An admin is waiting on the button: one retry, short timeouts, then say what failed.
         config = dataclasses.replace(

@@ -193,6 +193,11 @@ SERVICENOW_STALE_RUN_SECONDS = env.int("SERVICENOW_STALE_RUN_SECONDS", default=6
 # timeouts) retry the whole run this many times, with exponential backoff from this base.
 SERVICENOW_RUN_RETRIES = env.int("SERVICENOW_RUN_RETRIES", default=5)
 SERVICENOW_RUN_RETRY_BASE_SECONDS = env.float("SERVICENOW_RUN_RETRY_BASE_SECONDS", default=10.0)
+# Outbound policy for instance URLs (servicenow/outbound.py, README "ServiceNow"): plain
+# http, loopback and private addresses only when this is on. Link-local and metadata
+# addresses are refused whatever it says. On in the embedded default, where the demo's
+# emulator listens on 127.0.0.1; production.py turns it off.
+SERVICENOW_ALLOW_LOCAL_INSTANCES = env.bool("SERVICENOW_ALLOW_LOCAL_INSTANCES", default=True)
 
 # Logs carry a request id (from X-Request-ID or generated) or a Celery task id, so one
 # request or one task can be followed through every line it wrote.

@@ -17,6 +17,9 @@ for _name in ("SECRET_KEY", "SECRETS_ENCRYPTION_KEY"):
 DEBUG = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Only https ServiceNow instances on public addresses (servicenow/outbound.py). An on-premise
+# instance on a private network may turn it on; `check --deploy` then warns (servicenow.W001).
+SERVICENOW_ALLOW_LOCAL_INSTANCES = env.bool("SERVICENOW_ALLOW_LOCAL_INSTANCES", default=False)
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -48,6 +48,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "has_password",
             "has_client_secret",
             "verify_tls",
+            "ca_certificate",
+            "proxy_url",
             "page_size",
             "api_path",
             "last_checked_at",
@@ -64,6 +66,16 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
     def validate_instance_url(self, value: str) -> str:
         services.connection_url_validate(value)
+        return value
+
+    def validate_proxy_url(self, value: str) -> str:
+        value = value.strip().rstrip("/")
+        services.connection_proxy_url_validate(value)
+        return value
+
+    def validate_ca_certificate(self, value: str) -> str:
+        value = value.strip()
+        services.connection_ca_certificate_validate(value)
         return value
 
     def validate_page_size(self, value: int) -> int:

@@ -223,7 +223,9 @@ def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | No
         return "skipped"
     try:
         client = connection_client(connection=run.source.connection)
-    except SecretUnreadable as exc:
+    except (SecretUnreadable, ServiceNowError) as exc:
+        # A secret that no longer decrypts, or settings the client refuses (e.g. a local
+        # instance once SERVICENOW_ALLOW_LOCAL_INSTANCES is off): waiting will not help.
         sync_run_fail(run_id=run_id, error=str(exc), retrying=False)
         return "failed"
     try:

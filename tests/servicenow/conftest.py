@@ -5,6 +5,9 @@ runs eagerly at commit, and in CI's second pass a real Celery worker (on the sam
 database) runs it; either way `run_sync` waits for the run to finish.
 """
 
+import select
+import socket
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -115,3 +118,80 @@ def tls_emulator(tls_files):
     emu = Emulator(make_dataset(), tls=(tls_files["cert"], tls_files["key"])).start()
     yield emu
     emu.stop()
+
+
+class ConnectProxy:
+    """A small real forwarding proxy (HTTP CONNECT tunnels only), recording each tunnel it
+    opened, so a test can tell that the client's requests went through it."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[str] = []  # "host:port" of each CONNECT
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.getsockname()[1]}"
+
+    def start(self) -> "ConnectProxy":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._server.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+            if method != "CONNECT":
+                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            self.tunnels.append(target)
+            host, port = target.rsplit(":", 1)
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                self._pipe(client, upstream)
+
+    def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
+        sockets = [client, upstream]
+        while not self._stop.is_set():
+            readable, _, _ = select.select(sockets, [], [], 0.1)
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                (upstream if sock is client else client).sendall(data)
+
+
+@pytest.fixture
+def connect_proxy():
+    proxy = ConnectProxy().start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def unrelated_ca_bundle(tmp_path):
+    """A CA bundle that trusts nothing the tests serve: what a stray REQUESTS_CA_BUNDLE or
+    CURL_CA_BUNDLE on the server could point at."""
+    path = tmp_path / "unrelated-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return str(path)

@@ -47,6 +47,8 @@ def form_data(connection: Connection, **changes) -> dict:
         "client_id": connection.client_id,
         "client_secret": "",
         "verify_tls": "on" if connection.verify_tls else "",
+        "ca_certificate": connection.ca_certificate,
+        "proxy_url": connection.proxy_url,
         "page_size": str(connection.page_size),
         "api_path": connection.api_path,
         "_save": "Save",

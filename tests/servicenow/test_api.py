@@ -135,6 +135,8 @@ def test_create_connection_never_returns_the_secrets(admin_api):
         "has_password": True,
         "has_client_secret": True,
         "verify_tls": True,
+        "ca_certificate": "",
+        "proxy_url": "",
         "page_size": 1000,
         "api_path": "/api/now/table",
         "last_checked_at": None,

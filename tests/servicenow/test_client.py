@@ -63,9 +63,17 @@ TOKEN = payload("oauth_token.json")
 CC_TOKEN = payload("oauth_token_client_credentials.json")
 
 
+# The scripted servers below listen on loopback over plain http, which the outbound policy
+# allows only with allow_local (test_outbound.py tests the policy itself).
 def basic_config(**overrides) -> ClientConfig:
     return ClientConfig(
-        **{"instance_url": INSTANCE, "username": "sync.bot", "password": PASSWORD, **overrides}
+        **{
+            "instance_url": INSTANCE,
+            "username": "sync.bot",
+            "password": PASSWORD,
+            "allow_local": True,
+            **overrides,
+        }
     )
 
 
@@ -78,6 +86,7 @@ def oauth_config(**overrides) -> ClientConfig:
             "password": PASSWORD,
             "client_id": "4f2e9c5d0b1a",
             "client_secret": CLIENT_SECRET,
+            "allow_local": True,
             **overrides,
         }
     )

@@ -8,7 +8,8 @@ Idempotent.
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from apps.people.models import Person
@@ -77,7 +78,11 @@ class Command(BaseCommand):
         connection.auth_type = Connection.AuthType.BASIC
         connection.username = DEMO_USER
         connection.page_size = 200
-        connection_save(connection=connection, password=DEMO_PASSWORD)
+        try:
+            connection_save(connection=connection, password=DEMO_PASSWORD)
+        except ValidationError as exc:  # e.g. a loopback URL with local instances off
+            lines = [f"{field}: {m}" for field, ms in exc.message_dict.items() for m in ms]
+            raise CommandError("; ".join(lines)) from None
         for name, table, kind, query in SOURCES:
             source = Source.objects.filter(connection=connection, table=table).first()
             source = source or Source(connection=connection, table=table)
