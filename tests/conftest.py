@@ -123,12 +123,17 @@ OIDC_PROVIDER_USERS = [
 @pytest.fixture(scope="session")
 def oidc_provider(tmp_path_factory):
     """django-oauth-toolkit's OpenID provider (tests/oidc_provider), started once per run on a
-    free port, with OIDC_PROVIDER_USERS and a confidential client for http://testserver."""
+    free port, with OIDC_PROVIDER_USERS and a confidential client whose redirect URIs are
+    Django's test client (http://testserver) and the live server (http://localhost, any
+    port)."""
     from tests.oidc_provider.provider import provider_start
 
-    provider = provider_start(tmp_path_factory.mktemp("oidc-provider"))
+    provider = provider_start(
+        tmp_path_factory.mktemp("oidc-provider"),
+        users=OIDC_PROVIDER_USERS,
+        rp_urls=["http://testserver", "http://localhost"],
+    )
     try:
-        provider.seed(users=OIDC_PROVIDER_USERS, rp_urls=["http://testserver"])
         yield provider
     finally:
         provider.stop()

@@ -53,20 +53,7 @@ class OpenIDProvider:
     client_secret = CLIENT_SECRET
     password = PROVIDER_PASSWORD
 
-    def manage(self, *args: str) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "django", *args],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-
-    def seed(self, *, users: list[dict] = (), rp_urls: list[str] = ()) -> None:
-        """Add provider accounts (username, email, name, email_verified; the password is
-        PROVIDER_PASSWORD) and allow a relying party at each of `rp_urls` (its callback
-        and its login page as the post-logout redirect)."""
+    def _spec(self, users, rp_urls) -> Path:
         for base in rp_urls:
             base = base.rstrip("/")
             if f"{base}/oidc/callback/" not in self.redirect_uris:
@@ -83,20 +70,23 @@ class OpenIDProvider:
         }
         path = self.workdir / "seed.json"
         path.write_text(json.dumps(spec))
-        self.manage("op_seed", str(path))
+        return path
 
-    def start(self) -> None:
-        self.manage("migrate", "--noinput")
+    def start(self, *, users: list[dict], rp_urls: list[str]) -> None:
+        """Serve with these accounts (username, email, name, email_verified; the password is
+        PROVIDER_PASSWORD), accepting relying parties at `rp_urls` (each one's callback, and
+        its login page as the post-logout redirect)."""
+        spec = self._spec(users, rp_urls)
         port = self.url.rsplit(":", 1)[1]
         log = (self.workdir / "provider.log").open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            [sys.executable, "-m", "django", "op_serve", str(spec), port],
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if requests.get(self.discovery_url, timeout=1).status_code == 200:
@@ -158,7 +148,8 @@ class OpenIDProvider:
         )
 
 
-def provider_start(workdir: Path) -> OpenIDProvider:
+def provider_start(workdir: Path, *, users: list[dict], rp_urls: list[str]) -> OpenIDProvider:
+    """Start a provider with these accounts, accepting relying parties at `rp_urls`."""
     workdir.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = workdir / "signing-key.pem"
@@ -183,5 +174,5 @@ def provider_start(workdir: Path) -> OpenIDProvider:
         OP_ISSUER=f"{url}/o",
     )
     provider = OpenIDProvider(url=url, workdir=workdir, env=env)
-    provider.start()
+    provider.start(users=users, rp_urls=rp_urls)
     return provider
