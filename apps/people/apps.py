@@ -9,6 +9,7 @@ class PeopleConfig(AppConfig):
 
     def ready(self):
         checks.register(sign_in_check, checks.Tags.security)
+        checks.register(sign_in_deploy_check, checks.Tags.security, deploy=True)
 
 
 def sign_in_check(app_configs, **kwargs):
@@ -34,3 +35,20 @@ def sign_in_check(app_configs, **kwargs):
             )
         )
     return found
+
+
+def sign_in_deploy_check(app_configs, **kwargs):
+    """In production the provider is reached over https: the code exchange carries the client
+    secret and the ID token."""
+    from django.conf import settings
+
+    from .sso import sso_enabled
+
+    if sso_enabled() and not settings.OIDC_ISSUER.startswith("https://"):
+        return [
+            checks.Error(
+                f"OIDC_ISSUER {settings.OIDC_ISSUER} is not https.",
+                id="people.E002",
+            )
+        ]
+    return []

@@ -309,7 +309,13 @@ def person_sign_in_sso(*, email: str, email_verified, name: str = "", create: bo
             email=email,
         )
     user_model = get_user_model()
-    person = Person.objects.select_related("user").filter(email__iexact=email).first()
+    # Locked: two first sign-ins of one ServiceNow person at once make one login, not two.
+    person = (
+        Person.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(email__iexact=email)
+        .first()
+    )
     if person is not None:
         if not person.is_active or (person.user is not None and not person.user.is_active):
             raise SignInRefused(

@@ -202,18 +202,10 @@ class SSOBackend(OIDCAuthenticationBackend):
             return None
         self.request = request
         try:
-            provider = sso_provider()
+            self.configure(sso_provider())
         except ProviderUnavailable as exc:
             request.sso_refusal = _unavailable(exc)
             return None
-        self.provider = provider
-        self.OIDC_OP_TOKEN_ENDPOINT = provider.token_endpoint
-        self.OIDC_OP_USER_ENDPOINT = provider.userinfo_endpoint
-        self.OIDC_OP_JWKS_ENDPOINT = provider.jwks_uri
-        self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
-        self.OIDC_RP_CLIENT_SECRET = settings.OIDC_RP_CLIENT_SECRET
-        self.OIDC_RP_SIGN_ALGO = settings.OIDC_RP_SIGN_ALGO
-        self.OIDC_RP_IDP_SIGN_KEY = None
         try:
             return super().authenticate(request, **kwargs)
         except (requests.RequestException, SuspiciousOperation, jwt.PyJWTError) as exc:
@@ -225,6 +217,17 @@ class SSOBackend(OIDCAuthenticationBackend):
                 reason="provider_error",
             )
             return None
+
+    def configure(self, provider: Provider) -> None:
+        """What the library's __init__ reads from the settings, from `provider` instead."""
+        self.provider = provider
+        self.OIDC_OP_TOKEN_ENDPOINT = provider.token_endpoint
+        self.OIDC_OP_USER_ENDPOINT = provider.userinfo_endpoint
+        self.OIDC_OP_JWKS_ENDPOINT = provider.jwks_uri
+        self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
+        self.OIDC_RP_CLIENT_SECRET = settings.OIDC_RP_CLIENT_SECRET
+        self.OIDC_RP_SIGN_ALGO = settings.OIDC_RP_SIGN_ALGO
+        self.OIDC_RP_IDP_SIGN_KEY = None
 
     def verify_token(self, token, **kwargs):
         payload = super().verify_token(token, **kwargs)

@@ -5,14 +5,18 @@ JWKS), userinfo and RP-initiated logout all go over HTTP to the provider."""
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlsplit
 
+import jwt
 import pytest
 import requests
 from django.contrib.auth import get_user_model, user_logged_in, user_login_failed
+from django.core.exceptions import SuspiciousOperation
+from jwcrypto import jwk
 
 from apps.people.models import Person
-from apps.people.sso import ProviderUnavailable, sso_discovery_clear, sso_provider
+from apps.people.sso import ProviderUnavailable, SSOBackend, sso_discovery_clear, sso_provider
 from tests.factories import PersonFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -238,3 +242,50 @@ def test_pinned_endpoints_need_no_discovery(settings):
         "https://idp.example.com/token",
         "",
     )
+
+
+# --- the ID token checks the library leaves out -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "refused"),
+    [
+        pytest.param({}, None, id="as-issued"),
+        pytest.param({"aud": "another-client"}, "audience", id="another-audience"),
+        pytest.param({"iss": "https://idp.evil.example"}, "issuer", id="another-issuer"),
+    ],
+)
+def test_id_token_issuer_and_audience_are_checked(sso, change, refused):
+    """Tokens signed with the provider's own key (its JWKS is fetched over HTTP): only the
+    claims differ."""
+    key = jwk.JWK.from_pem((sso.workdir / "signing-key.pem").read_bytes())
+    now = int(time.time())
+    claims = {
+        "iss": sso.issuer,
+        "aud": sso.client_id,
+        "sub": "1",
+        "iat": now,
+        "exp": now + 60,
+        "nonce": "n0",
+        **change,
+    }
+    token = jwt.encode(
+        claims,
+        key.export_to_pem(private_key=True, password=None),
+        algorithm="RS256",
+        headers={"kid": key.thumbprint()},
+    )
+    backend = SSOBackend()
+    backend.configure(sso_provider())
+
+    if refused is None:
+        assert backend.verify_token(token, nonce="n0")["sub"] == "1"
+    else:
+        with pytest.raises(SuspiciousOperation, match=refused):
+            backend.verify_token(token, nonce="n0")
+
+
+def test_an_outside_next_is_dropped(client, org, sso):
+    response = sso_sign_in(client, sso, "erin.idp", next_url="https://evil.example/")
+
+    assert response["Location"] == "/"

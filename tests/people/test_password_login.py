@@ -103,3 +103,14 @@ def test_check_warns_when_nobody_but_break_glass_can_sign_in(settings):
     settings.OIDC_ISSUER = ""
 
     assert [m.id for m in sign_in_check(None)] == ["people.W001"]
+
+
+def test_deploy_check_wants_an_https_issuer(settings):
+    from apps.people.apps import sign_in_deploy_check
+
+    settings.OIDC_RP_CLIENT_ID = "ladder"
+    settings.OIDC_ISSUER = "http://idp.example.com"
+    plain = [m.id for m in sign_in_deploy_check(None)]
+    settings.OIDC_ISSUER = "https://idp.example.com"
+
+    assert (plain, sign_in_deploy_check(None)) == (["people.E002"], [])
