@@ -168,6 +168,15 @@ def test_a_provider_error_shows_the_refusal_page(client, sso):
     assert "access_denied" in response.content.decode()
 
 
+def test_a_failed_code_exchange_shows_the_refusal_page(client, org, sso, settings, signals):
+    settings.OIDC_OP_TOKEN_ENDPOINT = "http://127.0.0.1:9/token/"  # the rest from discovery
+
+    response = sso_sign_in(client, sso, "erin.idp")
+
+    assert refusal_reason(response) == "provider_error"
+    assert [name for name, _ in signals] == ["user_login_failed"]
+
+
 @pytest.mark.parametrize("order", ["password_first", "sso_first"])
 def test_backend_order_does_not_matter(client, org, sso, settings, order):
     """Neither backend answers the other's credentials, so a throttling backend (axes) or a
