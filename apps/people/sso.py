@@ -166,7 +166,17 @@ class SSOCallbackView(OIDCAuthenticationCallbackView):
     def get(self, request):
         if not sso_enabled():
             raise Http404("Single sign-on is not configured.")
-        return super().get(request)
+        try:
+            return super().get(request)
+        except SuspiciousOperation as exc:
+            # a state this browser never asked for: a replayed or injected callback
+            logger.warning("SSO callback refused: %s", exc)
+            request.sso_refusal = SignInRefused(
+                "This sign-in did not start in this browser, or was already used. Start "
+                "again from the sign-in page.",
+                reason="state_mismatch",
+            )
+            return self.login_failure()
 
     def login_failure(self):
         refusal = getattr(self.request, "sso_refusal", None)

@@ -13,6 +13,7 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model, user_logged_in, user_login_failed
 from django.core.exceptions import SuspiciousOperation
+from django.test import Client
 from jwcrypto import jwk
 
 from apps.people.models import Person
@@ -166,6 +167,20 @@ def test_a_provider_error_shows_the_refusal_page(client, sso):
 
     assert refusal_reason(response) == "provider_error"
     assert "access_denied" in response.content.decode()
+
+
+def test_a_callback_from_someone_elses_sign_in_is_refused(client, org, sso):
+    """Login CSRF / code injection: erin's callback URL played in another browser that has
+    started a sign-in of its own."""
+    start = client.get("/oidc/authenticate/")
+    callback = sso.sign_in(start["Location"], "erin.idp")
+    other = Client()
+    other.get("/oidc/authenticate/")
+
+    response = other.get(callback.removeprefix("http://testserver"))
+
+    assert refusal_reason(response) == "state_mismatch"
+    assert other.get("/evidence/").status_code == 302
 
 
 def test_a_failed_code_exchange_shows_the_refusal_page(client, org, sso, settings, signals):
