@@ -37,6 +37,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--profile-to", default="", help="write a cProfile of 300 list requests")
+    parser.add_argument(
+        "--profile-endpoint", default="evidence list", help='what --profile-to profiles: "team"'
+    )
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="bench-evidence-")
@@ -153,7 +156,8 @@ def main() -> int:
         import cProfile
 
         profiler = cProfile.Profile()
-        profiler.runcall(lambda: [client.get(targets["evidence list"]) for _ in range(300)])
+        name = next(n for n in targets if n.startswith(args.profile_endpoint))
+        profiler.runcall(lambda: [clients[name].get(targets[name]) for _ in range(300)])
         profiler.dump_stats(args.profile_to)
     body = client.get(targets["evidence list"]).json()
     assert body["count"] == args.items and len(body["results"]) == 50

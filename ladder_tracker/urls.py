@@ -1,10 +1,11 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from mozilla_django_oidc.views import OIDCLogoutView
 
 from apps.evidence import views as evidence_views
 from apps.ladders import views as ladder_views
+from apps.people import views as people_views
 from apps.team import views as team_views
 from apps.team.api import TeamView
 
@@ -23,8 +24,10 @@ urlpatterns = [
     path("", ladder_views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", people_views.SignInView.as_view(), name="login"),
+    # Signs out here, and at the identity provider too for an SSO session (apps/people/sso.py)
+    path("logout/", OIDCLogoutView.as_view(), name="logout"),
+    path("oidc/", include("mozilla_django_oidc.urls")),  # SSO: authenticate/, callback/
     path("ladders/", include("apps.ladders.urls")),
     path("evidence/", include("apps.evidence.urls")),
     path("packets/", include("apps.packets.urls")),

@@ -105,3 +105,49 @@ def spec() -> dict:
     """The public OpenAPI schema as served (rendered to JSON and back: plain dicts)."""
     schema = SchemaGenerator().get_schema(request=None, public=True)
     return json.loads(OpenApiJsonRenderer().render(schema, renderer_context={}))
+
+
+# --- single sign-on: a real OpenID provider in its own process -----------------------------
+
+# Accounts at the provider (password tests.oidc_provider.provider.PROVIDER_PASSWORD). Their
+# emails match the `org` fixture's people (erin@example.com...) in another case.
+OIDC_PROVIDER_USERS = [
+    {"username": "erin.idp", "email": "Erin@Example.COM", "name": "Erin", "email_verified": True},
+    {"username": "pete.idp", "email": "pete@example.com", "email_verified": False},
+    {"username": "sam.idp", "email": "Sam.Snow@example.com", "name": "Sam Snow"},
+    {"username": "ada.idp", "email": "ada@example.com", "name": "Ada"},
+    {"username": "newhire.idp", "email": "new.hire@example.com", "name": "Nell Hire"},
+]
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory):
+    """django-oauth-toolkit's OpenID provider (tests/oidc_provider), started once per run on a
+    free port, with OIDC_PROVIDER_USERS and a confidential client whose redirect URIs are
+    Django's test client (http://testserver) and the live server (http://localhost, any
+    port)."""
+    from tests.oidc_provider.provider import provider_start
+
+    provider = provider_start(
+        tmp_path_factory.mktemp("oidc-provider"),
+        users=OIDC_PROVIDER_USERS,
+        rp_urls=["http://testserver", "http://localhost"],
+    )
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+@pytest.fixture
+def sso(settings, oidc_provider):
+    """This project configured as the provider's relying party (discovery, no pinned
+    endpoints)."""
+    from apps.people.sso import sso_discovery_clear
+
+    settings.OIDC_ISSUER = oidc_provider.issuer
+    settings.OIDC_RP_CLIENT_ID = oidc_provider.client_id
+    settings.OIDC_RP_CLIENT_SECRET = oidc_provider.client_secret
+    sso_discovery_clear()
+    yield oidc_provider
+    sso_discovery_clear()

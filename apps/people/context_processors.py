@@ -2,7 +2,10 @@
 
 from functools import cached_property
 
+from django.conf import settings
+
 from .selectors import person_for_user, person_has_reports
+from .sso import sso_enabled
 
 
 class Viewer:
@@ -43,3 +46,9 @@ def request_viewer(request) -> Viewer | None:
 def viewer(request):
     found = request_viewer(request)
     return {} if found is None else {"viewer": found}
+
+
+def sign_in(request):
+    """What the sign-in pages (ours and the admin's) offer: the SSO button, the password
+    form. No query, no network."""
+    return {"sso_enabled": sso_enabled(), "password_login": settings.PASSWORD_LOGIN}

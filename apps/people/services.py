@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from apps.ladders.models import Ladder
+from ladder_tracker.errors import ForbiddenError
 
 from .models import LevelChange, Person
 from .selectors import person_would_cycle, person_would_cycle_ids
@@ -249,3 +251,108 @@ def people_managers_resolve() -> int:
         changed.append(Person(pk=pk, manager_id=wanted))
     Person.objects.bulk_update(changed, ["manager"])
     return len(changed)
+
+
+# --- single sign-on (OpenID Connect) --------------------------------------------------------
+
+
+class SignInRefused(ForbiddenError):
+    """An identity provider vouched for someone we will not sign in. `reason` says why, for
+    the refusal page and the audit trail; the message is the line shown to the person."""
+
+    code = "sign_in_refused"
+
+    def __init__(self, message: str, *, reason: str, email: str = ""):
+        self.reason = reason
+        self.email = email
+        super().__init__(message, {"reason": reason})
+
+
+def _username_for(email: str) -> str:
+    """A free username from the email's local part (`erin.smith`, then `erin.smith-2`...)."""
+    user_model = get_user_model()
+    base = re.sub(r"[^\w.@+-]", "", email.split("@")[0].lower())[:140] or "user"
+    candidate, n = base, 1
+    while user_model.objects.filter(username__iexact=candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def _email_verified(value) -> bool:
+    # The spec says boolean; some providers (Cognito, older ADFS) send the string "true".
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+@transaction.atomic
+def person_sign_in_sso(*, email: str, email_verified, name: str = "", create: bool = False):
+    """The login for someone an OpenID provider has authenticated, matched by email.
+
+    Only a verified email (`email_verified` true) is trusted. The email matches a person
+    (from ServiceNow, the CSV import or the admin) case-insensitively; a person without a
+    login yet gets one now, linked to them. Without a person, a login with that email (an
+    admin without a profile) is used. Someone unknown is refused unless `create` (the
+    OIDC_CREATE_USERS setting), which makes a login and a person. Refusals raise
+    SignInRefused; the caller logs the returned user in."""
+    email = (email or "").strip()
+    if not email:
+        raise SignInRefused(
+            "Your identity provider did not send an email address, so we cannot tell who you "
+            "are. Ask your IT team to release the email claim to ladder_tracker.",
+            reason="email_missing",
+        )
+    if not _email_verified(email_verified):
+        raise SignInRefused(
+            f"Your identity provider has not verified the email address {email}. Ask your IT "
+            "team to verify it, then sign in again.",
+            reason="email_unverified",
+            email=email,
+        )
+    user_model = get_user_model()
+    # Locked: two first sign-ins of one ServiceNow person at once make one login, not two.
+    person = (
+        Person.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(email__iexact=email)
+        .first()
+    )
+    if person is not None:
+        if not person.is_active or (person.user is not None and not person.user.is_active):
+            raise SignInRefused(
+                f"The profile for {email} is inactive. Ask an administrator if that is wrong.",
+                reason="inactive",
+                email=email,
+            )
+        if person.user is None:
+            user = user_model(username=_username_for(person.email), email=person.email)
+            user.set_unusable_password()
+            user.save()
+            person.user = user
+            person.save(update_fields=["user"])
+            logger.info("person %s: login created at first SSO sign-in", person.pk)
+        return person.user
+    users = list(user_model.objects.filter(email__iexact=email)[:2])
+    if len(users) > 1:
+        raise SignInRefused(
+            f"More than one login uses {email}; an administrator has to merge them first.",
+            reason="ambiguous",
+            email=email,
+        )
+    if users:
+        if not users[0].is_active:
+            raise SignInRefused(
+                f"The login for {email} is inactive. Ask an administrator if that is wrong.",
+                reason="inactive",
+                email=email,
+            )
+        return users[0]
+    if not create:
+        raise SignInRefused(
+            f"{email} is not known to ladder_tracker. People arrive from ServiceNow or the "
+            "people import; ask an administrator to add you.",
+            reason="unknown",
+            email=email,
+        )
+    person = person_create(username=_username_for(email), email=email, name=name or email)
+    logger.info("person %s: created at first SSO sign-in", person.pk)
+    return person.user

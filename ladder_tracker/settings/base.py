@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "django_celery_beat",
+    "mozilla_django_oidc",
     "apps.people",
     "apps.ladders",
     "apps.evidence",
@@ -79,6 +80,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.people.context_processors.viewer",
+                "apps.people.context_processors.sign_in",
                 "apps.evidence.context_processors.inbox",
             ],
         },
@@ -114,6 +116,40 @@ FORMS_URLFIELD_ASSUME_HTTPS = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# https://docs.djangoproject.com/en/5.2/ref/settings/#authentication-backends
+# Password sign-in (limited by PASSWORD_LOGIN below), then OpenID Connect. Neither answers
+# the other's credentials, so a throttling backend (django-axes) may go first.
+AUTHENTICATION_BACKENDS = [
+    "apps.people.auth.PasswordBackend",
+    "apps.people.sso.SSOBackend",
+]
+
+# --- Single sign-on: OpenID Connect (README "SSO") ------------------------------------------
+# https://mozilla-django-oidc.readthedocs.io/en/stable/settings.html
+# SSO is on when OIDC_ISSUER and OIDC_CLIENT_ID are set. Endpoints come from the issuer's
+# /.well-known/openid-configuration on first use; the OIDC_*_ENDPOINT variables pin them.
+OIDC_ISSUER = env("OIDC_ISSUER", default="").rstrip("/")
+OIDC_RP_CLIENT_ID = env("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = env("OIDC_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_OP_AUTHORIZATION_ENDPOINT = env("OIDC_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env("OIDC_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env("OIDC_USERINFO_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env("OIDC_JWKS_ENDPOINT", default="")
+OIDC_OP_END_SESSION_ENDPOINT = env("OIDC_END_SESSION_ENDPOINT", default="")
+# Someone the provider vouches for but who is no person here: refused (False) or created.
+OIDC_CREATE_USER = env.bool("OIDC_CREATE_USERS", default=False)
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of RP-initiated logout
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT_SECONDS", default=10)
+OIDC_AUTHENTICATE_CLASS = "apps.people.sso.SSOAuthenticateView"
+OIDC_CALLBACK_CLASS = "apps.people.sso.SSOCallbackView"
+OIDC_OP_LOGOUT_URL_METHOD = "apps.people.sso.provider_logout_url"
+# Off: only superusers and BREAK_GLASS_USERS (usernames) may sign in with a password, on the
+# sign-in page and the admin's alike; everyone else uses SSO.
+PASSWORD_LOGIN = env.bool("PASSWORD_LOGIN", default=True)
+BREAK_GLASS_USERS = env.list("BREAK_GLASS_USERS", default=[])
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
