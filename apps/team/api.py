@@ -52,9 +52,22 @@ class TeamRowSerializer(serializers.Serializer):
     last_activity = serializers.DateTimeField(allow_null=True)
 
     def to_representation(self, instance: TeamRow):
-        data = super().to_representation(instance)
-        data["coverage"] = round(instance.coverage, 4)
-        return data
+        # Written out by hand: the declared fields above are the schema, and a department's
+        # few hundred rows through DRF's field machinery cost more than reading them.
+        person, packet, manager = instance.person, instance.packet, instance.manager
+        last = instance.last_activity
+        return {
+            "person": person.id,
+            "name": person.name,
+            "manager": {"id": manager.id, "name": manager.name} if manager else None,
+            "level": person.level,
+            "next_level": instance.next_level,
+            "coverage": round(instance.coverage, 4),
+            "packet": {"id": packet.pk, "state": packet.state} if packet else None,
+            "candidates_waiting": instance.candidates_waiting,
+            "evidence_90d": instance.evidence_90d,
+            "last_activity": self.fields["last_activity"].to_representation(last) if last else None,
+        }
 
 
 class TeamView(APIView):

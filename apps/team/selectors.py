@@ -51,9 +51,43 @@ class TeamFilters:
     sort: str = "name"  # one of SORTS, "-" in front for descending
 
 
+@dataclass(frozen=True)
+class PersonRef:
+    id: int
+    name: str
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+@dataclass(frozen=True)
+class Member:
+    """The few fields of a person the overview shows (read as values, not model instances:
+    a department is hundreds of rows)."""
+
+    id: int
+    name: str
+    email: str
+    level: int | None
+    ladder_id: int | None
+    manager_id: int | None
+    manager_name: str | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    @property
+    def manager(self) -> PersonRef | None:
+        if self.manager_id is None:
+            return None
+        return PersonRef(self.manager_id, self.manager_name or "")
+
+
 @dataclass
 class TeamRow:
-    person: Person
+    person: Member
     next_level: int | None
     coverage: float
     packet: Packet | None
@@ -62,7 +96,7 @@ class TeamRow:
     last_activity: datetime | None = None
 
     @property
-    def manager(self) -> Person | None:
+    def manager(self) -> PersonRef | None:
         return self.person.manager
 
     @property
@@ -72,7 +106,7 @@ class TeamRow:
 
 @dataclass
 class TeamGroup:
-    manager: Person | None
+    manager: PersonRef | None
     rows: list[TeamRow] = field(default_factory=list)
 
 
@@ -82,19 +116,20 @@ def cycle_current(*, today: date | None = None) -> PromotionCycle | None:
     return PromotionCycle.objects.filter(opens_on__lte=today).order_by("-opens_on", "-pk").first()
 
 
-def team_people(*, viewer: AbstractBaseUser) -> list[Person]:
+def team_people(*, viewer: AbstractBaseUser) -> list[Member]:
     """Who the viewer oversees: admins everyone active, managers their reports at any
     depth, anyone else nobody."""
     if not viewer.is_authenticated:
         return []
-    qs = Person.objects.select_related("manager", "ladder").filter(is_active=True)
+    qs = Person.objects.filter(is_active=True)
     if not viewer.is_staff:
         me = person_for_user(user=viewer)
         ids = person_report_ids(person=me) if me else set()
         if not ids:
             return []
         qs = qs.filter(pk__in=ids)
-    return list(qs.order_by("name", "pk"))
+    fields = ("id", "name", "email", "level", "ladder_id", "manager_id", "manager__name")
+    return [Member(*row) for row in qs.order_by("name", "pk").values_list(*fields)]
 
 
 def _visible_q(viewer: AbstractBaseUser, prefix: str = "") -> Q:
@@ -109,6 +144,13 @@ def team_overview(*, viewer: AbstractBaseUser, filters: TeamFilters | None = Non
     if not people:
         return []
     ids = [p.pk for p in people]
+
+    def of_people(prefix: str = "") -> Q:
+        # Admins oversee every active person: a join, not an IN of every id in the company.
+        if viewer.is_staff:
+            return Q(**{f"{prefix}person__is_active": True})
+        return Q(**{f"{prefix}person_id__in": ids})
+
     versions = ladder_versions_published()
     cycle = cycle_current()
 
@@ -116,7 +158,7 @@ def team_overview(*, viewer: AbstractBaseUser, filters: TeamFilters | None = Non
     if cycle is not None:
         # Newest first: an open packet wins over an older closed one of the same cycle.
         for packet in (
-            Packet.objects.filter(cycle=cycle, person_id__in=ids)
+            Packet.objects.filter(of_people(), cycle=cycle)
             .only("id", "person_id", "state", "ladder_version_id", "target_level", "updated_at")
             .order_by("-created_at", "-pk")
         ):
@@ -140,7 +182,7 @@ def team_overview(*, viewer: AbstractBaseUser, filters: TeamFilters | None = Non
         EvidenceLink.objects.filter(
             evidence_usable_q("evidence__"),
             _visible_q(viewer, "evidence__"),
-            evidence__person_id__in=ids,
+            of_people("evidence__"),
         )
         .order_by()
         .values_list("evidence__person_id", "expectation_id")
@@ -163,9 +205,7 @@ def team_overview(*, viewer: AbstractBaseUser, filters: TeamFilters | None = Non
     since = timezone.localdate() - timedelta(days=RECENT_DAYS)
     counts = {
         row["person_id"]: row
-        for row in Evidence.objects.filter(
-            _visible_q(viewer), person_id__in=ids, deleted_at__isnull=True
-        )
+        for row in Evidence.objects.filter(_visible_q(viewer), of_people(), deleted_at__isnull=True)
         .values("person_id")
         .annotate(
             waiting=Count("pk", filter=Q(status=Evidence.Status.CANDIDATE)),
@@ -286,9 +326,9 @@ def team_person(*, viewer: AbstractBaseUser, person_id: int) -> PersonOverview:
     """One person of the viewer's team: ladder position, each next-level expectation with the
     evidence behind it that the viewer may read, packets, level history. NotFoundError when the
     person is not someone the viewer oversees (the same answer as for nobody)."""
-    person = next((p for p in team_people(viewer=viewer) if p.pk == person_id), None)
-    if person is None:
+    if not any(p.pk == person_id for p in team_people(viewer=viewer)):
         raise NotFoundError("No such person in your team.")
+    person = Person.objects.select_related("manager", "ladder").get(pk=person_id)
     version = ladder_versions_published().get(person.ladder_id) if person.ladder_id else None
     next_level = (person.level or 0) + 1 if version else None
     expectations: list[ExpectationEvidence] = []

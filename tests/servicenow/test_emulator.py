@@ -994,11 +994,12 @@ def test_demo_dataset_serves(http):
         assert response.json()["result"] == [{"name": "Erin"}]
 
 
-def test_generator_100k_is_fast():
-    started = time.monotonic()
+def test_generator_makes_100k_incidents():
+    # Its speed is the benchmarks' business (timings are never asserted in tests).
     data = generate_dataset(100_000, 200, seed=1, end=END)
-    assert time.monotonic() - started < 10
-    assert len(data["tables"]["incident"]) == 100_000
+    incidents = data["tables"]["incident"]
+    assert len(incidents) == 100_000
+    assert len({row["sys_id"] for row in incidents}) == 100_000
 
 
 def test_emulator_serves_tls_with_a_test_certificate(tls_emulator, tls_files):
