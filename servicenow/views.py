@@ -14,6 +14,9 @@ RECENT_RUNS = 20
 
 def _runs_context():
     runs = list(selectors.sync_run_list()[:RECENT_RUNS])
+    stale_after = services.stale_run_after()
+    for run in runs:
+        run.reclaim_when = run.reclaim_at(stale_after)  # shown for active runs
     return {"runs": runs, "any_active": any(r.status in SyncRun.ACTIVE for r in runs)}
 
 

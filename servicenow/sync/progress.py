@@ -33,6 +33,11 @@ class Counters:
 COUNTER_FIELDS = tuple(f.name for f in fields(Counters))
 
 
+class RunLost(Exception):
+    """This attempt no longer holds its run (another attempt took it over): stop, write
+    nothing more."""
+
+
 def log_append(run: SyncRun, message: str) -> None:
     stamp = timezone.now().strftime("%H:%M:%S")
     run.log = (run.log + f"{stamp} {message}\n")[-LOG_CHARS:]
@@ -64,22 +69,30 @@ class RunContext:
             self.run.total_estimate = total
 
     def save_progress(self) -> None:
+        """Save progress and position; called inside each page's transaction, so both commit
+        with the page or not at all. Raises RunLost (rolling the page back) when the run is
+        no longer this attempt's: it was reclaimed from a worker taken to be dead."""
         run = self.run
         run.pages += 1
         run.requests = self.run_requests()
         for name in COUNTER_FIELDS:
             setattr(run, name, getattr(self.counters, name))
         run.heartbeat_at = timezone.now()
-        run.save(
-            update_fields=[
-                "pages",
-                "requests",
-                *COUNTER_FIELDS,
-                "heartbeat_at",
-                "total_estimate",
-                "log",
-            ]
+        names = (
+            "pages",
+            "requests",
+            *COUNTER_FIELDS,
+            "heartbeat_at",
+            "total_estimate",
+            "log",
+            "resume_ts",
+            "resume_sys_id",
         )
+        held = SyncRun.objects.filter(
+            pk=run.pk, attempts=run.attempts, status=SyncRun.Status.RUNNING
+        ).update(**{name: getattr(run, name) for name in names})
+        if not held:
+            raise RunLost(f"sync run {run.pk} attempt {run.attempts} was taken over")
         if self.on_progress is not None:
             self.on_progress(run)
 
