@@ -14,7 +14,7 @@ from servicenow.emulator import Emulator
 from servicenow.models import SyncCursor, SyncRun, WorkItem
 from servicenow.services import sync_run_request
 from servicenow.sync.progress import RunLost
-from servicenow.sync.runs import sync_run_execute, sync_run_start
+from servicenow.sync.runs import sync_run_attempt, sync_run_execute, sync_run_start
 
 from .conftest import make_connection, make_dataset, make_source, run_sync
 from .test_sync_integration import assert_mirrors
@@ -27,6 +27,14 @@ HIBERNATE_EVERY_5TH = {"html": {"every": 5}}
 @pytest.fixture
 def quick_retries(settings):
     settings.SERVICENOW_RUN_RETRY_BASE_SECONDS = 0.05
+
+
+def attempt_here(source, mode: str) -> SyncRun:
+    """One attempt in this process (as `manage.py servicenow_sync` runs it), so settings
+    overridden here apply even where a Celery worker would otherwise take the run."""
+    run = sync_run_request(source=source, mode=mode, enqueue=False)
+    assert sync_run_attempt(run_id=run.pk) == "failed"
+    return SyncRun.objects.get(pk=run.pk)
 
 
 def test_a_full_run_under_hibernation_resumes_and_reads_each_row_about_once(quick_retries):
@@ -60,7 +68,7 @@ def test_a_failed_full_run_keeps_what_was_synced(quick_retries, settings):
 
         # when a second full run fails for good after two pages
         emu.set_faults_dict({"html": {"every": 3}})
-        failed = run_sync(source, "full")
+        failed = attempt_here(source, "full")
 
         # then it failed, stored whole pages, and no work item was lost or marked deleted
         assert failed.status == "failed"
@@ -120,7 +128,7 @@ def test_a_failed_reconcile_tombstones_only_what_it_compared(quick_retries, sett
 
         # when a reconcile fails for good after two pages of 50
         emu.set_faults_dict({"html": {"every": 3}})
-        run = run_sync(source, "reconcile")
+        run = attempt_here(source, "reconcile")
 
         # then the row in the compared range is gone, the one beyond it untouched
         assert run.status == "failed"
