@@ -983,6 +983,28 @@ def test_run_progress_is_null_without_an_estimate_and_one_when_done(admin_api):
     assert admin_api.get(f"{RUNS}{unknown.pk}/").json()["progress"] is None
 
 
+@pytest.mark.django_db
+def test_run_detail_says_when_an_active_run_is_reclaimed_and_where_it_resumes(admin_api, settings):
+    settings.SERVICENOW_STALE_RUN_SECONDS = 90
+    source = plain_source(acme())
+    beat = timezone.now().replace(microsecond=0)
+    running = SyncRun.objects.create(
+        source=source, status="running", heartbeat_at=beat,
+        resume_ts=beat - timedelta(days=3), resume_sys_id="f" * 32,
+    )  # fmt: skip
+    done = SyncRun.objects.create(source=source, status="succeeded", heartbeat_at=beat)
+
+    body = admin_api.get(f"{RUNS}{running.pk}/").json()
+
+    assert body["reclaim_at"] == (beat + timedelta(seconds=90)).isoformat().replace("+00:00", "Z")
+    assert (body["resume_sys_id"], body["failures_in_a_row"], body["retry_at"]) == (
+        "f" * 32,
+        0,
+        None,
+    )
+    assert admin_api.get(f"{RUNS}{done.pk}/").json()["reclaim_at"] is None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_sync_with_a_wrong_password_fails_with_a_readable_error(admin_api, emulator):
     # given a source whose connection has a wrong password

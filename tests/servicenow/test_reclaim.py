@@ -37,30 +37,31 @@ def ago(seconds: float):
     return timezone.now() - timedelta(seconds=seconds)
 
 
+# id: (run status, seconds since its heartbeat, seconds since its retry was due, reclaimed?)
+# None: not set. Times are taken when the test runs, not when the module is imported.
 CASES = {
-    # id: (run fields, reclaimed?)
-    "running, silent past the threshold": ({"status": "running", "heartbeat_at": ago(91)}, True),
-    "running, heartbeat fresh": ({"status": "running", "heartbeat_at": ago(30)}, False),
-    "queued, never started, message lost": ({"status": "queued"}, True),
-    "queued for a retry that is due": (
-        {"status": "queued", "heartbeat_at": ago(200), "retry_at": ago(91)},
-        True,
-    ),
-    "queued, waiting out a retry": (
-        {"status": "queued", "heartbeat_at": ago(200), "retry_at": ago(-60)},
-        False,
-    ),
-    "failed long ago": ({"status": "failed", "heartbeat_at": ago(3600)}, False),
-    "succeeded long ago": ({"status": "succeeded", "heartbeat_at": ago(3600)}, False),
+    "running, silent past the threshold": ("running", 91, None, True),
+    "running, heartbeat fresh": ("running", 30, None, False),
+    "queued, never started, message lost": ("queued", None, None, True),
+    "queued for a retry that is due": ("queued", 200, 91, True),
+    "queued, waiting out a retry": ("queued", 200, -60, False),
+    "failed long ago": ("failed", 3600, None, False),
+    "succeeded long ago": ("succeeded", 3600, None, False),
 }
 
 
 @pytest.mark.parametrize("case", CASES.keys())
 def test_reclaim_resumes_only_abandoned_runs(enqueued, django_capture_on_commit_callbacks, case):
     # given a run in that state
-    fields, reclaimed = CASES[case]
-    run = SyncRun.objects.create(source=a_source("A"), mode="full", **fields)
-    if "heartbeat_at" not in fields and fields["status"] == "queued":
+    status, heartbeat, retry, reclaimed = CASES[case]
+    run = SyncRun.objects.create(
+        source=a_source("A"),
+        mode="full",
+        status=status,
+        heartbeat_at=None if heartbeat is None else ago(heartbeat),
+        retry_at=None if retry is None else ago(retry),
+    )
+    if heartbeat is None:
         SyncRun.objects.filter(pk=run.pk).update(created_at=ago(STALE + 1))
     before = SyncRun.objects.get(pk=run.pk)
 
