@@ -199,6 +199,30 @@ def test_sync_now_while_a_run_is_active_is_a_409_partial_saying_when_it_is_recla
     assert SyncRun.objects.count() == 1
 
 
+def test_sync_now_on_an_abandoned_run_resumes_it(admin_client, settings, monkeypatch):
+    # given a run whose worker stopped answering two minutes ago
+    from servicenow import tasks
+
+    monkeypatch.setattr(tasks.sync_source, "delay", lambda run_id: None)
+    settings.SERVICENOW_STALE_RUN_SECONDS = 90
+    source = plain_source(acme(), name="Incidents")
+    dead = SyncRun.objects.create(
+        source=source, mode="full", status="running", attempts=1,
+        heartbeat_at=timezone.now() - timedelta(seconds=120),
+    )  # fmt: skip
+
+    # when the admin presses "Sync now"
+    response = admin_client.post(f"/servicenow/sources/{source.pk}/sync/", {"mode": "incremental"})
+
+    # then that run is queued again to go on from its position, and no run is added
+    assert response.status_code == 200
+    assert (
+        f'<p class="ok" role="status">Incidents: run {dead.pk} (full) resumed from its last '
+        "page.</p>"
+    ) in page(response)
+    assert list(SyncRun.objects.values_list("pk", "status")) == [(dead.pk, "queued")]
+
+
 def test_sync_now_of_a_disabled_source_is_a_409_partial(admin_client):
     source = plain_source(acme(), name="Incidents", enabled=False)
 
