@@ -195,13 +195,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 
 # ServiceNow sync: self-healing runs (README "Sync"). A worker writes a heartbeat with every
-# page; an active run with no sign of life for SERVICENOW_STALE_RUN_SECONDS is taken to be
-# abandoned (its worker was killed) and the reclaim task, every
-# SERVICENOW_RECLAIM_INTERVAL_SECONDS, resumes it from its last committed page. Tied to page
-# time: a page is one request of at most the client's 60 s read timeout, so 90 s leaves a live
-# worker room for its slowest ordinary page, and 90 + 30 s takes a dead one over within two
-# minutes. A live worker that was only slow loses the run at its next page (fenced by attempt)
-# and stops; nothing interleaves.
+# page, and every third of SERVICENOW_STALE_RUN_SECONDS while a request is in flight (a slow
+# page, the client's own retries and Retry-After waits); an active run with no sign of life
+# for that long was abandoned (its worker was killed) and the reclaim task, every
+# SERVICENOW_RECLAIM_INTERVAL_SECONDS, resumes it from its last committed page: 90 + 30 s
+# takes a dead worker's run over within two minutes. A page takes seconds, so 90 s is 30 s
+# between beats, room for a worker slowed by a busy database. A live worker whose run was
+# taken anyway loses it at its next write (fenced by attempt) and stops; nothing interleaves.
 SERVICENOW_STALE_RUN_SECONDS = env.float("SERVICENOW_STALE_RUN_SECONDS", default=90)
 SERVICENOW_RECLAIM_INTERVAL_SECONDS = env.float("SERVICENOW_RECLAIM_INTERVAL_SECONDS", default=30)
 # Transient ServiceNow failures (429/5xx after the client's own retries, hibernation,

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+from django.conf import settings
 from django.utils import timezone
 
 from ..client import ServiceNowClient
@@ -95,6 +96,24 @@ class RunContext:
             raise RunLost(f"sync run {run.pk} attempt {run.attempts} was taken over")
         if self.on_progress is not None:
             self.on_progress(run)
+
+    def beat(self) -> None:
+        """A heartbeat between pages (called while a request is in flight), fenced like a
+        page: RunLost once another attempt holds the run."""
+        held = SyncRun.objects.filter(
+            pk=self.run.pk, attempts=self.run.attempts, status=SyncRun.Status.RUNNING
+        ).update(heartbeat_at=timezone.now())
+        if not held:
+            raise RunLost(f"sync run {self.run.pk} attempt {self.run.attempts} was taken over")
+
+    @property
+    def beat_interval(self) -> float:
+        # Three beats per stale window: one delayed write never makes a live run look dead.
+        return max(0.5, settings.SERVICENOW_STALE_RUN_SECONDS / 3)
+
+    def pager_hooks(self) -> dict:
+        """What every pager of a run is given: notes, and heartbeats while it waits."""
+        return {"on_note": self.note, "on_wait": self.beat, "wait_interval": self.beat_interval}
 
     def run_requests(self) -> int:
         return self.requests_base + (self.client.request_count - self.requests_before)

@@ -59,7 +59,7 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
         fields=writer.fields,
         page_size=source.connection.page_size,
         after=after,
-        on_note=ctx.note,
+        **ctx.pager_hooks(),
         on_total=ctx.total,
     ):
         page = writer.prepare(rows)
@@ -92,7 +92,7 @@ def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
             fields=list(AUDIT_DELETE_FIELDS),
             page_size=source.connection.page_size,
             after=after,
-            on_note=ctx.note,
+            **ctx.pager_hooks(),
         ):
             deleted_on = {}
             for row in rows:
@@ -147,7 +147,7 @@ def _reconcile(ctx: RunContext, source: Source) -> None:
         fields=["sys_id"],
         page_size=source.connection.page_size,
         after=(datetime.min.replace(tzinfo=UTC), lower) if lower else None,
-        on_note=ctx.note,
+        **ctx.pager_hooks(),
         on_total=ctx.total,
     ):
         remote = {field_value(r.get("sys_id")) for r in rows}

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from servicenow.emulator import Emulator
 from servicenow.models import SyncCursor, SyncRun, WorkItem
-from servicenow.services import sync_run_request
-from servicenow.sync.progress import RunLost
+from servicenow.services import connection_client, sync_run_request
+from servicenow.sync.progress import Counters, RunContext, RunLost
 from servicenow.sync.runs import sync_run_attempt, sync_run_execute, sync_run_start
 
 from .conftest import make_connection, make_dataset, make_source, run_sync
@@ -154,8 +154,6 @@ def test_an_attempt_that_lost_its_run_writes_nothing(quick_retries):
         assert (old.attempts, new.attempts) == (1, 2)
 
         # when the old worker (only slow, not dead) goes on with its page
-        from servicenow.services import connection_client
-
         client = connection_client(connection=source.connection)
         try:
             with pytest.raises(RunLost):
@@ -168,3 +166,49 @@ def test_an_attempt_that_lost_its_run_writes_nothing(quick_retries):
         run = SyncRun.objects.get(pk=queued.pk)
         assert (run.status, run.attempts, run.pages, run.resume_ts) == ("running", 2, 0, None)
         assert "attempt 1 stopped answering; taking the run over" in run.log
+
+
+def test_a_live_worker_keeps_its_heartbeat_while_a_slow_page_is_in_flight(settings):
+    # given a stale window of 1.5 s (a beat every 0.5 s) and pages that take 1.6 s each
+    settings.SERVICENOW_STALE_RUN_SECONDS = 1.5
+    with Emulator(make_dataset(incidents=60)) as emu:
+        emu.set_faults_dict({"slow": {"seconds": 1.6, "every": 1}})
+        source = make_source(make_connection(emu, page_size=100), "incident")
+        queued = sync_run_request(source=source, mode="full", enqueue=False)
+        run = sync_run_start(run_id=queued.pk, stale_after=timedelta(seconds=1.5))
+        claimed_at, beats = run.heartbeat_at, []
+        original = RunContext.beat
+
+        def beat(self):
+            original(self)
+            beats.append(SyncRun.objects.get(pk=run.pk).heartbeat_at)
+
+        # when the run reads its one slow page
+        client = connection_client(connection=source.connection)
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(RunContext, "beat", beat)
+                sync_run_execute(run=run, client=client)
+        finally:
+            client.close()
+
+        # then the heartbeat moved on while the page was in flight, and the run finished
+        assert len(beats) >= 1
+        assert beats == sorted(beats) and beats[0] > claimed_at
+        assert SyncRun.objects.get(pk=run.pk).status == "succeeded"
+
+
+def test_a_heartbeat_of_an_attempt_that_lost_its_run_stops_it():
+    with Emulator(make_dataset(incidents=10)) as emu:
+        source = make_source(make_connection(emu), "incident")
+        queued = sync_run_request(source=source, mode="full", enqueue=False)
+        run = sync_run_start(run_id=queued.pk, stale_after=timedelta(seconds=90))
+        client = connection_client(connection=source.connection)
+        try:
+            ctx = RunContext(run, client, Counters.of_run(run), None)
+            ctx.beat()  # holds the run: fine
+            SyncRun.objects.filter(pk=run.pk).update(attempts=run.attempts + 1)
+            with pytest.raises(RunLost):
+                ctx.beat()
+        finally:
+            client.close()
