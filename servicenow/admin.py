@@ -239,7 +239,9 @@ class SyncRunAdmin(_ReadOnly):
         "created",
         "updated",
         "deleted",
+        "attempts",
         "created_at",
+        "heartbeat_at",
         "finished_at",
     )
     list_filter = ("status", "mode", "source")

@@ -1,5 +1,7 @@
 """ServiceNow connections, sources, cursors, runs and the work items they bring in."""
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 
@@ -129,9 +131,20 @@ class SyncRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The last sign of life of the worker on it: written with every page it commits.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # A run waiting out a retry's backoff counts as alive until then.
+    retry_at = models.DateTimeField(null=True, blank=True)
     upper_bound = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Transient failures since the last committed page: the retry budget counts these, so a
+    # run that moves forward on every attempt is never given up on.
+    failures_in_a_row = models.PositiveSmallIntegerField(default=0)
+    # The run's own position (apart from the source's cursor): the furthest key it has
+    # committed, saved in each page's transaction. A retried or reclaimed run resumes here.
+    # Rows passes use (resume_ts, resume_sys_id); a reconcile pass uses resume_sys_id.
+    resume_ts = models.DateTimeField(null=True, blank=True)
+    resume_sys_id = models.CharField(max_length=32, blank=True)
     pages = models.PositiveIntegerField(default=0)
     requests = models.PositiveIntegerField(default=0)
     rows_seen = models.PositiveIntegerField(default=0)
@@ -157,6 +170,14 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.mode} #{self.pk} ({self.status})"
+
+    def reclaim_at(self, stale_after: timedelta) -> datetime | None:
+        """When an active run with no sign of life since counts as abandoned and is taken
+        over (resumed from its position); None once the run has finished."""
+        if self.status not in self.ACTIVE:
+            return None
+        alive = self.retry_at or self.heartbeat_at or self.created_at
+        return alive + stale_after
 
     @property
     def progress(self) -> float | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -32,23 +32,29 @@ logger = logging.getLogger(__name__)
 
 
 def stale_run_after() -> timedelta:
-    """A running run whose heartbeat (written per page) is older than this is taken to be
-    dead: its worker was killed (settings.SERVICENOW_STALE_RUN_SECONDS)."""
+    """An active run with no sign of life (a heartbeat, written per page, or a retry that is
+    due) for this long is taken to be abandoned: its worker was killed
+    (settings.SERVICENOW_STALE_RUN_SECONDS)."""
     return timedelta(seconds=settings.SERVICENOW_STALE_RUN_SECONDS)
 
 
 class RunAlreadyActive(ConflictError):
+    """A source's run is queued or running. Says when that run counts as abandoned and is
+    resumed by the reclaimer (or by the next request), should its worker have stopped."""
+
     def __init__(self, run: SyncRun):
         self.run = run
-        super().__init__(f"Source {run.source_id} already has run {run.pk} ({run.status}).")
-
-    def api_detail(self):
-        # an API client also gets told what to do about it
-        run = self.run
-        return {
-            "detail": f"Source {run.source_id} already has run {run.pk} ({run.status}); "
-            "wait for it to finish."
-        }
+        self.reclaim_at = run.reclaim_at(stale_run_after())
+        when = self.reclaim_at.astimezone(UTC).strftime("%H:%M:%S UTC") if self.reclaim_at else ""
+        super().__init__(
+            f"Source {run.source_id} already has run {run.pk} ({run.status}); wait for it to "
+            f"finish. If its worker stopped, it is resumed from its last page after {when}.",
+            detail={
+                "run": run.pk,
+                "status": run.status,
+                "reclaim_at": self.reclaim_at.isoformat() if self.reclaim_at else None,
+            },
+        )
 
 
 class SourceDisabled(ConflictError):
@@ -240,21 +246,47 @@ def _source_schedule_sync(*, source: Source) -> None:
         task.save()
 
 
-def _expire_stale_runs(*, source: Source) -> None:
-    cutoff = timezone.now() - stale_run_after()
-    stale = SyncRun.objects.filter(source=source, status__in=SyncRun.ACTIVE).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+def _abandoned_runs(*, now=None):
+    """Active runs with no sign of life for longer than the stale threshold."""
+    cutoff = (now or timezone.now()) - stale_run_after()
+    return SyncRun.objects.filter(status__in=SyncRun.ACTIVE).filter(
+        Q(retry_at__lt=cutoff)
+        | Q(retry_at__isnull=True, heartbeat_at__lt=cutoff)
+        | Q(retry_at__isnull=True, heartbeat_at__isnull=True, created_at__lt=cutoff)
     )
-    for run in stale.select_for_update():
-        run.status = SyncRun.Status.FAILED
-        run.finished_at = timezone.now()
-        run.error = (
-            "The worker running this sync stopped answering (no progress for "
-            f"{int(stale_run_after().total_seconds())} s); a new run continues from the last "
-            "saved page."
-        )
-        run.save(update_fields=["status", "finished_at", "error"])
-        logger.warning("sync run %s marked failed: stale heartbeat", run.pk)
+
+
+def _run_reclaim(*, run: SyncRun, enqueue: bool) -> None:
+    """Hand an abandoned run (locked by the caller) to a new attempt: back to queued with a
+    fresh sign of life, so the next reclaim leaves it to the task enqueued here. Its old
+    worker, were it still alive, is fenced out at its next page (sync_run_start bumps
+    `attempts`, pages commit only for the attempt holding the run)."""
+    from .sync.progress import log_append
+    from .tasks import sync_source
+
+    silent = timezone.now() - (run.retry_at or run.heartbeat_at or run.created_at)
+    log_append(
+        run,
+        f"no sign of life for {int(silent.total_seconds())} s (worker stopped?): "
+        "resuming from the last committed page",
+    )
+    run.status = SyncRun.Status.QUEUED
+    run.heartbeat_at = timezone.now()
+    run.retry_at = None
+    run.save(update_fields=["status", "heartbeat_at", "retry_at", "log"])
+    if enqueue:
+        transaction.on_commit(lambda: sync_source.delay(run.pk))
+    logger.warning("sync run %s reclaimed: no sign of life for %s", run.pk, silent)
+
+
+def sync_runs_reclaim() -> list[int]:
+    """Resume every abandoned run from its position (the periodic reclaim task). Rows another
+    reclaimer holds are skipped, so two beats never enqueue one run twice."""
+    with transaction.atomic():
+        runs = list(_abandoned_runs().select_for_update(skip_locked=True))
+        for run in runs:
+            _run_reclaim(run=run, enqueue=True)
+    return [run.pk for run in runs]
 
 
 def sync_run_request(
@@ -267,14 +299,19 @@ def sync_run_request(
     """Create a queued run and (unless the caller runs it itself) enqueue it after commit.
 
     Raises RunAlreadyActive (the API's 409) while another run of the source is queued or
-    running, and SourceDisabled."""
+    running, and SourceDisabled. An active run that was abandoned (no sign of life for the
+    stale threshold) is resumed instead and returned, whatever mode was asked for."""
     from .tasks import sync_source
 
     if not source.enabled:
         raise SourceDisabled(f"Source {source.name!r} is disabled.")
     try:
         with transaction.atomic():
-            _expire_stale_runs(source=source)
+            abandoned = _abandoned_runs().filter(source=source).select_for_update().first()
+            if abandoned is not None:
+                # Its worker died: resuming it from its last page beats starting over.
+                _run_reclaim(run=abandoned, enqueue=enqueue)
+                return abandoned
             run = SyncRun.objects.create(source=source, mode=mode, requested_by=requested_by)
             if enqueue:
                 transaction.on_commit(lambda: sync_source.delay(run.pk))

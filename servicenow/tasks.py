@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 
 from celery import shared_task
-from django.conf import settings
+from django.utils import timezone
 
+from . import services
 from .models import Source, SyncRun
 from .services import RunAlreadyActive, SourceDisabled, sync_run_request
 from .sync.runs import sync_run_attempt
 
 logger = logging.getLogger(__name__)
-
-
-def _backoff(attempt: int) -> float:
-    base = settings.SERVICENOW_RUN_RETRY_BASE_SECONDS
-    return base * (2**attempt) * (0.5 + random.random())  # noqa: S311 (jitter, not crypto)
 
 
 @shared_task(bind=True, name="servicenow.sync_source", max_retries=None, acks_late=True)
@@ -27,11 +22,18 @@ def sync_source(self, run_id: int) -> str:
         outcome = sync_run_attempt(run_id=run_id)
         if outcome != "retry":
             return outcome
-        attempt = SyncRun.objects.values_list("attempts", flat=True).get(pk=run_id)
+        retry_at = SyncRun.objects.values_list("retry_at", flat=True).get(pk=run_id)
+        wait = max(0.0, (retry_at - timezone.now()).total_seconds()) if retry_at else 0.0
         if not self.request.is_eager:
-            raise self.retry(countdown=_backoff(attempt - 1))
+            raise self.retry(countdown=wait)
         # Embedded mode has no broker to hold a delayed retry: wait here, briefly.
-        time.sleep(min(_backoff(attempt - 1), 5.0))
+        time.sleep(min(wait, 5.0))
+
+
+@shared_task(name="servicenow.sync_runs_reclaim")
+def sync_runs_reclaim() -> list[int]:
+    """Beat entry point (CELERY_BEAT_SCHEDULE): resume runs whose worker stopped."""
+    return services.sync_runs_reclaim()
 
 
 @shared_task(name="servicenow.sync_source_scheduled")

@@ -14,6 +14,9 @@ RECENT_RUNS = 20
 
 def _runs_context():
     runs = list(selectors.sync_run_list()[:RECENT_RUNS])
+    stale_after = services.stale_run_after()
+    for run in runs:
+        run.reclaim_when = run.reclaim_at(stale_after)  # shown for active runs
     return {"runs": runs, "any_active": any(r.status in SyncRun.ACTIVE for r in runs)}
 
 
@@ -52,7 +55,10 @@ def source_sync(request, pk: int):
     else:
         try:
             run = services.sync_run_request(source=source, mode=mode, requested_by=request.user)
-            notice = f"{source.name}: run {run.pk} started ({mode})."
+            if run.attempts:  # an abandoned run, resumed rather than replaced
+                notice = f"{source.name}: run {run.pk} ({run.mode}) resumed from its last page."
+            else:
+                notice = f"{source.name}: run {run.pk} started ({mode})."
         except ConflictError as exc:  # a run already active, or the source disabled
             status, notice = exc.status_code, exc.message
     context = {**_runs_context(), "notice": notice, "notice_is_error": status != 200}

@@ -220,15 +220,43 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The queue tasks go to when nothing routes them elsewhere (tests give their own workers one).
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+# Redis hands an unacknowledged task (acks_late) to another worker after this long. Killed
+# workers are healed sooner by the reclaim task; this is the backstop, and must exceed the
+# longest retry countdown (SERVICENOW_RUN_RETRY_MAX_SECONDS): a delayed task waiting longer
+# would be delivered twice. A live run's redelivered copy finds its heartbeat fresh and skips.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=900)
+}
 
-# ServiceNow sync. A running run with no progress for this long is taken to be dead (its
-# worker was killed) and a new request may replace it. Pages take seconds; 10 minutes leaves
-# room for slow instances.
-SERVICENOW_STALE_RUN_SECONDS = env.int("SERVICENOW_STALE_RUN_SECONDS", default=600)
+# ServiceNow sync: self-healing runs (README "Sync"). A worker writes a heartbeat with every
+# page, and every third of SERVICENOW_STALE_RUN_SECONDS while a request is in flight (a slow
+# page, the client's own retries and Retry-After waits); an active run with no sign of life
+# for that long was abandoned (its worker was killed) and the reclaim task, every
+# SERVICENOW_RECLAIM_INTERVAL_SECONDS, resumes it from its last committed page: 90 + 30 s
+# takes a dead worker's run over within two minutes. A page takes seconds, so 90 s is 30 s
+# between beats, room for a worker slowed by a busy database. A live worker whose run was
+# taken anyway loses it at its next write (fenced by attempt) and stops; nothing interleaves.
+SERVICENOW_STALE_RUN_SECONDS = env.float("SERVICENOW_STALE_RUN_SECONDS", default=90)
+SERVICENOW_RECLAIM_INTERVAL_SECONDS = env.float("SERVICENOW_RECLAIM_INTERVAL_SECONDS", default=30)
 # Transient ServiceNow failures (429/5xx after the client's own retries, hibernation,
-# timeouts) retry the whole run this many times, with exponential backoff from this base.
+# timeouts) retry the run from its last committed page, with exponential backoff from this
+# base capped at the max (below the broker's visibility timeout). The budget counts failures
+# since the last committed page, so a run that moves forward keeps going.
 SERVICENOW_RUN_RETRIES = env.int("SERVICENOW_RUN_RETRIES", default=5)
 SERVICENOW_RUN_RETRY_BASE_SECONDS = env.float("SERVICENOW_RUN_RETRY_BASE_SECONDS", default=10.0)
+SERVICENOW_RUN_RETRY_MAX_SECONDS = env.float("SERVICENOW_RUN_RETRY_MAX_SECONDS", default=300.0)
+
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html — installed into
+# django-celery-beat's tables by beat at start, next to the per-source schedules.
+CELERY_BEAT_SCHEDULE = {
+    "servicenow-reclaim-abandoned-runs": {
+        "task": "servicenow.sync_runs_reclaim",
+        "schedule": SERVICENOW_RECLAIM_INTERVAL_SECONDS,
+    },
+}
 # Outbound policy for instance URLs (servicenow/outbound.py, README "ServiceNow"): plain
 # http, loopback and private addresses only when this is on. Link-local and metadata
 # addresses are refused whatever it says. On in the embedded default, where the demo's

@@ -1,5 +1,6 @@
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from servicenow import services
@@ -166,6 +167,15 @@ class SyncAcceptedSerializer(serializers.Serializer):
 
 class SyncRunSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(allow_null=True, read_only=True)
+    reclaim_at = serializers.SerializerMethodField(
+        help_text="While active: when, with no sign of life until then, the run counts as "
+        "abandoned and is resumed by another worker. Null once finished."
+    )
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_reclaim_at(self, run: SyncRun):
+        when = run.reclaim_at(services.stale_run_after())
+        return serializers.DateTimeField().to_representation(when) if when else None
 
     class Meta:
         model = SyncRun
@@ -190,6 +200,12 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "progress",
             "error",
             "log",
+            "heartbeat_at",
+            "retry_at",
+            "reclaim_at",
+            "failures_in_a_row",
+            "resume_ts",
+            "resume_sys_id",
         ]
         read_only_fields = fields
 

@@ -107,6 +107,7 @@ class Response:
     body: bytes
     content_type: str = JSON_TYPE
     headers: tuple[tuple[str, str], ...] = ()
+    rows: int = 0  # records in a Table API answer (for rows_served)
 
 
 def json_response(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
@@ -239,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             response = json_response(500, error_body("Internal emulator error", None))
         if logged:
-            emulator._log(self.command, self.path, response.status)
+            emulator._log(self.command, self.path, response.status, response.rows)
         self._send(response)
 
     do_GET = _dispatch
@@ -295,6 +296,8 @@ class Emulator:
         self._auth_lock = threading.Lock()
         self._fault_state = FaultState(self._coerce_faults(faults))
         self.request_log: list[LogEntry] = []
+        # Beside request_log, one entry per request: how many records its answer carried.
+        self.rows_log: list[int] = []
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -387,13 +390,26 @@ class Emulator:
     def set_faults_dict(self, data: Mapping[str, Any] | None) -> None:
         self.set_faults(Faults.from_dict(dict(data or {})))
 
-    def _log(self, method: str, path: str, status: int) -> None:
+    def _log(self, method: str, path: str, status: int, rows: int = 0) -> None:
         with self._log_lock:
             self.request_log.append((method, path, status))
+            self.rows_log.append(rows)
 
     def clear_log(self) -> None:
         with self._log_lock:
             self.request_log.clear()
+            self.rows_log.clear()
+
+    def rows_served(self, table: str | None = None) -> int:
+        """Records the Table API has answered with (of `table`, or of all), from the log."""
+        with self._log_lock:
+            entries = list(zip(self.request_log, self.rows_log, strict=True))
+        total = 0
+        for (_method, path, _status), rows in entries:
+            match = TABLE_PATH.match(path.partition("?")[0])
+            if match and (table is None or unquote(match["table"]) == table):
+                total += rows
+        return total
 
     def stats(self) -> dict[str, Any]:
         """Request counts from the log, plus how often each fault has fired."""
@@ -626,7 +642,9 @@ class Emulator:
                 row = table.by_id.get(sys_id)
                 if row is None or is_hidden(row):
                     return json_response(404, RECORD_NOT_FOUND)
-                return json_response(200, {"result": renderer.render(row)})
+                one = json_response(200, {"result": renderer.render(row)})
+                one.rows = 1
+                return one
 
             cancelled = state.faults.transaction_cancelled
             if (
@@ -668,6 +686,7 @@ class Emulator:
             response = json_response(404, RECORDS_NOT_FOUND, tuple(headers))
         else:
             response = json_response(200, {"result": result}, tuple(headers))
+            response.rows = len(result)
         if edits:
             # The page has been read; change rows before the client can ask for the next.
             self._apply_edits(table_name, edits)

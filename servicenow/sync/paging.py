@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -28,6 +28,8 @@ def iter_keyset_pages(
     after: Key | None,
     on_note: Callable[[str], None] = lambda _msg: None,
     on_total: Callable[[int | None], None] = lambda _total: None,
+    on_wait: Callable[[], None] = lambda: None,
+    wait_interval: float = 10.0,
 ) -> Iterator[tuple[list[dict], Key]]:
     """Yield the non-empty pages of a keyset query with the furthest key each holds (where a
     cursor may move to once the page is stored), fetching the next page while the caller
@@ -37,8 +39,19 @@ def iter_keyset_pages(
     one request. An empty page later on may only mean that ACLs hide a whole window of rows,
     so a one-row count probe decides; if rows exist but none is visible we step over them by
     offset and resume keyset paging after the next visible row.
+
+    Requests run on the prefetch thread; while one is in flight (a slow page, the client's
+    own retries and Retry-After waits) the caller's thread calls `on_wait` every
+    `wait_interval` seconds: a run's heartbeat, so a live worker never looks dead.
     """
     size = page_size
+
+    def result(future: Future):
+        while True:
+            try:
+                return future.result(timeout=wait_interval)
+            except TimeoutError:
+                on_wait()
 
     def fetch(after_: Key | None, offset: int | None, count: bool):
         page = fetch_page(after_, offset, count)
@@ -72,7 +85,7 @@ def iter_keyset_pages(
         seen = 0
         future = pool.submit(fetch, after, offset, True)
         while future is not None:
-            page, keys = future.result()
+            page, keys = result(future)
             future = None
             if first:
                 on_total(page.total_count)
@@ -86,7 +99,9 @@ def iter_keyset_pages(
                     future = pool.submit(fetch, after, None, False)
                 yield page.rows, last
                 continue
-            expected = page.total_count if first else fetch_page(after, None, True).total_count
+            if not first:  # is anything left beyond the cursor, visible or not?
+                page = result(pool.submit(fetch_page, after, None, True))
+            expected = page.total_count
             seen, first = 0, False
             if not expected:
                 return

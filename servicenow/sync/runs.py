@@ -4,6 +4,7 @@ one attempt of all three end to end (`sync_run_attempt`, which the Celery task w
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -18,8 +19,8 @@ from ..secrets import SecretUnreadable
 from ..services import connection_client, stale_run_after
 from .attribution import work_items_attach_people
 from .fields import AUDIT_DELETE_FIELDS
-from .paging import iter_keyset_pages, row_key, ts_value
-from .progress import Counters, RunContext, log_append
+from .paging import Key, iter_keyset_pages, row_key, ts_value
+from .progress import Counters, RunContext, RunLost, log_append
 from .users import UserWriter
 from .workitems import WorkItemWriter
 
@@ -28,11 +29,27 @@ RECONCILE_CHUNK = 500  # sys_ids per UPDATE when a reconcile marks rows deleted
 ERROR_CHARS = 5000
 
 
+def _resume_point(last: Key, *, read_after: datetime, overlap: timedelta) -> Key:
+    """Where a later attempt may go on from once the page ending at `last` is stored.
+
+    A row can turn up late with an older timestamp (its transaction committed after we read
+    past it) only within `overlap` of the moment we read; the page was read after this
+    attempt began (`read_after`, its upper bound). Rows older than that are settled, so an
+    attempt resumes right after the last one stored and re-reads nothing; near the present
+    it backs up by the overlap, as incremental runs do."""
+    if last[0] < read_after - overlap:
+        return last
+    return (last[0] - overlap, "")
+
+
 def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, full: bool):
     run = ctx.run
     overlap = timedelta(seconds=source.overlap_seconds)
     after = None
-    if not full and cursor.hwm_ts is not None:
+    if run.resume_ts is not None:
+        # A retried or reclaimed run goes on from its own position (see _resume_point).
+        after = (run.resume_ts, run.resume_sys_id)
+    elif not full and cursor.hwm_ts is not None:
         after = (cursor.hwm_ts - overlap, "")
     for rows, last in iter_keyset_pages(
         ctx.client,
@@ -42,7 +59,7 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
         fields=writer.fields,
         page_size=source.connection.page_size,
         after=after,
-        on_note=ctx.note,
+        **ctx.pager_hooks(),
         on_total=ctx.total,
     ):
         page = writer.prepare(rows)
@@ -53,7 +70,10 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
             if full or cursor.hwm_ts is None or last > (cursor.hwm_ts, cursor.hwm_sys_id):
                 cursor.hwm_ts, cursor.hwm_sys_id = last
                 cursor.save(update_fields=["hwm_ts", "hwm_sys_id", "updated_at"])
-            ctx.save_progress()
+            point = _resume_point(last, read_after=run.upper_bound, overlap=overlap)
+            if run.resume_ts is None or point > (run.resume_ts, run.resume_sys_id):
+                run.resume_ts, run.resume_sys_id = point
+            ctx.save_progress()  # with the position, in the page's transaction
 
 
 def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
@@ -72,7 +92,7 @@ def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
             fields=list(AUDIT_DELETE_FIELDS),
             page_size=source.connection.page_size,
             after=after,
-            on_note=ctx.note,
+            **ctx.pager_hooks(),
         ):
             deleted_on = {}
             for row in rows:
@@ -98,38 +118,61 @@ def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:
         ctx.note("no read access to sys_audit_delete: deletes come from reconcile runs only")
 
 
+def _tombstone(ctx: RunContext, local, sys_ids: list[str], now: datetime) -> None:
+    for start in range(0, len(sys_ids), RECONCILE_CHUNK):
+        ctx.counters.deleted += local.filter(
+            sys_id__in=sys_ids[start : start + RECONCILE_CHUNK]
+        ).update(deleted_at=now, deleted_reason="reconcile")
+
+
 def _reconcile(ctx: RunContext, source: Source) -> None:
-    remote: set[str] = set()
-    for rows, _last in iter_keyset_pages(
+    """Walk the remote table by sys_id and tombstone, page by page, the local rows that fall
+    in the range a page covers — (previous page's last sys_id, this page's last] — but are not
+    in it; after the last page, every local row beyond it. Each page's tombstones commit with
+    the run's position, so a resumed reconcile goes on from its last page and never marks a
+    row it has not compared (a failed one leaves the rest of the table untouched).
+
+    The ranges compare sys_ids in the database as the instance orders them: ServiceNow
+    sys_ids are 32 lowercase hex digits, which sort the same under any collation."""
+    run = ctx.run
+    lower = run.resume_sys_id or None
+    local = WorkItem.objects.filter(
+        connection_id=source.connection_id, table=source.table, deleted_at__isnull=True
+    )
+    for rows, last in iter_keyset_pages(
         ctx.client,
         source.table,
         query_for=lambda a: id_keyset_query(base=source.query, after_sys_id=a[1] if a else None),
         key=lambda r: (datetime.min.replace(tzinfo=UTC), field_value(r.get("sys_id"))),
         fields=["sys_id"],
         page_size=source.connection.page_size,
-        after=None,
-        on_note=ctx.note,
+        after=(datetime.min.replace(tzinfo=UTC), lower) if lower else None,
+        **ctx.pager_hooks(),
         on_total=ctx.total,
     ):
-        remote.update(field_value(r.get("sys_id")) for r in rows)
+        remote = {field_value(r.get("sys_id")) for r in rows}
         ctx.counters.rows_seen += len(rows)
+        upper = last[1]
+        in_range = local.filter(sys_id__lte=upper)
+        if lower is not None:
+            in_range = in_range.filter(sys_id__gt=lower)
         with transaction.atomic():
+            gone = [s for s in in_range.values_list("sys_id", flat=True) if s not in remote]
+            _tombstone(ctx, local, gone, timezone.now())
+            run.resume_sys_id = upper
             ctx.save_progress()
-    local = WorkItem.objects.filter(
-        connection_id=source.connection_id, table=source.table, deleted_at__isnull=True
-    )
-    gone = [s for s in local.values_list("sys_id", flat=True).iterator() if s not in remote]
-    now = timezone.now()
+        lower = upper
+    beyond = local if lower is None else local.filter(sys_id__gt=lower)
     with transaction.atomic():
-        for start in range(0, len(gone), RECONCILE_CHUNK):
-            ctx.counters.deleted += local.filter(
-                sys_id__in=gone[start : start + RECONCILE_CHUNK]
-            ).update(deleted_at=now, deleted_reason="reconcile")
+        _tombstone(ctx, local, list(beyond.values_list("sys_id", flat=True)), timezone.now())
         ctx.save_progress()
 
 
 def sync_run_start(*, run_id: int, stale_after: timedelta) -> SyncRun | None:
-    """Claim a queued run (or a running one whose worker died). None: nothing to do."""
+    """Claim a queued run (or a running one whose worker died). None: nothing to do.
+
+    Each claim is a new attempt number; a page commits only for the attempt holding the run
+    (RunContext.save_progress), so an old worker that was only slow cannot interleave."""
     with transaction.atomic():
         run = (
             SyncRun.objects.select_for_update().select_related("source__connection").get(pk=run_id)
@@ -143,12 +186,28 @@ def sync_run_start(*, run_id: int, stale_after: timedelta) -> SyncRun | None:
             and (now - run.heartbeat_at < stale_after)
         ):
             return None  # another worker is on it (a redelivered duplicate of the task)
+        if run.status == SyncRun.Status.RUNNING:
+            log_append(run, f"attempt {run.attempts} stopped answering; taking the run over")
         run.status = SyncRun.Status.RUNNING
         run.started_at = run.started_at or now
         run.heartbeat_at = now
+        run.retry_at = None
         run.upper_bound = now.replace(microsecond=0)
         run.attempts += 1
-        run.save(update_fields=["status", "started_at", "heartbeat_at", "upper_bound", "attempts"])
+        if run.resume_ts is not None or run.resume_sys_id:
+            where = run.resume_ts.isoformat() if run.resume_ts else run.resume_sys_id
+            log_append(run, f"attempt {run.attempts} resumes after {where}")
+        run.save(
+            update_fields=[
+                "status",
+                "started_at",
+                "heartbeat_at",
+                "retry_at",
+                "upper_bound",
+                "attempts",
+                "log",
+            ]
+        )
         cursor, _ = SyncCursor.objects.get_or_create(source=run.source)
         if cursor.delete_hwm_ts is None:
             # Deletes older than our first look cannot concern rows we hold.
@@ -200,46 +259,95 @@ def sync_run_execute(
     return run
 
 
-def sync_run_fail(*, run_id: int, error: str, retrying: bool) -> None:
-    """Record a failure; a run that will be retried goes back to the queue."""
+def retry_delay(failures_in_a_row: int) -> float:
+    """Seconds before the next attempt: exponential with jitter, capped below the broker's
+    visibility timeout (settings.SERVICENOW_RUN_RETRY_*)."""
+    base = settings.SERVICENOW_RUN_RETRY_BASE_SECONDS
+    delay = base * (2 ** max(0, failures_in_a_row - 1)) * (0.5 + random.random())  # noqa: S311
+    return min(delay, settings.SERVICENOW_RUN_RETRY_MAX_SECONDS)
+
+
+def sync_run_fail(
+    *,
+    run_id: int,
+    error: str,
+    transient: bool,
+    attempt: int | None = None,
+    progressed: bool = False,
+) -> bool:
+    """Record a failure of attempt `attempt` (None: whichever holds the run). A transient one
+    goes back to the queue, due after a backoff, while failures since the last committed page
+    stay within SERVICENOW_RUN_RETRIES. Returns whether it will be retried; an attempt that
+    no longer holds the run records nothing (the run went on without it)."""
     with transaction.atomic():
         run = SyncRun.objects.select_for_update().get(pk=run_id)
+        held = run.attempts == attempt and run.status == SyncRun.Status.RUNNING
+        if attempt is not None and not held:
+            logger.warning("sync run %s attempt %s lost the run: %s", run_id, attempt, error)
+            return False
+        run.failures_in_a_row = 1 if progressed else run.failures_in_a_row + 1
+        retrying = transient and run.failures_in_a_row <= settings.SERVICENOW_RUN_RETRIES
+        now = timezone.now()
         if retrying:
             run.status = SyncRun.Status.QUEUED
+            run.retry_at = now + timedelta(seconds=retry_delay(run.failures_in_a_row))
             log_append(run, f"attempt {run.attempts} failed, retrying: {error}")
         else:
             run.status = SyncRun.Status.FAILED
-            run.finished_at = timezone.now()
+            run.finished_at = now
+            run.retry_at = None
             run.error = error[:ERROR_CHARS]
-        run.heartbeat_at = timezone.now()
-        run.save(update_fields=["status", "finished_at", "error", "log", "heartbeat_at"])
+        run.heartbeat_at = now
+        run.save(
+            update_fields=[
+                "status",
+                "finished_at",
+                "error",
+                "log",
+                "heartbeat_at",
+                "retry_at",
+                "failures_in_a_row",
+            ]
+        )
     logger.warning("sync run %s %s: %s", run_id, "will retry" if retrying else "failed", error)
+    return retrying
 
 
 def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | None = None) -> str:
-    """Run one attempt. Returns "done", "skipped", "failed" or "retry" (transient error)."""
+    """Run one attempt. Returns "done", "skipped" (nothing to do, or the run was taken over),
+    "failed" or "retry" (transient error: the run is queued again, due at its retry_at)."""
     run = sync_run_start(run_id=run_id, stale_after=stale_run_after())
     if run is None:
         return "skipped"
+    attempt, pages_before = run.attempts, run.pages
     try:
         client = connection_client(connection=run.source.connection)
     except (SecretUnreadable, ServiceNowError) as exc:
         # A secret that no longer decrypts, or settings the client refuses (e.g. a local
         # instance once SERVICENOW_ALLOW_LOCAL_INSTANCES is off): waiting will not help.
-        sync_run_fail(run_id=run_id, error=str(exc), retrying=False)
+        sync_run_fail(run_id=run_id, error=str(exc), transient=False, attempt=attempt)
         return "failed"
     try:
         sync_run_execute(run=run, client=client, on_progress=on_progress)
         return "done"
+    except RunLost as exc:
+        logger.warning("%s; this attempt stops", exc)
+        return "skipped"
     except ServiceNowError as exc:
-        retrying = exc.transient and run.attempts <= settings.SERVICENOW_RUN_RETRIES
-        sync_run_fail(run_id=run_id, error=str(exc), retrying=retrying)
+        retrying = sync_run_fail(
+            run_id=run_id,
+            error=str(exc),
+            transient=exc.transient,
+            attempt=attempt,
+            progressed=run.pages > pages_before,
+        )
         return "retry" if retrying else "failed"
     except Exception as exc:
         sync_run_fail(
             run_id=run_id,
             error=f"internal error ({type(exc).__name__}); see the logs",
-            retrying=False,
+            transient=False,
+            attempt=attempt,
         )
         raise
     finally:

@@ -2,6 +2,7 @@
 (dataset for the demo people, idempotent wiring to the emulator)."""
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -127,7 +128,7 @@ def test_one_failing_source_does_not_stop_the_others(emulator, settings):
 
 
 @pytest.mark.django_db
-def test_sync_of_a_source_with_an_active_run_fails(emulator):
+def test_sync_of_a_source_with_an_active_run_fails(emulator, settings):
     # given a source with a queued run
     source = make_source(make_connection(emulator))
     active = SyncRun.objects.create(source=source)
@@ -137,8 +138,11 @@ def test_sync_of_a_source_with_an_active_run_fails(emulator):
     with pytest.raises(CommandError, match="1 of 1 sources failed"):
         call_command("servicenow_sync", "--source", str(source.pk), stdout=StringIO(),
                      stderr=err)  # fmt: skip
+    reclaim_at = active.created_at + timedelta(seconds=settings.SERVICENOW_STALE_RUN_SECONDS)
     assert err.getvalue() == (
-        f"incident: Source {source.pk} already has run {active.pk} (queued).\n"
+        f"incident: Source {source.pk} already has run {active.pk} (queued); wait for it to "
+        f"finish. If its worker stopped, it is resumed from its last page after "
+        f"{reclaim_at:%H:%M:%S} UTC.\n"
     )
     assert SyncRun.objects.count() == 1
 

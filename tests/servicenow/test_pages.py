@@ -2,6 +2,7 @@
 Django admin for ServiceNow (write-only secrets, test and sync actions, read-only runs)."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.messages import get_messages
@@ -170,21 +171,56 @@ def test_sync_now_returns_the_runs_partial_with_the_new_run(admin_client):
     assert f'<a href="/servicenow/runs/{run.pk}/">#{run.pk}</a>' in html
 
 
-def test_sync_now_while_a_run_is_active_is_a_409_partial(admin_client):
-    # given a source with a queued run
+def test_sync_now_while_a_run_is_active_is_a_409_partial_saying_when_it_is_reclaimed(
+    admin_client, settings
+):
+    # given a source with a running run, its last heartbeat at 10:00:00 (stale after 90 s)
+    settings.SERVICENOW_STALE_RUN_SECONDS = 90
     source = plain_source(acme(), name="Incidents")
-    active = SyncRun.objects.create(source=source)
+    beat = timezone.now().replace(microsecond=0) - timedelta(seconds=10)
+    active = SyncRun.objects.create(source=source, status="running", heartbeat_at=beat)
+    reclaim_at = beat + timedelta(seconds=90)
 
     # when
     response = admin_client.post(f"/servicenow/sources/{source.pk}/sync/", {"mode": "full"})
 
-    # then
+    # then the notice and the run's row both say when another worker takes it over
+    html = page(response)
     assert response.status_code == 409
     assert (
         f'<p class="error" role="status">Source {source.pk} already has run {active.pk} '
-        "(queued).</p>"
-    ) in page(response)
+        "(running); wait for it to finish. If its worker stopped, it is resumed from its last "
+        f"page after {reclaim_at:%H:%M:%S} UTC.</p>"
+    ) in html
+    assert (
+        f'data-reclaim-at="{reclaim_at.isoformat()}">resumed by another worker after '
+        f"{reclaim_at:%H:%M:%S} UTC if this one stops</div>"
+    ) in html
     assert SyncRun.objects.count() == 1
+
+
+def test_sync_now_on_an_abandoned_run_resumes_it(admin_client, settings, monkeypatch):
+    # given a run whose worker stopped answering two minutes ago
+    from servicenow import tasks
+
+    monkeypatch.setattr(tasks.sync_source, "delay", lambda run_id: None)
+    settings.SERVICENOW_STALE_RUN_SECONDS = 90
+    source = plain_source(acme(), name="Incidents")
+    dead = SyncRun.objects.create(
+        source=source, mode="full", status="running", attempts=1,
+        heartbeat_at=timezone.now() - timedelta(seconds=120),
+    )  # fmt: skip
+
+    # when the admin presses "Sync now"
+    response = admin_client.post(f"/servicenow/sources/{source.pk}/sync/", {"mode": "incremental"})
+
+    # then that run is queued again to go on from its position, and no run is added
+    assert response.status_code == 200
+    assert (
+        f'<p class="ok" role="status">Incidents: run {dead.pk} (full) resumed from its last '
+        "page.</p>"
+    ) in page(response)
+    assert list(SyncRun.objects.values_list("pk", "status")) == [(dead.pk, "queued")]
 
 
 def test_sync_now_of_a_disabled_source_is_a_409_partial(admin_client):
@@ -426,7 +462,7 @@ def test_connection_admin_action_tests_each_connection(admin_client, emulator):
 ADMIN_SOURCES = "/admin/servicenow/source/"
 
 
-def test_source_admin_sync_action_queues_a_run_then_warns(admin_client):
+def test_source_admin_sync_action_queues_a_run_then_warns(admin_client, settings):
     # given a source
     source = plain_source(acme(), name="Incidents")
 
@@ -439,8 +475,14 @@ def test_source_admin_sync_action_queues_a_run_then_warns(admin_client):
     run = SyncRun.objects.get()
     assert (run.mode, run.status) == ("full", "queued")
     assert first == [("info", f"Incidents: run {run.pk} queued (full).")]
+    reclaim_at = run.created_at + timedelta(seconds=settings.SERVICENOW_STALE_RUN_SECONDS)
     assert second == [
-        ("warning", f"Incidents: Source {source.pk} already has run {run.pk} (queued).")
+        (
+            "warning",
+            f"Incidents: Source {source.pk} already has run {run.pk} (queued); wait for it to "
+            "finish. If its worker stopped, it is resumed from its last page after "
+            f"{reclaim_at:%H:%M:%S} UTC.",
+        )
     ]
 
 
