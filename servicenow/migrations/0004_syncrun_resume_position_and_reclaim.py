@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('servicenow', '0002_workitem_drop_redundant_indexes'),
+        ('servicenow', '0003_connection_ca_certificate_proxy_url'),
     ]
 
     operations = [
