@@ -45,22 +45,30 @@ def _run(
 
 
 def pysnc_python() -> Path:
-    """The PySNC venv's interpreter, creating the venv and installing PySNC when needed."""
+    """The PySNC venv's interpreter, creating the venv and installing PySNC when needed.
+
+    A venv that exists but cannot import PySNC is topped up; one that cannot even do that
+    (a moved base interpreter, a half-made venv) is made again from scratch, once.
+    """
     python = VENV / "bin" / "python"
     probe = [str(python), "-c", "import pysnc, requests_oauthlib"]
     if python.exists() and _run(probe, 60).returncode == 0:
         return python
-    if not python.exists():
-        made = _run([sys.executable, "-m", "venv", str(VENV)], 120)
-        if made.returncode != 0:
-            pytest.fail(f"could not create {VENV}: {made.stderr}")
-    installed = _run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *PACKAGES],
-        INSTALL_TIMEOUT,
-    )
-    if installed.returncode != 0 or _run(probe, 60).returncode != 0:
-        pytest.fail(f"could not install {PACKAGES} from PyPI into {VENV}: {installed.stderr}")
-    return python
+    errors: list[str] = []
+    for venv_flags in ([], ["--clear"]):
+        if venv_flags or not python.exists():
+            made = _run([sys.executable, "-m", "venv", *venv_flags, str(VENV)], 120)
+            if made.returncode != 0:
+                errors.append(made.stderr)
+                continue
+        installed = _run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *PACKAGES],
+            INSTALL_TIMEOUT,
+        )
+        if installed.returncode == 0 and _run(probe, 60).returncode == 0:
+            return python
+        errors.append(installed.stderr)
+    pytest.fail(f"could not install {PACKAGES} from PyPI into {VENV}: {errors}")
 
 
 @pytest.fixture(scope="module")
