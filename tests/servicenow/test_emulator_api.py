@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from servicenow.emulator import Emulator
+from servicenow.models import record_url
 
 from .test_emulator import ALICE, BOB, CAROL, CLIENT, USER, FakeClock, make_dataset, sid
 
@@ -589,6 +590,12 @@ def test_record_page(emu, path):
     assert f'href="/nav_to.do?uri=sys_user.do%3Fsys_id%3D{ALICE}">Alice Archer</a>' in page
     caller = requests.get(url(emu, f"/nav_to.do?uri=sys_user.do%3Fsys_id%3D{CAROL}"), timeout=10)
     assert "<h1>Carol Cole</h1>" in caller.text
+
+
+def test_the_links_ladder_tracker_shows_lead_to_the_record(emu):
+    response = requests.get(record_url(emu.url + "/", "incident", sid(10)), timeout=10)
+    assert response.status_code == 200
+    assert "<h1>INC0000010</h1>" in response.text
 
 
 @pytest.mark.parametrize(
