@@ -968,6 +968,12 @@ class Emulator:
                     self.store.delete(table_name, sys_id)
                     return Response(204, b"")
                 if method == "POST":
+                    # Every column of the table exists on a new record, empty when not given,
+                    # as on an instance (clients such as PySNC only set fields they have seen).
+                    known = self.store.table(table_name)
+                    for name in known.fields if known is not None else ():
+                        if name not in READ_ONLY_ON_WRITE and name != "sys_id":
+                            fields.setdefault(name, "")
                     row = self.store.insert(table_name, fields)
                 else:
                     assert sys_id is not None

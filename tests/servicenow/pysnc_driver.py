@@ -121,6 +121,24 @@ def main() -> None:
     out["deleted"] = gr.delete()
     out["get_deleted"] = client.GlideRecord("incident").get(out["insert_id"])
 
+    # Bulk writes, which PySNC sends as one Batch API call each.
+    for _ in range(3):
+        gr = client.GlideRecord("incident")
+        gr.initialize()
+        gr.set_value("short_description", "Bulk by PySNC")
+        gr.insert()
+    gr = client.GlideRecord("incident")
+    gr.add_query("short_description", "Bulk by PySNC")
+    gr.query()
+    for record in gr:
+        record.set_value("state", "7")
+    out["update_multiple"] = gr.update_multiple()
+    gr = client.GlideRecord("incident")
+    gr.add_query("short_description", "Bulk by PySNC")
+    gr.query()
+    out["bulk_states"] = [record.get_value("state") for record in gr]
+    out["delete_multiple"] = gr.delete_multiple()
+
     # OAuth password grant, twice: the instance hands back the live token.
     tokens = []
     for _ in range(2):

@@ -220,6 +220,7 @@ def test_post_creates_a_record(emu, http, clock):
     # System fields are the instance's own: a client cannot backdate a record.
     assert result["sys_created_on"]["value"] == "2025-03-01 12:00:00"
     stored = emu.store.get("incident", new_id)
+    assert stored["category"] == ""  # every column exists on a new record, empty if not given
     assert (stored["number"], stored["sys_updated_on"], stored["sys_mod_count"]) == (
         "INC0000100",
         "2025-03-01 12:00:00",

@@ -211,7 +211,21 @@ def test_insert_update_delete(seen, emu):
     assert seen["get_deleted"] is False
     assert emu.store.get("incident", seen["insert_id"]) is None
     audit = emu.store.rows("sys_audit_delete")
-    assert [row["documentkey"] for row in audit] == [seen["insert_id"]]
+    assert seen["insert_id"] in {row["documentkey"] for row in audit}
+
+
+def test_update_and_delete_multiple_go_through_the_batch_api(seen, emu):
+    assert seen["update_multiple"] is True
+    assert seen["bulk_states"] == ["7", "7", "7"]
+    assert seen["delete_multiple"] is True
+    assert [
+        r for r in emu.store.rows("incident") if r.get("short_description") == "Bulk by PySNC"
+    ] == []
+    sub_requests = [
+        (method, status) for method, path, status in emu.request_log if "Bulk" not in path
+    ]
+    assert sub_requests.count(("PATCH", 200)) == 3 + 1  # three in the batch, one update()
+    assert sub_requests.count(("DELETE", 204)) == 3 + 1  # three in the batch, one delete()
 
 
 def test_oauth_password_grant_returns_the_live_token(seen):
