@@ -1,10 +1,21 @@
-"""HTTP front of the ServiceNow emulator: Table API, OAuth token endpoint, control API.
+"""HTTP front of the ServiceNow emulator: Table, Batch and Aggregate APIs, OAuth, control API.
 
 :class:`Emulator` owns a :class:`~servicenow.emulator.store.Store`, the credentials and
 tokens, the active faults and a request log, and serves them from a
 ``ThreadingHTTPServer`` on a background thread. Responses follow ServiceNow's wire
 format (status codes, error bodies, ``X-Total-Count`` and ``Link`` headers) closely
-enough for a real client to be tested against it. Standard library only.
+enough for a real client (ours, or ServiceNow's own PySNC) to be tested against it.
+Standard library only.
+
+ServiceNow references each part follows (cited again where it matters):
+- Table API (GET, POST, PUT, PATCH, DELETE; name-value pair filters, display values):
+  https://www.servicenow.com/docs/r/api-reference/rest-apis/c_TableAPI.html
+- Batch API (POST /api/now/v1/batch):
+  https://www.servicenow.com/docs/r/api-reference/rest-apis/batch-api.html
+- Aggregate API (GET /api/now/stats/{tableName}):
+  https://www.servicenow.com/docs/r/api-reference/rest-apis/c_AggregateAPI.html
+- OAuth tokens (a live access token is handed out again): KB0791140,
+  https://support.servicenow.com/kb?id=kb_article_view&sysparm_article=KB0791140
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import http.client
 import json
 import re
 import secrets
@@ -30,10 +42,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
 
+from . import aggregate, pages
 from .encoded_query import CompiledQuery, OrderBy, compile_query, parse_encoded_query
 from .faults import Faults, FaultState
-from .render import RowRenderer, make_getter
-from .store import Row, Store, Table
+from .render import (
+    DEFAULT_CHOICES,
+    DEFAULT_DATE_FIELDS,
+    DEFAULT_DATE_FORMAT,
+    DEFAULT_TIME_ZONE,
+    DateDisplay,
+    RowRenderer,
+    display_for,
+    display_of,
+    make_getter,
+    time_zone,
+)
+from .store import Row, Store, Table, to_field_value
 
 JSON_TYPE = "application/json;charset=UTF-8"
 HTML_TYPE = "text/html;charset=UTF-8"
@@ -64,6 +88,14 @@ DEFAULT_CREDENTIALS: dict[str, Any] = {
 TABLE_PATH = re.compile(
     r"^/api/now/(?:(?P<version>v1|v2)/)?table/(?P<table>[^/]+)(?:/(?P<sys_id>[^/]+))?/?$"
 )
+STATS_PATH = re.compile(r"^/api/now/(?:(?P<version>v1|v2)/)?stats/(?P<table>[^/]+)/?$")
+# Only the versioned URL exists: /api/now/batch answers "Requested URI does not represent
+# any resource" on a real instance (the Batch API reference lists no default URL).
+BATCH_PATH = re.compile(r"^/api/now/v1/batch/?$")
+# What a Host or X-Forwarded-Host header may hold before it is echoed into links.
+HOST_VALUE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$")
+# System fields the instance maintains: a Table API write never sets them.
+READ_ONLY_ON_WRITE = frozenset({"sys_created_on", "sys_updated_on", "sys_mod_count"})
 CONTROL_ROWS_PATH = re.compile(
     r"^/__emulator__/tables/(?P<table>[^/]+)/rows(?:/(?P<sys_id>[^/]+))?/?$"
 )
@@ -99,6 +131,8 @@ TRANSACTION_CANCELLED = error_body(
     "enable glide.rest.debug property to verify REST request processing",
 )
 OAUTH_DENIED = {"error_description": "access_denied", "error": "server_error"}
+METHOD_NOT_SUPPORTED = error_body("Method not Supported", None)
+INVALID_JSON = error_body("Exception while reading request", "The payload is not valid JSON.")
 
 
 @dataclass
@@ -119,10 +153,15 @@ class BadRequest(Exception):
     """A request parameter ServiceNow would reject with HTTP 400."""
 
 
+Headers = Mapping[str, str]  # case-insensitive in practice (http.client.HTTPMessage)
+
+
 @dataclass
 class _Token:
     user_name: str
     expires_at: float
+    client_id: str = ""
+    refresh: str = ""
 
 
 def _parse_bool(value: str | None) -> bool:
@@ -234,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         logged = path.startswith("/api/now/") or path == "/oauth_token.do"
         try:
-            response = emulator._route(self, self.command, path, query, body)
+            response = emulator._route(self.headers, self.command, path, query, body)
         except Exception:
             # Any bug must surface as a 500 to the client and as a traceback on stderr.
             traceback.print_exc(file=sys.stderr)
@@ -291,7 +330,21 @@ class Emulator:
         self.numeric_fields: frozenset[str] = frozenset(
             dataset.get("numeric_fields") or DEFAULT_NUMERIC_FIELDS
         )
+        # Choice labels per table and field, and which fields hold UTC date-times: what
+        # sysparm_display_value turns into labels and the user's local time.
+        self.choices: dict[str, dict[str, dict[str, str]]] = {
+            table: {field: dict(labels) for field, labels in by_field.items()}
+            for table, by_field in (dataset.get("choices") or DEFAULT_CHOICES).items()
+        }
+        self.date_fields: frozenset[str] = frozenset(
+            dataset.get("date_fields") or DEFAULT_DATE_FIELDS
+        )
+        display = dataset.get("display") or {}
+        self.time_zone: str = display.get("time_zone", DEFAULT_TIME_ZONE)
+        self.date_format: str = display.get("date_format", DEFAULT_DATE_FORMAT)
         self._tokens: dict[str, _Token] = {}
+        # (user, client_id) -> the access token a new grant hands back while it is valid.
+        self._live_tokens: dict[tuple[str, str], str] = {}
         self._refresh_tokens: dict[str, tuple[str, str]] = {}  # token -> (user, client_id)
         self._auth_lock = threading.Lock()
         self._fault_state = FaultState(self._coerce_faults(faults))
@@ -438,35 +491,145 @@ class Emulator:
 
     # -- routing -----------------------------------------------------------------------
 
-    def _route(
-        self, handler: _Handler, method: str, path: str, query: str, body: bytes
-    ) -> Response:
+    def _route(self, headers: Headers, method: str, path: str, query: str, body: bytes) -> Response:
         if path == "/oauth_token.do":
             if method != "POST":
-                return json_response(405, error_body("Method not Supported", None))
-            return self._oauth(body)
+                return json_response(405, METHOD_NOT_SUPPORTED)
+            return self._oauth(headers, body)
         if path.startswith("/__emulator__/"):
             return self._control(method, path, body)
         if path.startswith("/api/now/"):
             match = TABLE_PATH.match(path)
-            if match is None:
-                return json_response(
-                    400,
-                    error_body(f"Requested URI does not represent any resource: {path}", None),
-                )
-            if method not in ("GET", "HEAD"):
-                return json_response(
-                    405, error_body("Method not Supported", "The emulator serves GET only")
-                )
-            return self._table_get(
-                handler,
-                match["version"],
-                unquote(match["table"]),
-                unquote(match["sys_id"]) if match["sys_id"] else None,
-                path,
-                query,
+            if match is not None:
+                table = unquote(match["table"])
+                sys_id = unquote(match["sys_id"]) if match["sys_id"] else None
+                if method in ("GET", "HEAD"):
+                    return self._table_get(headers, match["version"], table, sys_id, path, query)
+                return self._table_write(headers, method, table, sys_id, query, body)
+            if BATCH_PATH.match(path):
+                if method != "POST":
+                    return json_response(405, METHOD_NOT_SUPPORTED)
+                return self._batch(headers, body)
+            match = STATS_PATH.match(path)
+            if match is not None:
+                if method not in ("GET", "HEAD"):
+                    return json_response(405, METHOD_NOT_SUPPORTED)
+                return self._aggregate(headers, unquote(match["table"]), query)
+            return json_response(
+                400, error_body(f"Requested URI does not represent any resource: {path}", None)
             )
+        if method in ("GET", "HEAD"):
+            target = pages.form_target(path, query)
+            if target is not None:
+                return self._record_page(*target)
         return json_response(404, error_body("Not found", path))
+
+    def _base_url(self, headers: Headers) -> str:
+        """The instance URL as the client reached it, for links in responses.
+
+        ServiceNow builds links from its own instance URL; the emulator's equivalent is the
+        Host the client used (a TLS terminator or proxy in front of it says so with
+        X-Forwarded-Host/-Proto), not the address it is bound to.
+        """
+        host = (headers.get("X-Forwarded-Host") or headers.get("Host") or "").split(",")[0]
+        host = host.strip()
+        scheme = (headers.get("X-Forwarded-Proto") or "").split(",")[0].strip().lower()
+        if scheme not in ("http", "https"):
+            scheme = "https" if self.tls is not None else "http"
+        if host and HOST_VALUE.match(host):
+            return f"{scheme}://{host}"
+        return self.url
+
+    def _user_or_401(self, headers: Headers) -> dict[str, Any] | Response:
+        user = self._authenticate(headers.get("Authorization", ""))
+        if user is None:
+            return json_response(
+                401, NOT_AUTHENTICATED, (("WWW-Authenticate", 'BASIC realm="Service-now"'),)
+            )
+        return user
+
+    def _table_refusal(self, user: Mapping[str, Any], table_name: str) -> Response | None:
+        if not self.store.has_table(table_name):
+            return json_response(400, error_body(f"Invalid table {table_name}", None))
+        if table_name in (user.get("forbidden_tables") or ()):
+            return json_response(403, NOT_AUTHORIZED)
+        return None
+
+    def _date_display(self, user: Mapping[str, Any]) -> DateDisplay:
+        """Dates as this user sees them: their own time zone, else the instance's."""
+        zone = user.get("time_zone") or self.time_zone
+        return DateDisplay(time_zone(zone), user.get("date_format") or self.date_format)
+
+    def _renderer(
+        self,
+        user: Mapping[str, Any],
+        table: Table,
+        base_url: str,
+        params: Mapping[str, str],
+    ) -> RowRenderer:
+        display_value = (params.get("sysparm_display_value") or "false").strip().lower()
+        if display_value not in ("true", "all"):
+            display_value = "false"
+        raw_fields = params.get("sysparm_fields", "")
+        fields = [f.strip() for f in raw_fields.split(",") if f.strip()] or None
+        return RowRenderer(
+            self.store,
+            base_url,
+            self.reference_fields,
+            table.fields,
+            fields,
+            display_value,
+            _parse_bool(params.get("sysparm_exclude_reference_link")),
+            self.choices.get(table.name),
+            self.date_fields,
+            self._date_display(user) if display_value != "false" else None,
+        )
+
+    def _pair_filter(self, table: Table, params: Mapping[str, str]) -> Callable[[Row], bool] | None:
+        """Name-value pair filters (``&active=true&state=closed``), AND-ed together.
+
+        Table API reference, "name-value pairs": instead of ``sysparm_query=active=true`` a
+        client may send ``active=true``, and a choice or reference field may be given by
+        its display value (``state=closed``, ``assigned_to=john.smith``). The reference
+        calls them mutually exclusive with sysparm_query; here both apply. Parameters
+        naming no field of the table are ignored, like invalid query terms.
+        """
+        checks: list[tuple[Callable[[Row], str], frozenset[str]]] = []
+        for name, value in params.items():
+            if name.startswith("sysparm_") or name.split(".", 1)[0] not in table.fields:
+                continue
+            accepted = {value}
+            last = name.rsplit(".", 1)[-1]
+            labels = self.choices.get(table.name, {}).get(name, {})
+            accepted.update(raw for raw, label in labels.items() if label.lower() == value.lower())
+            target = self.store.table(self.reference_fields.get(last, ""))
+            if target is not None:
+                accepted.update(
+                    row["sys_id"]
+                    for row in target.rows
+                    if value
+                    in (row.get("user_name"), display_of(self.store, target.name, row["sys_id"]))
+                )
+            checks.append(
+                (make_getter(self.store, self.reference_fields, name), frozenset(accepted))
+            )
+        if not checks:
+            return None
+        return lambda row: all(get(row) in accepted for get, accepted in checks)
+
+    def _compile(self, table: Table, params: Mapping[str, str]) -> CompiledQuery:
+        compiled = compile_query(
+            parse_encoded_query(params.get("sysparm_query", "")),
+            table.fields,
+            lambda field: make_getter(self.store, self.reference_fields, field),
+            self.numeric_fields,
+        )
+        pairs = self._pair_filter(table, params)
+        if pairs is None:
+            return compiled
+        query = compiled.predicate
+        predicate = pairs if query is None else (lambda row: query(row) and pairs(row))
+        return CompiledQuery(predicate, compiled.lower, compiled.upper, compiled.order_by)
 
     # -- auth --------------------------------------------------------------------------
 
@@ -497,11 +660,25 @@ class Emulator:
             return self._users.get(token.user_name)
         return None
 
-    def _issue_tokens(self, user_name: str, client_id: str, refresh: str | None) -> Response:
-        access = secrets.token_urlsafe(64)
-        refresh = refresh or secrets.token_urlsafe(64)
+    def _issue_tokens(
+        self, user_name: str, client_id: str, refresh: str | None, reuse: bool = False
+    ) -> Response:
+        """Grant an access token. With ``reuse`` (a password or client_credentials grant)
+        a still-valid token of the same user and client comes back with its life extended:
+        KB0791140, "If a valid access token already exists during this call, the same token
+        is returned and expiration of the current access token is updated". A refresh grant
+        always mints a new access token and hands back the same refresh token."""
+        now = self.clock().timestamp()
         with self._auth_lock:
-            self._tokens[access] = _Token(user_name, self.clock().timestamp() + self.token_ttl)
+            live = self._tokens.get(self._live_tokens.get((user_name, client_id), ""))
+            if reuse and live is not None and live.expires_at > now:
+                access, refresh = self._live_tokens[(user_name, client_id)], live.refresh
+            else:
+                access = secrets.token_urlsafe(64)
+                refresh = refresh or (live.refresh if live is not None else None)
+                refresh = refresh or secrets.token_urlsafe(64)
+            self._tokens[access] = _Token(user_name, now + self.token_ttl, client_id, refresh)
+            self._live_tokens[(user_name, client_id)] = access
             self._refresh_tokens[refresh] = (user_name, client_id)
         return json_response(
             200,
@@ -514,10 +691,23 @@ class Emulator:
             },
         )
 
-    def _oauth(self, body: bytes) -> Response:
+    def _oauth(self, headers: Headers, body: bytes) -> Response:
         denied = json_response(401, OAUTH_DENIED)
         # ServiceNow only reads form fields: a JSON body simply yields no grant_type.
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if "client_secret" not in form:
+            # The client may authenticate with HTTP Basic instead (RFC 6749 section 2.3.1,
+            # form-encoded id and secret); requests-oauthlib, hence PySNC's OAuth flows,
+            # does so whenever it has a client secret.
+            scheme, _, credential = headers.get("Authorization", "").strip().partition(" ")
+            if scheme.lower() == "basic":
+                try:
+                    decoded = base64.b64decode(credential.strip(), validate=True).decode()
+                except (binascii.Error, UnicodeDecodeError):
+                    return denied
+                basic_id, _, basic_secret = decoded.partition(":")
+                form["client_id"] = unquote(basic_id.replace("+", " "))
+                form["client_secret"] = unquote(basic_secret.replace("+", " "))
         client_id = form.get("client_id", "")
         secret = self._clients.get(client_id)
         if secret is None or not secrets.compare_digest(
@@ -531,11 +721,11 @@ class Emulator:
                 str(user.get("password", "")).encode(), form.get("password", "").encode()
             ):
                 return denied
-            return self._issue_tokens(user["user_name"], client_id, None)
+            return self._issue_tokens(user["user_name"], client_id, None, reuse=True)
         if grant == "client_credentials":
             if self._first_user is None:
                 return denied
-            return self._issue_tokens(self._first_user, client_id, None)
+            return self._issue_tokens(self._first_user, client_id, None, reuse=True)
         if grant == "refresh_token":
             refresh = form.get("refresh_token", "")
             with self._auth_lock:
@@ -580,26 +770,23 @@ class Emulator:
 
     def _table_get(
         self,
-        handler: _Handler,
+        headers: Headers,
         version: str | None,
         table_name: str,
         sys_id: str | None,
         path: str,
         query: str,
     ) -> Response:
-        user = self._authenticate(handler.headers.get("Authorization", ""))
-        if user is None:
-            return json_response(
-                401, NOT_AUTHENTICATED, (("WWW-Authenticate", 'BASIC realm="Service-now"'),)
-            )
+        user = self._user_or_401(headers)
+        if isinstance(user, Response):
+            return user
         state = self._fault_state
         injected = self._request_faults(state)
         if injected is not None:
             return injected
-        if not self.store.has_table(table_name):
-            return json_response(400, error_body(f"Invalid table {table_name}", None))
-        if table_name in (user.get("forbidden_tables") or ()):
-            return json_response(403, NOT_AUTHORIZED)
+        refusal = self._table_refusal(user, table_name)
+        if refusal is not None:
+            return refusal
 
         params: dict[str, str] = {}
         for name, value in parse_qsl(query, keep_blank_values=True):
@@ -609,12 +796,12 @@ class Emulator:
             offset = _parse_int(params, "sysparm_offset", 0, 0)
         except BadRequest as exc:
             return json_response(400, error_body(str(exc), None))
-        display_value = (params.get("sysparm_display_value") or "false").strip().lower()
-        if display_value not in ("true", "all"):
-            display_value = "false"
-        raw_fields = params.get("sysparm_fields", "")
-        fields = [f.strip() for f in raw_fields.split(",") if f.strip()] or None
-        exclude_links = _parse_bool(params.get("sysparm_exclude_reference_link"))
+        # Links are the only use of the base URL; the sync's pages ask for neither kind, so
+        # they skip reading the Host headers (~12 us a request, measured).
+        suppress_links = _parse_bool(params.get("sysparm_exclude_reference_link")) and _parse_bool(
+            params.get("sysparm_suppress_pagination_header")
+        )
+        base_url = self.url if suppress_links else self._base_url(headers)
 
         hidden = state.faults.hidden
 
@@ -629,15 +816,7 @@ class Emulator:
         with self.store.lock:
             table = self.store.table(table_name)
             assert table is not None  # checked above; tables are never dropped
-            renderer = RowRenderer(
-                self.store,
-                self.url,
-                self.reference_fields,
-                table.fields,
-                fields,
-                display_value,
-                exclude_links,
-            )
+            renderer = self._renderer(user, table, base_url, params)
             if sys_id is not None:
                 row = table.by_id.get(sys_id)
                 if row is None or is_hidden(row):
@@ -659,12 +838,7 @@ class Emulator:
                 tail = json.dumps(TRANSACTION_CANCELLED, separators=(",", ":")).encode()
                 return Response(200, cut + b"]," + tail[1:], JSON_TYPE, ())
 
-            compiled = compile_query(
-                parse_encoded_query(params.get("sysparm_query", "")),
-                table.fields,
-                lambda field: make_getter(self.store, self.reference_fields, field),
-                self.numeric_fields,
-            )
+            compiled = self._compile(table, params)
             no_count = _parse_bool(params.get("sysparm_no_count"))
             page, total = self._select(table, compiled, offset, limit, need_count=not no_count)
             full_page = len(page) == limit
@@ -680,7 +854,10 @@ class Emulator:
             headers.append(("X-Total-Count", str(total)))
         if not _parse_bool(params.get("sysparm_suppress_pagination_header")):
             headers.append(
-                ("Link", self._link_header(path, query, offset, limit, total, full_page))
+                (
+                    "Link",
+                    self._link_header(base_url, path, query, offset, limit, total, full_page),
+                )
             )
         if not result and version == "v1":
             response = json_response(404, RECORDS_NOT_FOUND, tuple(headers))
@@ -733,6 +910,7 @@ class Emulator:
 
     def _link_header(
         self,
+        base_url: str,
         path: str,
         query: str,
         offset: int,
@@ -746,7 +924,7 @@ class Emulator:
 
         def link(to_offset: int, rel: str) -> str:
             encoded = urlencode([*pairs, ("sysparm_offset", str(to_offset))])
-            return f'<{self.url}{path}?{encoded}>;rel="{rel}"'
+            return f'<{base_url}{path}?{encoded}>;rel="{rel}"'
 
         links = [link(0, "first")]
         if offset > 0:
@@ -757,6 +935,270 @@ class Emulator:
         if total is not None:
             links.append(link(max(0, (total - 1) // limit * limit), "last"))
         return ",".join(links)
+
+    # -- Table API writes --------------------------------------------------------------
+
+    def _table_write(
+        self,
+        headers: Headers,
+        method: str,
+        table_name: str,
+        sys_id: str | None,
+        query: str,
+        body: bytes,
+    ) -> Response:
+        """POST /table/{t}, PUT|PATCH|DELETE /table/{t}/{sys_id} (Table API reference).
+
+        POST answers 201 with the new record (and a Location header), PUT and PATCH 200
+        with the updated one, DELETE 204 with no body; a missing record is a 404. The store
+        stamps sys_updated_on and bumps sys_mod_count, so an incremental sync sees the
+        write. Faults are for reads: writes neither fire nor count them.
+        """
+        if method not in ("POST", "PUT", "PATCH", "DELETE") or (method == "POST") != (
+            sys_id is None
+        ):
+            return json_response(405, METHOD_NOT_SUPPORTED)
+        user = self._user_or_401(headers)
+        if isinstance(user, Response):
+            return user
+        refusal = self._table_refusal(user, table_name)
+        if refusal is not None:
+            return refusal
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        fields: dict[str, str] = {}
+        if method != "DELETE":
+            try:
+                payload = json.loads(body) if body.strip() else {}
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                return json_response(400, INVALID_JSON)
+            if not isinstance(payload, dict):
+                return json_response(400, INVALID_JSON)
+            for name, value in payload.items():
+                if name in READ_ONLY_ON_WRITE:
+                    continue
+                # A client echoing a read shape ({"value": ..., "display_value": ...}).
+                if isinstance(value, dict):
+                    value = value.get("value", "")
+                fields[str(name)] = to_field_value(value)
+        with self.store.lock:
+            try:
+                if method == "DELETE":
+                    assert sys_id is not None
+                    self.store.delete(table_name, sys_id)
+                    return Response(204, b"")
+                if method == "POST":
+                    # Every column of the table exists on a new record, empty when not given,
+                    # as on an instance (clients such as PySNC only set fields they have seen).
+                    known = self.store.table(table_name)
+                    for name in known.fields if known is not None else ():
+                        if name not in READ_ONLY_ON_WRITE and name != "sys_id":
+                            fields.setdefault(name, "")
+                    row = self.store.insert(table_name, fields)
+                else:
+                    assert sys_id is not None
+                    fields.pop("sys_id", None)
+                    row = self.store.update(table_name, sys_id, fields)
+            except KeyError:
+                return json_response(404, RECORD_NOT_FOUND)
+            except ValueError as exc:  # a sys_id that already exists
+                return json_response(400, error_body("Operation Failed", str(exc)))
+            table = self.store.table(table_name)
+            assert table is not None
+            base_url = self._base_url(headers)
+            result = self._renderer(user, table, base_url, params).render(
+                table.by_id[row["sys_id"]]
+            )
+        if method == "POST":
+            location = f"{base_url}/api/now/table/{table_name}/{row['sys_id']}"
+            return json_response(201, {"result": result}, (("Location", location),))
+        return json_response(200, {"result": result})
+
+    # -- Batch API ---------------------------------------------------------------------
+
+    def _batch(self, headers: Headers, body: bytes) -> Response:
+        """POST /api/now/v1/batch: run each of ``rest_requests`` as the batch's caller.
+
+        Batch API reference: each item has an ``id``, ``method``, relative ``url`` (query
+        included), optional ``headers`` [{name, value}] and a Base64 ``body``; the answer
+        lists ``serviced_requests`` with the item's ``id``, ``status_code``,
+        ``status_text``, ``headers``, Base64 ``body`` and ``execution_time`` (ms), plus
+        ``unserviced_requests`` (always empty here: the emulator has no size limits).
+        PySNC sends a GET this way once its URL passes ~10,000 characters (a long ``IN``).
+        """
+        user = self._user_or_401(headers)
+        if isinstance(user, Response):
+            return user
+        try:
+            payload = json.loads(body) if body.strip() else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return json_response(400, INVALID_JSON)
+        if not isinstance(payload, dict) or not isinstance(payload.get("rest_requests"), list):
+            return json_response(
+                400, error_body("Bad Request", "rest_requests is required and must be an array")
+            )
+        serviced = [self._batch_item(headers, item) for item in payload["rest_requests"]]
+        return json_response(
+            200,
+            {
+                "batch_request_id": str(payload.get("batch_request_id", "")),
+                "serviced_requests": serviced,
+                "unserviced_requests": [],
+            },
+        )
+
+    def _batch_item(self, outer: Headers, item: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        item = item if isinstance(item, dict) else {}
+        url = str(item.get("url") or "")
+        method = str(item.get("method") or "").upper()
+        path, _, query = url.partition("?")
+        headers = http.client.HTTPMessage()
+        for name, value in outer.items():
+            headers[name] = value
+        for header in item.get("headers") or ():
+            name = str(header.get("name", "")) if isinstance(header, dict) else ""
+            # The batch authenticates once; an item cannot switch to another user.
+            if name and name.lower() not in ("authorization", "content-length"):
+                del headers[name]
+                headers[name] = str(header.get("value", ""))
+        try:
+            sub_body = base64.b64decode(item.get("body") or "", validate=True)
+        except (binascii.Error, ValueError):
+            sub_body = None
+        if not item.get("id") or not method or not path.startswith("/"):
+            response = json_response(
+                400, error_body("Bad Request", "each rest_request needs id, method and url")
+            )
+        elif sub_body is None:
+            response = json_response(400, error_body("Bad Request", "body is not Base64"))
+        elif BATCH_PATH.match(path):
+            response = json_response(400, error_body("Bad Request", "a batch cannot nest"))
+        else:
+            try:
+                response = self._route(headers, method, path, query, sub_body)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+                response = json_response(500, error_body("Internal emulator error", None))
+            if path.startswith("/api/now/"):
+                self._log(method, url, response.status)
+        try:
+            status_text = HTTPStatus(response.status).phrase
+        except ValueError:
+            status_text = ""
+        served: dict[str, Any] = {
+            "id": str(item.get("id", "")),
+            "status_code": response.status,
+            "status_text": status_text,
+            "body": base64.b64encode(response.body).decode(),
+            "execution_time": round((time.perf_counter() - started) * 1000),
+        }
+        if item.get("exclude_response_headers") is True:
+            served["headers"] = []
+        else:
+            served["headers"] = [
+                {"name": name, "value": value}
+                for name, value in (("Content-Type", response.content_type), *response.headers)
+            ]
+        return served
+
+    # -- Aggregate API -----------------------------------------------------------------
+
+    def _aggregate(self, headers: Headers, table_name: str, query: str) -> Response:
+        """GET /api/now/stats/{tableName} (Aggregate API reference): sysparm_count,
+        sysparm_{avg,min,max,sum}_fields, sysparm_group_by, sysparm_having,
+        sysparm_order_by, sysparm_display_value, sysparm_query and name-value pairs."""
+        user = self._user_or_401(headers)
+        if isinstance(user, Response):
+            return user
+        refusal = self._table_refusal(user, table_name)
+        if refusal is not None:
+            return refusal
+        params: dict[str, str] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            params.setdefault(name, value)
+
+        def names(raw: str) -> list[str]:
+            return [f.strip() for f in raw.split(",") if f.strip()]
+
+        count = _parse_bool(params.get("sysparm_count"))
+        fields = {
+            name: names(params.get(f"sysparm_{name}_fields", "")) for name in aggregate.AGGREGATES
+        }
+        group_by = names(params.get("sysparm_group_by", ""))
+        display_value = (params.get("sysparm_display_value") or "false").strip().lower()
+        try:
+            having = aggregate.parse_having(params.get("sysparm_having", ""))
+        except aggregate.AggregateError as exc:
+            return json_response(400, error_body(str(exc), None))
+        order = aggregate.parse_order(params.get("sysparm_order_by", ""))
+
+        def getter_for(field: str) -> Callable[[Row], str]:
+            return make_getter(self.store, self.reference_fields, field)
+
+        with self.store.lock:
+            table = self.store.table(table_name)
+            assert table is not None
+            compiled = self._compile(table, params)
+            start, stop = table.index_range(compiled.lower, compiled.upper)
+            predicate = compiled.predicate
+            rows = [r for r in table.rows[start:stop] if predicate is None or predicate(r)]
+            if not group_by:
+                stats, _ = aggregate.compute_stats(
+                    rows, count, fields, getter_for, self.numeric_fields
+                )
+                return json_response(200, {"result": {"stats": stats}})
+            groups = aggregate.grouped_stats(
+                rows, group_by, count, fields, having, order, getter_for, self.numeric_fields
+            )
+            dates = self._date_display(user)
+            choices = self.choices.get(table_name, {})
+            result = []
+            for key, stats in groups:
+                described = []
+                for field, value in zip(group_by, key, strict=True):
+                    shown = display_for(
+                        self.store,
+                        self.reference_fields,
+                        choices,
+                        self.date_fields,
+                        dates,
+                        field,
+                        value,
+                    )
+                    if display_value == "all":
+                        described.append({"field": field, "value": value, "display_value": shown})
+                    elif display_value == "true":
+                        described.append({"field": field, "value": shown})
+                    else:
+                        described.append({"field": field, "value": value})
+                result.append({"stats": stats, "groupby_fields": described})
+        return json_response(200, {"result": result})
+
+    # -- record pages ------------------------------------------------------------------
+
+    def _record_page(self, table_name: str, sys_id: str) -> Response:
+        """The HTML page behind ``nav_to.do?uri=<table>.do?sys_id=<id>`` links."""
+        with self.store.lock:
+            table = self.store.table(table_name)
+            row = table.by_id.get(sys_id) if table is not None else None
+            if row is None:
+                return Response(404, pages.not_found_page(table_name, sys_id), HTML_TYPE)
+            dates = DateDisplay(time_zone(self.time_zone), self.date_format)
+            choices = self.choices.get(table_name, {})
+
+            def shown(field: str, value: str) -> str:
+                return display_for(
+                    self.store,
+                    self.reference_fields,
+                    choices,
+                    self.date_fields,
+                    dates,
+                    field,
+                    value,
+                )
+
+            page = pages.record_page(table_name, dict(row), shown, self.reference_fields)
+        return Response(200, page, HTML_TYPE)
 
     def _plan_edits(self, state: FaultState, table: Table) -> list[str]:
         fault = state.faults.edit_between_pages
