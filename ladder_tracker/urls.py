@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.evidence import views as evidence_views
 from apps.ladders import views as ladder_views
 
-from . import errors, health
+from . import errors, health, metrics
 
 api_v1 = [
     path("", include("apps.ladders.api.urls")),
@@ -20,6 +20,7 @@ urlpatterns = [
     path("", ladder_views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("ladders/", include("apps.ladders.urls")),

@@ -64,6 +64,9 @@ class Source(models.Model):
         blank=True,
         editable=False,
     )
+    # When the admins were mailed that this source keeps failing (sync/health.py); cleared,
+    # with a second mail, by the next run that succeeds. One mail each way, not one per run.
+    failure_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -154,6 +157,27 @@ class SyncRun(models.Model):
         if not self.total_estimate:
             return None
         return min(1.0, self.rows_seen / self.total_estimate)
+
+
+class SyncRunHttpCount(models.Model):
+    """The HTTP requests one run sent to ServiceNow, by the status code that came back
+    ("error": no response, e.g. a refused connection or a timeout), and how many of those
+    were retried. Written at the end of each attempt from the client's counters, so the
+    /metrics counters add up every worker process's requests (servicenow/metrics.py)."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="http_counts")
+    status = models.CharField(max_length=8)  # "200", "503", … or "error"
+    requests = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["run", "status"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "status"], name="syncrun_http_count_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.status}: {self.requests} ({self.retries} retried)"
 
 
 class WorkItem(models.Model):

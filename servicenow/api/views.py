@@ -80,13 +80,15 @@ class SourceViewSet(_AdminViewSet):
         return selectors.source_list()
 
     def perform_create(self, serializer):
-        serializer.instance = services.source_save(source=Source(**serializer.validated_data))
+        source = services.source_save(source=Source(**serializer.validated_data))
+        serializer.instance = selectors.source_list().get(pk=source.pk)  # with its health
 
     def perform_update(self, serializer):
         source = serializer.instance
         for key, value in serializer.validated_data.items():
             setattr(source, key, value)
-        serializer.instance = services.source_save(source=source)
+        source = services.source_save(source=source)
+        serializer.instance = selectors.source_list().get(pk=source.pk)
 
     def perform_destroy(self, instance):
         services.source_delete(source=instance)

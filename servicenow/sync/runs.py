@@ -18,6 +18,7 @@ from ..secrets import SecretUnreadable
 from ..services import connection_client, stale_run_after
 from .attribution import work_items_attach_people
 from .fields import AUDIT_DELETE_FIELDS
+from .health import sync_attempt_finished
 from .paging import iter_keyset_pages, row_key, ts_value
 from .progress import Counters, RunContext, log_append
 from .users import UserWriter
@@ -225,6 +226,7 @@ def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | No
         client = connection_client(connection=run.source.connection)
     except SecretUnreadable as exc:
         sync_run_fail(run_id=run_id, error=str(exc), retrying=False)
+        sync_attempt_finished(run_id=run_id, client=None)
         return "failed"
     try:
         sync_run_execute(run=run, client=client, on_progress=on_progress)
@@ -242,3 +244,4 @@ def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | No
         raise
     finally:
         client.close()
+        sync_attempt_finished(run_id=run_id, client=client)  # HTTP counts, failure-streak mail
