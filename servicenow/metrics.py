@@ -21,7 +21,14 @@ from .models import SyncRun, SyncRunHttpCount
 from .selectors import source_lag_seconds, source_list
 
 PREFIX = "ladder_tracker_servicenow"
-ROW_COUNTERS = ("rows_seen", "created", "updated", "skipped_stale", "deleted")
+# SyncRun counter → the `kind` label of ladder_tracker_servicenow_sync_rows_total
+ROW_COUNTERS = {
+    "rows_seen": "seen",
+    "created": "created",
+    "updated": "updated",
+    "skipped_stale": "skipped_stale",
+    "deleted": "deleted",
+}
 SOURCE_LABELS = ["source_id", "source"]
 
 
@@ -60,12 +67,12 @@ class SyncCollector(Collector):
             status = row["status"]
             family = active if status in SyncRun.ACTIVE else runs
             family.add_metric([*labels(row["source_id"]), status], row["n"])
-            for counter in ROW_COUNTERS:
+            for counter, kind in ROW_COUNTERS.items():
                 # A run's rows count while it runs too (its progress is saved per page).
-                key = (row["source_id"], counter)
+                key = (row["source_id"], kind)
                 row_totals[key] = row_totals.get(key, 0) + (row[f"sum_{counter}"] or 0)
-        for (source_id, counter), total in sorted(row_totals.items()):
-            rows.add_metric([*labels(source_id), counter], total)
+        for (source_id, kind), total in sorted(row_totals.items()):
+            rows.add_metric([*labels(source_id), kind], total)
         yield runs
         yield active
         yield rows
