@@ -15,12 +15,13 @@ from tests.factories import AdminUserFactory, UserFactory
 
 from .test_api import SOURCES, acme, plain_source
 
-NOW = timezone.now().replace(microsecond=0)
+def now():
+    return timezone.now().replace(microsecond=0)
 
 
 def finished_run(source: Source, status: str, *, ago_minutes: float, **fields) -> SyncRun:
     """A run of `source` that ended `ago_minutes` ago, after `seconds` (default 30)."""
-    end = NOW - timedelta(minutes=ago_minutes)
+    end = now() - timedelta(minutes=ago_minutes)
     seconds = fields.pop("seconds", 30)
     return SyncRun.objects.create(
         source=source,
@@ -43,7 +44,7 @@ def test_sources_api_reports_each_sources_health(admin_api):
     ok = finished_run(source, "succeeded", ago_minutes=60, rows_seen=40, created=3, seconds=12)
     finished_run(source, "failed", ago_minutes=30, error="503 Service Unavailable")
     last = finished_run(source, "failed", ago_minutes=10, error="401 User Not Authenticated")
-    SyncCursor.objects.create(source=source, hwm_ts=NOW - timedelta(hours=5))
+    SyncCursor.objects.create(source=source, hwm_ts=now() - timedelta(hours=5))
 
     # when an admin reads the source
     body = admin_api.get(f"{SOURCES}{source.pk}/").json()
@@ -77,7 +78,7 @@ def test_lag_falls_back_to_the_cursor_and_ignores_reconcile_and_failed_runs(admi
     source = plain_source(acme())
     finished_run(source, "succeeded", ago_minutes=2, mode="reconcile")
     finished_run(source, "failed", ago_minutes=1)
-    hwm = NOW - timedelta(hours=2)
+    hwm = now() - timedelta(hours=2)
     SyncCursor.objects.create(source=source, hwm_ts=hwm)
 
     body = admin_api.get(f"{SOURCES}{source.pk}/").json()
@@ -219,7 +220,7 @@ def test_the_sync_page_shows_each_sources_health(client, admin_user):
     ok = finished_run(source, "succeeded", ago_minutes=60, rows_seen=40, seconds=12)
     for n in range(3):
         finished_run(source, "failed", ago_minutes=30 - n, error=f"503 Service Unavailable #{n}")
-    Source.objects.filter(pk=source.pk).update(failure_alerted_at=NOW)
+    Source.objects.filter(pk=source.pk).update(failure_alerted_at=now())
     client.force_login(admin_user)
 
     page = client.get("/servicenow/").content.decode()
