@@ -15,6 +15,7 @@ from tests.factories import AdminUserFactory, UserFactory
 
 from .test_api import SOURCES, acme, plain_source
 
+
 def now():
     return timezone.now().replace(microsecond=0)
 
