@@ -3,9 +3,9 @@
 Runs happen in Celery workers, other processes than the web one that answers /metrics, so
 in-process counters would only ever see this process. The collector instead asks the
 database on each scrape: runs by outcome and rows from SyncRun, lag and failure streaks
-from `selectors.source_list`, requests and retries by status code from SyncRunHttpCount
-(each attempt writes its client's counts there). Three queries per scrape, whatever the
-number of sources and runs.
+from `selectors.source_list`, requests and retries by status code from SourceHttpCount
+(each attempt adds its client's counts there and to its run's SyncRunHttpCount). Three
+queries per scrape, whatever the number of sources and runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .models import SyncRun, SyncRunHttpCount
+from .models import SourceHttpCount, SyncRun
 from .selectors import source_lag_seconds, source_list
 
 PREFIX = "ladder_tracker_servicenow"
@@ -116,15 +116,13 @@ class SyncCollector(Collector):
             "that caused the retry.",
             labels=[*SOURCE_LABELS, "code"],
         )
-        http = (
-            SyncRunHttpCount.objects.order_by()
-            .values("run__source_id", "status")
-            .annotate(requests=Sum("requests"), retries=Sum("retries"))
+        http = SourceHttpCount.objects.order_by("source_id", "status").values_list(
+            "source_id", "status", "requests", "retries"
         )
-        for row in http:
-            key = [*labels(row["run__source_id"]), row["status"]]
-            requests.add_metric(key, row["requests"] or 0)
-            if row["retries"]:
-                retries.add_metric(key, row["retries"])
+        for source_id, status, sent, retried in http:
+            key = [*labels(source_id), status]
+            requests.add_metric(key, sent)
+            if retried:
+                retries.add_metric(key, retried)
         yield requests
         yield retries

@@ -145,6 +145,13 @@ class SyncRun(models.Model):
                 name="syncrun_one_active_per_source",
             ),
         ]
+        indexes = [
+            # Source health (selectors.source_list): the newest succeeded / failed run of a
+            # source and the failures since, as index seeks rather than scans of its runs.
+            models.Index(
+                fields=["source", "status", "finished_at"], name="syncrun_source_status_end"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source} {self.mode} #{self.pk} ({self.status})"
@@ -178,6 +185,25 @@ class SyncRunHttpCount(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} {self.status}: {self.requests} ({self.retries} retried)"
+
+
+class SourceHttpCount(models.Model):
+    """The running totals of SyncRunHttpCount per source, added to in the same transaction:
+    what /metrics reads, so a scrape costs the same after a year of runs as after one."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="http_counts")
+    status = models.CharField(max_length=8)
+    requests = models.PositiveBigIntegerField(default=0)
+    retries = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["source", "status"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "status"], name="source_http_count_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"source {self.source_id} {self.status}: {self.requests} ({self.retries} retried)"
 
 
 class WorkItem(models.Model):

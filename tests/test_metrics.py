@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from servicenow.models import SyncCursor, SyncRun, SyncRunHttpCount
+from servicenow.models import SyncCursor, SyncRun
 from servicenow.sync.health import run_http_counts_add
 from tests.factories import AdminUserFactory, UserFactory
 from tests.servicenow.test_api import acme, plain_source
@@ -210,10 +210,11 @@ def test_a_scrape_takes_the_same_queries_whatever_the_size(django_assert_num_que
         source = plain_source(connection, f"table{n}")
         for m in range(4):
             made = run(source, "failed" if m % 2 else "succeeded", ago_minutes=60 - m)
-            SyncRunHttpCount.objects.create(run=made, status="200", requests=3)
+            run_http_counts_add(run_id=made.pk, status_counts={"200": 3}, retry_counts={})
 
     # sources with their health, runs by source and status, HTTP counts by source and code
     with django_assert_num_queries(3):
         samples = scrape()
 
     assert sum(v for k, v in samples.items() if k[0].endswith("sync_runs_total")) == 4 * sources
+    assert sum(v for k, v in samples.items() if k[0].endswith("requests_total")) == 12 * sources

@@ -18,7 +18,7 @@ from django.utils import timezone
 from ladder_tracker.mail import admin_emails, mail_after_commit
 
 from ..client import ServiceNowClient
-from ..models import Source, SyncRun, SyncRunHttpCount
+from ..models import Source, SourceHttpCount, SyncRun, SyncRunHttpCount
 from ..selectors import source_list
 
 logger = logging.getLogger("servicenow.sync")
@@ -45,25 +45,29 @@ def sync_attempt_finished(*, run_id: int, client: ServiceNowClient | None) -> No
 def run_http_counts_add(
     *, run_id: int, status_counts: Mapping[str, int], retry_counts: Mapping[str, int]
 ) -> None:
-    """Add one attempt's counts to the run's (a run's attempts add up)."""
+    """Add one attempt's counts to its run's (a run's attempts add up) and to its source's
+    running totals, in one transaction."""
     statuses = {s for counts in (status_counts, retry_counts) for s, n in counts.items() if n}
     if not statuses:
         return
+    source_id = SyncRun.objects.values_list("source_id", flat=True).get(pk=run_id)
     with transaction.atomic():
-        have = {
-            c.status: c
-            for c in SyncRunHttpCount.objects.select_for_update().filter(
-                run_id=run_id, status__in=statuses
-            )
-        }
-        new, changed = [], []
-        for status in sorted(statuses):
-            count = have.get(status) or SyncRunHttpCount(run_id=run_id, status=status)
-            count.requests += status_counts.get(status, 0)
-            count.retries += retry_counts.get(status, 0)
-            (changed if count.pk else new).append(count)
-        SyncRunHttpCount.objects.bulk_create(new)
-        SyncRunHttpCount.objects.bulk_update(changed, ["requests", "retries"])
+        _counts_add(SyncRunHttpCount, {"run_id": run_id}, statuses, status_counts, retry_counts)
+        _counts_add(
+            SourceHttpCount, {"source_id": source_id}, statuses, status_counts, retry_counts
+        )
+
+
+def _counts_add(model, owner: dict, statuses, status_counts, retry_counts) -> None:
+    have = {c.status: c for c in model.objects.select_for_update().filter(**owner)}
+    new, changed = [], []
+    for status in sorted(statuses):
+        count = have.get(status) or model(status=status, **owner)
+        count.requests += status_counts.get(status, 0)
+        count.retries += retry_counts.get(status, 0)
+        (changed if count.pk else new).append(count)
+    model.objects.bulk_create(new)
+    model.objects.bulk_update(changed, ["requests", "retries"])
 
 
 def source_failure_alert(*, source_id: int) -> str | None:

@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from servicenow.models import Source, SyncCursor, SyncRun, SyncRunHttpCount
+from servicenow.models import Source, SourceHttpCount, SyncCursor, SyncRun, SyncRunHttpCount
 from servicenow.selectors import RECENT_RUNS_PER_SOURCE
 from servicenow.sync.health import run_http_counts_add, source_failure_alert
 from tests.factories import AdminUserFactory, UserFactory
@@ -210,6 +210,13 @@ def test_the_attempts_of_a_run_add_up_their_http_counts(admin_api):
     assert body["retries_by_status"] == {"503": 2}
     assert body["duration_seconds"] == 30.0
     assert SyncRunHttpCount.objects.filter(run=run).count() == 3
+    # and the source's running totals, which /metrics reads, grew by the same
+    totals = SourceHttpCount.objects.filter(source=source)
+    assert {c.status: (c.requests, c.retries) for c in totals} == {
+        "200": (7, 0),
+        "503": (2, 2),
+        "error": (1, 0),
+    }
 
 
 # --- the Sync page ------------------------------------------------------------------------
