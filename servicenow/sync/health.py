@@ -12,7 +12,8 @@ import logging
 from collections.abc import Mapping
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ladder_tracker.mail import admin_emails, mail_after_commit
@@ -59,15 +60,18 @@ def run_http_counts_add(
 
 
 def _counts_add(model, owner: dict, statuses, status_counts, retry_counts) -> None:
-    have = {c.status: c for c in model.objects.select_for_update().filter(**owner)}
-    new, changed = [], []
+    # An UPDATE … + n per status (a handful), creating the row when there is none yet; a
+    # concurrent creator (a replaced stale run finishing late) makes us update after all.
     for status in sorted(statuses):
-        count = have.get(status) or model(status=status, **owner)
-        count.requests += status_counts.get(status, 0)
-        count.retries += retry_counts.get(status, 0)
-        (changed if count.pk else new).append(count)
-    model.objects.bulk_create(new)
-    model.objects.bulk_update(changed, ["requests", "retries"])
+        sent, retried = status_counts.get(status, 0), retry_counts.get(status, 0)
+        rows = model.objects.filter(status=status, **owner)
+        if rows.update(requests=F("requests") + sent, retries=F("retries") + retried):
+            continue
+        try:
+            with transaction.atomic():
+                model.objects.create(status=status, requests=sent, retries=retried, **owner)
+        except IntegrityError:
+            rows.update(requests=F("requests") + sent, retries=F("retries") + retried)
 
 
 def source_failure_alert(*, source_id: int) -> str | None:
