@@ -9,7 +9,7 @@ from apps.people import views as people_views
 from apps.team import views as team_views
 from apps.team.api import TeamView
 
-from . import errors, health
+from . import errors, health, metrics
 
 api_v1 = [
     path("", include("apps.ladders.api.urls")),
@@ -24,6 +24,7 @@ urlpatterns = [
     path("", ladder_views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("login/", people_views.SignInView.as_view(), name="login"),
     # Signs out here, and at the identity provider too for an SSO session (apps/people/sso.py)
     path("logout/", OIDCLogoutView.as_view(), name="logout"),

@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 
 from . import services
 from .api.serializers import FIELD_NAME, TABLE_NAME
-from .models import Connection, Source, SuggestionRule, SyncRun, WorkItem
+from .models import Connection, Source, SuggestionRule, SyncRun, SyncRunHttpCount, WorkItem
 
 # form field -> (Connection property saying one is stored, what to call it in messages)
 SECRET_FIELDS = {
@@ -185,8 +185,17 @@ class SourceForm(forms.ModelForm):
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
     form = SourceForm
-    list_display = ("name", "connection", "table", "kind", "enabled", "interval_minutes")
+    list_display = (
+        "name",
+        "connection",
+        "table",
+        "kind",
+        "enabled",
+        "interval_minutes",
+        "failure_alerted_at",
+    )
     list_filter = ("connection", "kind", "enabled")
+    readonly_fields = ("failure_alerted_at",)  # set and cleared by the sync (sync/health.py)
     actions = ["sync_incremental", "sync_full", "sync_reconcile"]
 
     def save_model(self, request, obj, form, change):
@@ -228,8 +237,20 @@ class _ReadOnly(admin.ModelAdmin):
         return False
 
 
+class SyncRunHttpCountInline(admin.TabularInline):
+    model = SyncRunHttpCount
+    fields = ("status", "requests", "retries")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(_ReadOnly):
+    inlines = [SyncRunHttpCountInline]
     list_display = (
         "id",
         "source",

@@ -34,6 +34,7 @@ import re
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,7 @@ logger = logging.getLogger(__name__)
 AUTH_TYPES = frozenset({"basic", "oauth_password", "oauth_client_credentials"})
 DISPLAY_VALUES = frozenset({"true", "false", "all"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+NO_RESPONSE = "error"  # the status_counts key of a request that got no HTTP answer
 TOKEN_PATH = "/oauth_token.do"
 # ServiceNow's documented default lifespan, used when a token response omits expires_in.
 DEFAULT_TOKEN_LIFETIME = 1800.0
@@ -465,7 +467,10 @@ class ServiceNowClient:
     mounted on it, and closing the client leaves it open); ``token_cache`` lets clients of
     one connection share an OAuth token; ``clock`` (monotonic seconds, for token expiry)
     and ``sleep`` (for retry waits) are injectable for tests. ``request_count`` counts the
-    Table API and OAuth HTTP requests actually sent, retries included.
+    Table API and OAuth HTTP requests actually sent, retries included; ``status_counts``
+    splits them by the status code that came back (``"error"``: no response at all), and
+    ``retry_counts`` counts the retries by the status (or ``"error"``) that caused them, so
+    ``sum(status_counts.values()) == request_count``.
     """
 
     def __init__(
@@ -479,6 +484,8 @@ class ServiceNowClient:
     ) -> None:
         self.config = config
         self.request_count = 0
+        self.status_counts: Counter[str] = Counter()
+        self.retry_counts: Counter[str] = Counter()
         self._clock = clock
         self._tokens = token_cache if token_cache is not None else TokenCache()
         self._owns_session = session is None
@@ -849,7 +856,10 @@ class ServiceNowClient:
             prefix = f"{context}: " if context else ""
             failure = self._error(OutboundRefusedError, f"{prefix}{exc}", None, table)
         except requests.RequestException as exc:
+            self.status_counts[NO_RESPONSE] += 1
             failure = self._connection_error(exc, table=table, context=context)
+        else:
+            self.status_counts[str(response.status_code)] += 1
         # Raised outside the except block, so the requests exception (which quotes request
         # details) is neither the __cause__ nor the __context__ of ours.
         if failure is not None:
@@ -879,7 +889,11 @@ class ServiceNowClient:
         )
 
     def _on_retry(self, method: str | None, status: int | None, error: Exception | None) -> None:
+        # The answer (or failure) that made urllib3 retry was a request of its own.
         self.request_count += 1
+        key = str(status) if status is not None else NO_RESPONSE
+        self.status_counts[key] += 1
+        self.retry_counts[key] += 1
         reason = f"status {status}" if status is not None else type(error).__name__
         logger.warning("ServiceNow %s retrying after %s", method or "request", reason)
 

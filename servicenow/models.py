@@ -78,6 +78,9 @@ class Source(models.Model):
         blank=True,
         editable=False,
     )
+    # When the admins were mailed that this source keeps failing (sync/health.py); cleared,
+    # with a second mail, by the next run that succeeds. One mail each way, not one per run.
+    failure_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -167,6 +170,13 @@ class SyncRun(models.Model):
                 name="syncrun_one_active_per_source",
             ),
         ]
+        indexes = [
+            # Source health (selectors.source_list): the newest succeeded / failed run of a
+            # source and the failures since, as index seeks rather than scans of its runs.
+            models.Index(
+                fields=["source", "status", "finished_at"], name="syncrun_source_status_end"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source} {self.mode} #{self.pk} ({self.status})"
@@ -187,6 +197,46 @@ class SyncRun(models.Model):
         if not self.total_estimate:
             return None
         return min(1.0, self.rows_seen / self.total_estimate)
+
+
+class SyncRunHttpCount(models.Model):
+    """The HTTP requests one run sent to ServiceNow, by the status code that came back
+    ("error": no response, e.g. a refused connection or a timeout), and how many of those
+    were retried. Written at the end of each attempt from the client's counters, so the
+    /metrics counters add up every worker process's requests (servicenow/metrics.py)."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="http_counts")
+    status = models.CharField(max_length=8)  # "200", "503", … or "error"
+    requests = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["run", "status"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "status"], name="syncrun_http_count_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.status}: {self.requests} ({self.retries} retried)"
+
+
+class SourceHttpCount(models.Model):
+    """The running totals of SyncRunHttpCount per source, added to in the same transaction:
+    what /metrics reads, so a scrape costs the same after a year of runs as after one."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="http_counts")
+    status = models.CharField(max_length=8)
+    requests = models.PositiveBigIntegerField(default=0)
+    retries = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["source", "status"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "status"], name="source_http_count_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"source {self.source_id} {self.status}: {self.requests} ({self.retries} retried)"
 
 
 class WorkItem(models.Model):

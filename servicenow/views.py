@@ -1,6 +1,8 @@
 """The admin's Sync page: test connections, start syncs, watch runs with a live bar (htmx)."""
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ladder_tracker.decorators import admin_only
@@ -20,11 +22,31 @@ def _runs_context():
     return {"runs": runs, "any_active": any(r.status in SyncRun.ACTIVE for r in runs)}
 
 
+def _health_rows(sources) -> list[dict]:
+    """What the page's health table shows of each source (selectors compute it)."""
+    now = timezone.now()
+    return [
+        {
+            "source": source,
+            "cursor_at": selectors.source_cursor_at(source),
+            "lag_seconds": selectors.source_lag_seconds(source, now=now),
+            "recent_runs": [
+                {"run": run, "duration_seconds": selectors.run_duration_seconds(run)}
+                for run in source.recent_runs
+            ],
+        }
+        for source in sources
+    ]
+
+
 @admin_only
 def sync_page(request):
+    sources = list(selectors.source_list())
     context = {
         "connections": selectors.connection_list(),
-        "sources": selectors.source_list(),
+        "sources": sources,
+        "health": _health_rows(sources),
+        "alert_after": settings.SERVICENOW_ALERT_AFTER_FAILURES,
         "modes": SyncRun.Mode.choices,
         **_runs_context(),
     }

@@ -26,6 +26,14 @@ from apps.people.selectors import person_for_user, person_report_ids
 from .models import Attachment, Evidence, EvidenceLink, evidence_usable_q
 
 
+def evidence_shared_q(prefix: str = "") -> Q:
+    """Evidence a manager of its owner may read: not private and not deleted. `prefix` is
+    the path from another model, e.g. "evidence__" from a work item."""
+    return ~Q(**{f"{prefix}visibility": Evidence.Visibility.PRIVATE}) & Q(
+        **{f"{prefix}deleted_at__isnull": True}
+    )
+
+
 def evidence_scope(*, viewer: AbstractBaseUser, trash: bool = False) -> QuerySet[Evidence]:
     """Every evidence row the viewer may read (not prefetched; callers add what they show)."""
     qs = Evidence.objects.all()
@@ -39,7 +47,7 @@ def evidence_scope(*, viewer: AbstractBaseUser, trash: bool = False) -> QuerySet
         visible |= Q(person=me)
         reports = person_report_ids(person=me)
         if reports:
-            visible |= Q(person_id__in=reports) & ~Q(visibility=Evidence.Visibility.PRIVATE)
+            visible |= Q(person_id__in=reports) & evidence_shared_q()
     if viewer.is_staff:
         visible = Q()
     return qs.filter(visible, deleted_at__isnull=True)

@@ -17,9 +17,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -30,6 +28,7 @@ from apps.people.models import Person
 from apps.people.selectors import manager_chain_ids, person_for_user, person_report_ids
 from apps.people.services import person_update
 from ladder_tracker.errors import ConflictError, ForbiddenError, InvalidError
+from ladder_tracker.mail import mail_after_commit
 
 from .models import (
     Assessment,
@@ -313,21 +312,14 @@ def _move(packet: Packet, actor, action: str, comment: str = "", to_state: str =
     )
     recipients = _next_actors(packet, to_state)
     if recipients:
-        subject = f"[ladder_tracker] {packet.person.name}'s packet: {to_state.replace('_', ' ')}"
+        subject = f"{packet.person.name}'s packet: {to_state.replace('_', ' ')}"
         body = (
             f"{packet.person.name}'s packet for level {packet.target_level} "
             f"({packet.cycle.name}) is now {to_state.replace('_', ' ')}.\n\n"
             f"{comment}\n\n/packets/{packet.pk}/"
         )
-        transaction.on_commit(lambda: _send(subject, body, recipients))
+        mail_after_commit(subject=subject, body=body, recipients=recipients)
     logger.info("packet %s: %s → %s by %s", packet.pk, from_state, to_state, actor)
-
-
-def _send(subject: str, body: str, recipients: list[str]) -> None:
-    try:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-    except Exception:  # mail trouble must not undo a committed transition
-        logger.exception("packet email to %s failed", recipients)
 
 
 def _next_actors(packet: Packet, state: str) -> list[str]:

@@ -262,6 +262,17 @@ CELERY_BEAT_SCHEDULE = {
 # addresses are refused whatever it says. On in the embedded default, where the demo's
 # emulator listens on 127.0.0.1; production.py turns it off.
 SERVICENOW_ALLOW_LOCAL_INSTANCES = env.bool("SERVICENOW_ALLOW_LOCAL_INSTANCES", default=True)
+# The admins (active staff with an email) get one mail when a source's runs fail this many
+# times in a row, and one when it recovers (servicenow/sync/health.py).
+SERVICENOW_ALERT_AFTER_FAILURES = env.int("SERVICENOW_ALERT_AFTER_FAILURES", default=3)
+
+# Prometheus metrics at /metrics (ladder_tracker/metrics.py): always for a signed-in admin;
+# for a scraper with `Authorization: Bearer <METRICS_TOKEN>` when that is set; and from
+# loopback without credentials only when METRICS_ALLOW_LOOPBACK is on (a request that came
+# through a proxy, i.e. with X-Forwarded-For / Forwarded / X-Real-IP, never counts as one).
+# https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=False)
 
 # Logs carry a request id (from X-Request-ID or generated) or a Celery task id, so one
 # request or one task can be followed through every line it wrote.

@@ -1,9 +1,10 @@
 import re
+from datetime import datetime
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from servicenow import services
+from servicenow import selectors, services
 from servicenow.models import Connection, Source, SuggestionRule, SyncRun, WorkItem
 
 FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -102,8 +103,57 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class RecentRunSerializer(serializers.ModelSerializer):
+    """A run as a source's health shows it."""
+
+    duration_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SyncRun
+        fields = [
+            "id",
+            "mode",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "rows_seen",
+            "created",
+            "updated",
+            "deleted",
+            "requests",
+            "error",
+        ]
+        read_only_fields = fields
+
+    def get_duration_seconds(self, run) -> float | None:
+        return selectors.run_duration_seconds(run)
+
+
 class SourceSerializer(serializers.ModelSerializer):
+    """A source and, read-only, its health (selectors.source_list computes it)."""
+
     last_run = serializers.SerializerMethodField()
+    last_success_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    cursor_at = serializers.SerializerMethodField(
+        help_text="How far the source has been read: the later of its cursor and the upper "
+        "bound of its last succeeded run."
+    )
+    lag_seconds = serializers.SerializerMethodField(help_text="now − cursor_at, in seconds.")
+    last_error = serializers.CharField(
+        read_only=True, allow_null=True, help_text="The newest failed run's error."
+    )
+    last_error_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    consecutive_failures = serializers.IntegerField(
+        read_only=True, help_text="Failed runs since the last success."
+    )
+    failure_alerted_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the admins were mailed that this source keeps failing; null again "
+        "once it recovered.",
+    )
+    recent_runs = RecentRunSerializer(many=True, read_only=True)
 
     class Meta:
         model = Source
@@ -121,7 +171,21 @@ class SourceSerializer(serializers.ModelSerializer):
             "overlap_seconds",
             "track_deletes",
             "last_run",
+            "last_success_at",
+            "cursor_at",
+            "lag_seconds",
+            "last_error",
+            "last_error_at",
+            "consecutive_failures",
+            "failure_alerted_at",
+            "recent_runs",
         ]
+
+    def get_cursor_at(self, source) -> datetime | None:
+        return selectors.source_cursor_at(source)
+
+    def get_lag_seconds(self, source) -> float | None:
+        return selectors.source_lag_seconds(source)
 
     def get_last_run(self, source) -> int | None:
         if hasattr(source, "last_run_id"):  # annotated by selectors.source_list
@@ -177,6 +241,15 @@ class SyncRunSerializer(serializers.ModelSerializer):
         when = run.reclaim_at(services.stale_run_after())
         return serializers.DateTimeField().to_representation(when) if when else None
 
+    duration_seconds = serializers.SerializerMethodField()
+    requests_by_status = serializers.SerializerMethodField(
+        help_text='HTTP requests sent by finished attempts, by status code ("error": no '
+        'response), e.g. {"200": 12, "503": 2}.'
+    )
+    retries_by_status = serializers.SerializerMethodField(
+        help_text="Of those, the retries, by the status code that caused them."
+    )
+
     class Meta:
         model = SyncRun
         fields = [
@@ -198,6 +271,9 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "evidence_created",
             "total_estimate",
             "progress",
+            "duration_seconds",
+            "requests_by_status",
+            "retries_by_status",
             "error",
             "log",
             "heartbeat_at",
@@ -208,6 +284,15 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "resume_sys_id",
         ]
         read_only_fields = fields
+
+    def get_duration_seconds(self, run) -> float | None:
+        return selectors.run_duration_seconds(run)
+
+    def get_requests_by_status(self, run) -> dict[str, int]:
+        return {c.status: c.requests for c in run.http_counts.all()}
+
+    def get_retries_by_status(self, run) -> dict[str, int]:
+        return {c.status: c.retries for c in run.http_counts.all() if c.retries}
 
 
 class WorkItemSerializer(serializers.ModelSerializer):

@@ -4,7 +4,6 @@ The services refuse (ConfigurationInUse, RunAlreadyActive, SourceDisabled: 409s)
 ladder_tracker.api.exception_handler answers for them."""
 
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 
 from ladder_tracker.api import conflict_response
 from servicenow import selectors, services
+from servicenow.filters import WorkItemFilterSet
 from servicenow.models import Connection, Source, SuggestionRule
 
 from . import serializers as s
@@ -80,13 +80,15 @@ class SourceViewSet(_AdminViewSet):
         return selectors.source_list()
 
     def perform_create(self, serializer):
-        serializer.instance = services.source_save(source=Source(**serializer.validated_data))
+        source = services.source_save(source=Source(**serializer.validated_data))
+        serializer.instance = selectors.source_list().get(pk=source.pk)  # with its health
 
     def perform_update(self, serializer):
         source = serializer.instance
         for key, value in serializer.validated_data.items():
             setattr(source, key, value)
-        serializer.instance = services.source_save(source=source)
+        source = services.source_save(source=source)
+        serializer.instance = selectors.source_list().get(pk=source.pk)
 
     def perform_destroy(self, instance):
         services.source_delete(source=instance)
@@ -118,10 +120,12 @@ class SyncRunViewSet(viewsets.ReadOnlyModelViewSet):
         return selectors.sync_run_list()
 
 
-@extend_schema(parameters=[OpenApiParameter("source", int), OpenApiParameter("table", str)])
 class WorkItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Work items follow the visibility of the evidence made from them
+    (selectors.work_item_list): outside it, a detail is a 404 and a list never counts it."""
+
     serializer_class = s.WorkItemSerializer
-    filterset_fields = ["source", "table", "person"]
+    filterset_class = WorkItemFilterSet
 
     def get_queryset(self):
         return selectors.work_item_list(viewer=self.request.user)

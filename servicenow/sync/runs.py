@@ -19,6 +19,7 @@ from ..secrets import SecretUnreadable
 from ..services import connection_client, stale_run_after
 from .attribution import work_items_attach_people
 from .fields import AUDIT_DELETE_FIELDS
+from .health import sync_attempt_finished
 from .paging import Key, iter_keyset_pages, row_key, ts_value
 from .progress import Counters, RunContext, RunLost, log_append
 from .users import UserWriter
@@ -326,6 +327,7 @@ def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | No
         # A secret that no longer decrypts, or settings the client refuses (e.g. a local
         # instance once SERVICENOW_ALLOW_LOCAL_INSTANCES is off): waiting will not help.
         sync_run_fail(run_id=run_id, error=str(exc), transient=False, attempt=attempt)
+        sync_attempt_finished(run_id=run_id, client=None)
         return "failed"
     try:
         sync_run_execute(run=run, client=client, on_progress=on_progress)
@@ -352,3 +354,4 @@ def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | No
         raise
     finally:
         client.close()
+        sync_attempt_finished(run_id=run_id, client=client)  # HTTP counts, failure-streak mail

@@ -469,6 +469,15 @@ def test_source_crud(admin_api):
         "overlap_seconds": 300,
         "track_deletes": True,
         "last_run": None,
+        # health, before any run
+        "last_success_at": None,
+        "cursor_at": None,
+        "lag_seconds": None,
+        "last_error": None,
+        "last_error_at": None,
+        "consecutive_failures": 0,
+        "failure_alerted_at": None,
+        "recent_runs": [],
     }
     assert detail.json() == created.json()
     assert listed.json()["results"] == [created.json()]
