@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("servicenow.api.urls")),
     path("", include("apps.evidence.api.urls")),
     path("", include("apps.packets.api.urls")),
+    path("", include("apps.security.api.urls")),  # tokens/, security-events/
 ]
 
 urlpatterns = [
@@ -28,6 +29,7 @@ urlpatterns = [
     path("team/", evidence_views.team_page, name="team"),
     path("", include("apps.people.urls")),  # /people/import/
     path("servicenow/", include("servicenow.urls")),
+    path("account/", include("apps.security.urls")),  # /account/tokens/
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -13,11 +13,16 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from apps.ladders.models import Ladder
+from apps.security.models import SecurityEvent
+from apps.security.services import security_event_record
 
 from .models import LevelChange, Person
 from .selectors import person_would_cycle, person_would_cycle_ids
 
 logger = logging.getLogger(__name__)
+
+# person fields that grant or withdraw access: their changes go into the audit trail
+AUDITED_ROLE_FIELDS = ("is_committee", "is_active")
 
 
 @transaction.atomic
@@ -72,6 +77,10 @@ def person_create(
     return person
 
 
+def _audit_target(person: Person) -> str:
+    return f"person {person.pk} {person.email or person.name}"
+
+
 def _manager_check(person: Person, manager: Person | None) -> None:
     if (
         manager is not None
@@ -118,6 +127,7 @@ def person_update(
     ):
         raise ValidationError({"email": f"{fields['email']} belongs to someone else."})
     old_level = person.level
+    old_roles = {name: getattr(person, name) for name in AUDITED_ROLE_FIELDS}
     for name, value in fields.items():
         setattr(person, name, value)
     person.save()
@@ -133,6 +143,24 @@ def person_update(
             reason=reason,
             changed_by=actor,
             packet_id=packet_id,
+        )
+        security_event_record(
+            kind=SecurityEvent.Kind.LEVEL_CHANGED,
+            actor=actor,
+            target=_audit_target(person),
+            detail={"level": {"from": old_level, "to": person.level}, "reason": reason},
+        )
+    roles = {
+        name: {"from": old, "to": getattr(person, name)}
+        for name, old in old_roles.items()
+        if getattr(person, name) != old
+    }
+    if roles:
+        security_event_record(
+            kind=SecurityEvent.Kind.ROLE_CHANGED,
+            actor=actor,
+            target=_audit_target(person),
+            detail=roles,
         )
     return person
 
