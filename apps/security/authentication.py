@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from axes.handlers.proxy import AxesProxyHandler
+from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_login_failed
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -38,6 +39,12 @@ class ApiTokenAuthentication(BaseAuthentication):
         django_request = request._request
         django_request.security_token_attempt = True
         if not AxesProxyHandler.is_allowed(django_request, NO_CREDENTIALS):
+            user_locked_out.send(
+                "axes",
+                request=django_request,
+                username=None,
+                ip_address=django_request.axes_ip_address,
+            )
             wait = lockout_wait(django_request, NO_CREDENTIALS)
             raise exceptions.Throttled(
                 wait=math.ceil(wait.total_seconds()), detail=lockout_message(wait)

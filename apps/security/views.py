@@ -12,32 +12,38 @@ from . import selectors, services
 from .forms import ApiTokenForm
 
 
+# The new secret crosses the redirect in the (server-side) session and is popped by the
+# page that shows it, so a reload neither shows it again nor makes a second token.
+NEW_TOKEN_KEY = "security_new_token"
+
+
 @login_required
 def token_page(request):
     form = ApiTokenForm(request.POST or None)
-    created = plain = None
-    status = 200
     if request.method == "POST":
         if form.is_valid():
             try:
-                created, plain = services.token_create(
+                token, plain = services.token_create(
                     actor=request.user,
                     name=form.cleaned_data["name"],
                     expires_in_days=form.cleaned_data["expires_in_days"],
                 )
-                form = ApiTokenForm()
             except ApplicationError as exc:
                 form_error(form, exc)
-        if form.errors:
-            status = 400
+            else:
+                request.session[NEW_TOKEN_KEY] = {"id": token.pk, "plain": plain}
+                return redirect("security:tokens")
+    new = request.session.pop(NEW_TOKEN_KEY, None)
+    tokens = list(selectors.token_list(viewer=request.user))
+    created = next((t for t in tokens if new and t.pk == new["id"]), None)
     context = {
         "form": form,
-        "tokens": selectors.token_list(viewer=request.user),
+        "tokens": tokens,
         "created": created,
-        "plain": plain,
+        "plain": new["plain"] if created else None,
     }
-    response = render(request, "security/tokens.html", context, status=status)
-    if plain:
+    response = render(request, "security/tokens.html", context, status=400 if form.errors else 200)
+    if new:
         response["Cache-Control"] = "no-store"  # the secret must not sit in a cache
     return response
 
