@@ -11,7 +11,6 @@ from ladder_tracker.errors import ApplicationError, form_error
 from . import selectors, services
 from .forms import ApiTokenForm
 
-
 # The new secret crosses the redirect in the (server-side) session and is popped by the
 # page that shows it, so a reload neither shows it again nor makes a second token.
 NEW_TOKEN_KEY = "security_new_token"
@@ -20,19 +19,18 @@ NEW_TOKEN_KEY = "security_new_token"
 @login_required
 def token_page(request):
     form = ApiTokenForm(request.POST or None)
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                token, plain = services.token_create(
-                    actor=request.user,
-                    name=form.cleaned_data["name"],
-                    expires_in_days=form.cleaned_data["expires_in_days"],
-                )
-            except ApplicationError as exc:
-                form_error(form, exc)
-            else:
-                request.session[NEW_TOKEN_KEY] = {"id": token.pk, "plain": plain}
-                return redirect("security:tokens")
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, plain = services.token_create(
+                actor=request.user,
+                name=form.cleaned_data["name"],
+                expires_in_days=form.cleaned_data["expires_in_days"],
+            )
+        except ApplicationError as exc:
+            form_error(form, exc)
+        else:
+            request.session[NEW_TOKEN_KEY] = {"id": token.pk, "plain": plain}
+            return redirect("security:tokens")
     new = request.session.pop(NEW_TOKEN_KEY, None)
     tokens = list(selectors.token_list(viewer=request.user))
     created = next((t for t in tokens if new and t.pk == new["id"]), None)
