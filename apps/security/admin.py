@@ -2,6 +2,8 @@
 the audit trail is read-only."""
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 
 from . import services
@@ -57,3 +59,39 @@ class SecurityEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- roles granted in the admin ------------------------------------------------------------
+
+User = get_user_model()
+# the user fields that make someone an admin or let them in at all
+AUDITED_USER_FIELDS = ("is_staff", "is_superuser", "is_active")
+
+
+class AuditedUserAdmin(UserAdmin):
+    """Django's user admin, recording admin-role changes in the audit trail."""
+
+    def save_model(self, request, obj, form, change):
+        before = (
+            User.objects.filter(pk=obj.pk).values(*AUDITED_USER_FIELDS).first() if change else None
+        )
+        super().save_model(request, obj, form, change)
+        if before is None:
+            return
+        changed = {
+            name: {"from": before[name], "to": getattr(obj, name)}
+            for name in AUDITED_USER_FIELDS
+            if before[name] != getattr(obj, name)
+        }
+        if changed:
+            services.security_event_record(
+                kind=SecurityEvent.Kind.ROLE_CHANGED,
+                actor=request.user,
+                target=f"user {obj.pk} {obj.get_username()}",
+                detail=changed,
+            )
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, AuditedUserAdmin)

@@ -165,3 +165,24 @@ def test_the_admin_shows_the_trail_read_only(client, admin_user, engineer):
     assert client.get("/admin/security/securityevent/add/").status_code == 403
     event.refresh_from_db()
     assert event.kind == "token_created"
+
+
+def test_making_someone_an_admin_in_the_django_admin_is_recorded(client, admin_user, engineer):
+    user = engineer.user
+    client.login(username=admin_user.username, password=PASSWORD)
+    form = client.get(f"/admin/auth/user/{user.pk}/change/").context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "password"}
+    data.update(is_staff="on", is_active="on", groups=[], user_permissions=[])
+    data.update(date_joined_0="2026-01-01", date_joined_1="10:00:00")
+    data.pop("last_login", None)
+    data.pop("date_joined", None)
+
+    response = client.post(f"/admin/auth/user/{user.pk}/change/", data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    (event,) = SecurityEvent.objects.filter(kind="role_changed")
+    assert (event.actor, event.target, event.detail) == (
+        admin_user,
+        f"user {user.pk} erin",
+        {"is_staff": {"from": False, "to": True}},
+    )
