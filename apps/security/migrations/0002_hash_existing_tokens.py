@@ -3,7 +3,7 @@ ApiToken rows, so existing clients keep working with the key they have; then the
 text is deleted. On a database that never had authtoken there is nothing to do."""
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import migrations
@@ -24,6 +24,12 @@ def hash_existing_tokens(apps, schema_editor):
     # counted from now, not from `created`: a client that worked yesterday keeps working
     # for the default lifetime, giving its owner time to replace the token
     expires_at = timezone.now() + timedelta(days=settings.API_TOKEN_DEFAULT_DAYS)
+    def aware(created):
+        if not isinstance(created, datetime):  # SQLite may hand back text
+            return timezone.now()
+        # SQLite's raw rows are naive; Django stored them in UTC
+        return created if timezone.is_aware(created) else created.replace(tzinfo=UTC)
+
     ApiToken.objects.bulk_create(
         [
             ApiToken(
@@ -31,7 +37,7 @@ def hash_existing_tokens(apps, schema_editor):
                 name="migrated token",
                 prefix=key[:8],
                 key_hash=hashlib.sha256(key.encode()).hexdigest(),
-                created_at=created if isinstance(created, datetime) else timezone.now(),
+                created_at=aware(created),
                 expires_at=expires_at,
             )
             for key, user_id, created in rows
