@@ -103,17 +103,17 @@ def _level_check(ladder: Ladder | None, level: int | None) -> None:
         raise ValidationError({"level": f"{ladder.slug} has no level {level}."})
 
 
-@transaction.atomic
-def person_update(
-    *, person: Person, actor=None, reason: str = "", packet_id: int | None = None, **fields
-) -> Person:
-    """Update the named fields only. A level change writes a LevelChange row; a manager that
-    would close a cycle is refused."""
-    allowed = {"email", "name", "title", "ladder", "level", "manager", "is_committee", "is_active"}
-    unknown = set(fields) - allowed
+PERSON_UPDATE_FIELDS = frozenset(
+    {"email", "name", "title", "ladder", "level", "manager", "is_committee", "is_active"}
+)
+
+
+def person_update_check(*, person: Person, fields: dict) -> None:
+    """person_update's refusals, without writing: the Django admin's form asks it first so
+    a refusal is a form error there."""
+    unknown = set(fields) - PERSON_UPDATE_FIELDS
     if unknown:
         raise ValidationError({f: "This field cannot be changed." for f in sorted(unknown)})
-    person = Person.objects.select_for_update().get(pk=person.pk)
     if "manager" in fields:
         _manager_check(person, fields["manager"])
     ladder = fields.get("ladder", person.ladder)
@@ -126,6 +126,16 @@ def person_update(
         and (Person.objects.filter(email__iexact=fields["email"]).exclude(pk=person.pk).exists())
     ):
         raise ValidationError({"email": f"{fields['email']} belongs to someone else."})
+
+
+@transaction.atomic
+def person_update(
+    *, person: Person, actor=None, reason: str = "", packet_id: int | None = None, **fields
+) -> Person:
+    """Update the named fields only. A level change writes a LevelChange row; a manager that
+    would close a cycle is refused. Level and role changes go into the audit trail."""
+    person = Person.objects.select_for_update().get(pk=person.pk)
+    person_update_check(person=person, fields=fields)
     old_level = person.level
     old_roles = {name: getattr(person, name) for name in AUDITED_ROLE_FIELDS}
     for name, value in fields.items():

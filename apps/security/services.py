@@ -122,3 +122,12 @@ def token_authenticate(plain: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+def security_events_prune(*, older_than_days: int) -> int:
+    """Delete audit lines older than the retention period; returns how many went."""
+    if older_than_days < 1:
+        raise InvalidError("Keep at least a day.", {"days": "Must be at least 1."})
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = SecurityEvent.objects.filter(at__lt=cutoff).delete()
+    return deleted

@@ -171,6 +171,8 @@ API_THROTTLE_USER = env("API_THROTTLE_USER", default="1200/minute")
 # API tokens: days until a new token expires unless its creator says otherwise, and the most
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
 API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=366)
+# The audit trail keeps this many days (`manage.py security_events_prune` deletes older lines).
+SECURITY_EVENTS_KEEP_DAYS = env.int("SECURITY_EVENTS_KEEP_DAYS", default=400)
 # https://docs.djangoproject.com/en/5.2/topics/cache/ — the API throttles count here; set
 # CACHE_URL (e.g. redis://127.0.0.1:6379/2) so every web process shares one count.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}

@@ -186,3 +186,70 @@ def test_making_someone_an_admin_in_the_django_admin_is_recorded(client, admin_u
         f"user {user.pk} erin",
         {"is_staff": {"from": False, "to": True}},
     )
+
+
+def test_a_committee_seat_and_level_given_in_the_django_admin_are_recorded(
+    client, admin_user, engineer
+):
+    client.login(username=admin_user.username, password=PASSWORD)
+    url = f"/admin/people/person/{engineer.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None}
+    data.update(level=3, is_committee="on", is_active="on", title="Senior")
+
+    response = client.post(url, data)
+
+    assert response.status_code == 302
+    engineer.refresh_from_db()
+    assert (engineer.level, engineer.is_committee, engineer.title) == (3, True, "Senior")
+    assert engineer.level_changes.get().reason == "changed in the admin"
+    assert rows(kind__in=["level_changed", "role_changed"]) == [
+        (
+            "level_changed",
+            "root",
+            "127.0.0.1",
+            f"person {engineer.pk} erin@example.com",
+            {"level": {"from": 2, "to": 3}, "reason": "changed in the admin"},
+        ),
+        (
+            "role_changed",
+            "root",
+            "127.0.0.1",
+            f"person {engineer.pk} erin@example.com",
+            {"is_committee": {"from": False, "to": True}},
+        ),
+    ]
+
+
+def test_the_django_admin_refuses_a_manager_cycle_as_a_form_error(client, admin_user, ladder):
+    boss = PersonFactory(user__username="boss", ladder=ladder)
+    report = PersonFactory(user__username="rep", ladder=ladder, manager=boss)
+    client.login(username=admin_user.username, password=PASSWORD)
+    url = f"/admin/people/person/{boss.pk}/change/"
+    data = {
+        k: v for k, v in client.get(url).context["adminform"].form.initial.items() if v is not None
+    }
+    data.update(manager=report.pk, is_active="on")
+
+    response = client.post(url, data)
+
+    assert response.status_code == 200
+    assert "that would be a cycle" in response.text
+    boss.refresh_from_db()
+    assert boss.manager is None
+
+
+def test_prune_deletes_only_lines_older_than_the_retention(engineer, capsys):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    token_create(actor=engineer.user, name="recent")
+    token_create(actor=engineer.user, name="old")
+    SecurityEvent.objects.filter(detail__name="old").update(at=timezone.now() - timedelta(days=401))
+
+    call_command("security_events_prune")
+
+    assert capsys.readouterr().out.strip() == "Deleted 1 security events older than 400 days."
+    assert [e.detail["name"] for e in SecurityEvent.objects.all()] == ["recent"]

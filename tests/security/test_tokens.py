@@ -234,3 +234,14 @@ def test_the_admin_lists_tokens_without_their_secret(client, admin_user, enginee
         assert plain not in page.text
         assert token.key_hash not in page.text
     assert client.get("/admin/security/apitoken/add/").status_code == 403
+
+
+def test_a_token_request_costs_a_fixed_number_of_queries(api, engineer, django_assert_num_queries):
+    token, plain = token_create(actor=engineer.user, name="script")
+    api.get(TOKENS, **auth(plain))  # the first use records last_used_at
+
+    # the address's lock-out check, the token with its user, then the view's count + page
+    with django_assert_num_queries(4):
+        response = api.get(TOKENS, **auth(plain))
+
+    assert response.json()["count"] == 1
