@@ -30,10 +30,13 @@ from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from ladder_tracker.errors import error_body
 
 
-def lockout_parameters(request_or_attempt, credentials=None) -> list:
-    """Per account and per address; a bad API token names no account, so it counts
-    against the address only (never against one shared "no name" bucket)."""
-    if getattr(request_or_attempt, "security_token_attempt", False):
+def lockout_parameters(request, credentials=None) -> list:
+    """Per account and per address. An attempt that names no account (a bad API token, an
+    SSO callback) counts against its address only, never against one "no name" bucket
+    shared by everyone."""
+    if getattr(request, "security_token_attempt", False):
+        return ["ip_address"]
+    if not get_client_username(request, credentials):
         return ["ip_address"]
     return ["username", "ip_address"]
 

@@ -4,6 +4,7 @@ and every attempt lands in the audit trail."""
 from datetime import timedelta
 
 import pytest
+from axes.handlers.proxy import AxesProxyHandler
 from axes.models import AccessAttempt
 
 from apps.security.models import SecurityEvent
@@ -128,3 +129,23 @@ def test_sign_ins_failures_and_the_lock_out_are_audited_with_the_address(client)
         + [("lockout", "erin", "10.2.2.2", None)]
     )
     assert "wrong" not in str(list(SecurityEvent.objects.values("detail")))
+
+
+def test_failures_naming_no_account_do_not_lock_everyone_out(client, rf):
+    # e.g. an SSO backend's callback: authenticate() with a request but no username
+    from django.contrib.auth import authenticate
+
+    UserFactory(username="erin")
+    for n in range(LIMIT):
+        request = rf.post("/oidc/callback/", REMOTE_ADDR=f"10.5.5.{n}")
+        assert authenticate(request, code="bad") is None
+
+    # the same anonymous failures from one address do lock that address
+    for _ in range(LIMIT):
+        authenticate(rf.post("/oidc/callback/", REMOTE_ADDR="10.6.6.6"), code="bad")
+
+    fresh = rf.post("/oidc/callback/", REMOTE_ADDR="10.7.7.7")
+    assert AxesProxyHandler.is_allowed(fresh, {"username": None})  # no shared bucket
+    assert sign_in(client, "erin", PASSWORD, address="10.5.5.99").status_code == 302
+    client.logout()
+    assert sign_in(client, "erin", PASSWORD, address="10.6.6.6").status_code == 429
