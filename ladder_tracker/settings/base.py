@@ -165,6 +165,15 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if TRUSTED_PROXY_COUNT else ["REMOTE_ADDR"]
 )
 AXES_VERBOSE = False
+# axes keeps a failed request's form data (AccessAttempt.post_data) and logs who failed:
+# these never appear there in clear (the password always is masked)
+AXES_SENSITIVE_PARAMETERS = [
+    "username",
+    "ip_address",
+    "client_secret",
+    "token",
+    "csrfmiddlewaretoken",
+]
 # https://www.django-rest-framework.org/api-guide/throttling/ ("60/minute", "1000/hour"...)
 API_THROTTLE_ANON = env("API_THROTTLE_ANON", default="60/minute")
 API_THROTTLE_USER = env("API_THROTTLE_USER", default="1200/minute")

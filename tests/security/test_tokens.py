@@ -245,3 +245,18 @@ def test_a_token_request_costs_a_fixed_number_of_queries(api, engineer, django_a
         response = api.get(TOKENS, **auth(plain))
 
     assert response.json()["count"] == 1
+
+
+def test_a_failed_token_request_keeps_no_secret_in_the_attempt_record(api, admin_user):
+    from axes.models import AccessAttempt
+
+    api.post(
+        "/api/v1/servicenow/connections/",
+        {"name": "x", "password": "pw-in-clear", "client_secret": "cs-in-clear"},
+        HTTP_AUTHORIZATION="Token lt_wrong",
+    )
+
+    stored = str(list(AccessAttempt.objects.values()))
+    assert AccessAttempt.objects.count() == 1
+    assert "pw-in-clear" not in stored and "cs-in-clear" not in stored
+    assert "lt_wrong" not in stored
