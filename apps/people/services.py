@@ -74,6 +74,15 @@ def person_create(
             reason="created",
             changed_by=actor,
         )
+    granted = {"is_admin": is_admin, "is_committee": is_committee}
+    roles = {name: {"from": None, "to": True} for name, given in granted.items() if given}
+    if roles:
+        security_event_record(
+            kind=SecurityEvent.Kind.ROLE_CHANGED,
+            actor=actor,
+            target=_audit_target(person),
+            detail=roles,
+        )
     return person
 
 

@@ -253,3 +253,26 @@ def test_prune_deletes_only_lines_older_than_the_retention(engineer, capsys):
 
     assert capsys.readouterr().out.strip() == "Deleted 1 security events older than 400 days."
     assert [e.detail["name"] for e in SecurityEvent.objects.all()] == ["recent"]
+
+
+def test_a_person_created_with_a_role_is_recorded(admin_api, ladder):
+    response = admin_api.post(
+        "/api/v1/people/",
+        {"username": "cora", "email": "cora@example.com", "name": "Cora", "is_committee": True},
+        format="json",
+    )
+    admin_api.post(
+        "/api/v1/people/",
+        {"username": "plain", "email": "plain@example.com", "name": "Plain"},
+        format="json",
+    )
+
+    assert rows(kind="role_changed") == [
+        (
+            "role_changed",
+            "root",
+            "127.0.0.1",
+            f"person {response.json()['id']} cora@example.com",
+            {"is_committee": {"from": None, "to": True}},
+        )
+    ]
