@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("apps.evidence.api.urls")),
     path("", include("apps.packets.api.urls")),
     path("team/", TeamView.as_view(), name="team-api"),
+    path("", include("apps.security.api.urls")),  # tokens/, security-events/
 ]
 
 urlpatterns = [
@@ -37,6 +38,7 @@ urlpatterns = [
     path("team/<int:person_id>/", team_views.team_person_page, name="team-person"),
     path("", include("apps.people.urls")),  # /people/import/
     path("servicenow/", include("servicenow.urls")),
+    path("account/", include("apps.security.urls")),  # /account/tokens/
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -116,7 +116,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     actions = ["test_connection"]
 
     def save_model(self, request, obj, form, change):
-        services.connection_save(connection=obj, **form.secret_changes())
+        services.connection_save(connection=obj, actor=request.user, **form.secret_changes())
 
     @admin.action(description="Test connection (reachability and auth)")
     def test_connection(self, request, queryset):

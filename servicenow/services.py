@@ -15,6 +15,8 @@ from django.db.models import ProtectedError, Q
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from apps.security.models import SecurityEvent
+from apps.security.services import security_event_record
 from ladder_tracker.errors import ConflictError
 
 from .client import (
@@ -111,18 +113,32 @@ def connection_save(
     connection: Connection,
     password: str | None = None,
     client_secret: str | None = None,
+    actor=None,
 ) -> Connection:
     """Save a connection; a secret given as None is left as it is, "" clears it. Refuses
-    (ValidationError naming the field) an instance URL, proxy or CA the client would."""
+    (ValidationError naming the field) an instance URL, proxy or CA the client would. A
+    replaced or cleared secret goes into the security audit trail (as "changed", never the
+    value)."""
     connection.instance_url = connection.instance_url.rstrip("/")
     connection.proxy_url = connection.proxy_url.strip().rstrip("/")
     connection.ca_certificate = connection.ca_certificate.strip()
     connection_validate(connection=connection)
+    changed = {}
     if password is not None:
         connection.password_encrypted = secret_encrypt(password)
+        changed["password"] = "changed" if password else "cleared"
     if client_secret is not None:
         connection.client_secret_encrypted = secret_encrypt(client_secret)
-    connection.save()
+        changed["client_secret"] = "changed" if client_secret else "cleared"
+    with transaction.atomic():
+        connection.save()
+        if changed:
+            security_event_record(
+                kind=SecurityEvent.Kind.SECRET_CHANGED,
+                actor=actor,
+                target=f"servicenow connection {connection.pk} {connection.name}",
+                detail=changed,
+            )
     return connection
 
 

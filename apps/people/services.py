@@ -14,12 +14,17 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from apps.ladders.models import Ladder
+from apps.security.models import SecurityEvent
+from apps.security.services import security_event_record
 from ladder_tracker.errors import ForbiddenError
 
 from .models import LevelChange, Person
 from .selectors import person_would_cycle, person_would_cycle_ids
 
 logger = logging.getLogger(__name__)
+
+# person fields that grant or withdraw access: their changes go into the audit trail
+AUDITED_ROLE_FIELDS = ("is_committee", "is_active")
 
 
 @transaction.atomic
@@ -71,7 +76,20 @@ def person_create(
             reason="created",
             changed_by=actor,
         )
+    granted = {"is_admin": is_admin, "is_committee": is_committee}
+    roles = {name: {"from": None, "to": True} for name, given in granted.items() if given}
+    if roles:
+        security_event_record(
+            kind=SecurityEvent.Kind.ROLE_CHANGED,
+            actor=actor,
+            target=_audit_target(person),
+            detail=roles,
+        )
     return person
+
+
+def _audit_target(person: Person) -> str:
+    return f"person {person.pk} {person.email or person.name}"
 
 
 def _manager_check(person: Person, manager: Person | None) -> None:
@@ -96,17 +114,17 @@ def _level_check(ladder: Ladder | None, level: int | None) -> None:
         raise ValidationError({"level": f"{ladder.slug} has no level {level}."})
 
 
-@transaction.atomic
-def person_update(
-    *, person: Person, actor=None, reason: str = "", packet_id: int | None = None, **fields
-) -> Person:
-    """Update the named fields only. A level change writes a LevelChange row; a manager that
-    would close a cycle is refused."""
-    allowed = {"email", "name", "title", "ladder", "level", "manager", "is_committee", "is_active"}
-    unknown = set(fields) - allowed
+PERSON_UPDATE_FIELDS = frozenset(
+    {"email", "name", "title", "ladder", "level", "manager", "is_committee", "is_active"}
+)
+
+
+def person_update_check(*, person: Person, fields: dict) -> None:
+    """person_update's refusals, without writing: the Django admin's form asks it first so
+    a refusal is a form error there."""
+    unknown = set(fields) - PERSON_UPDATE_FIELDS
     if unknown:
         raise ValidationError({f: "This field cannot be changed." for f in sorted(unknown)})
-    person = Person.objects.select_for_update().get(pk=person.pk)
     if "manager" in fields:
         _manager_check(person, fields["manager"])
     ladder = fields.get("ladder", person.ladder)
@@ -119,7 +137,18 @@ def person_update(
         and (Person.objects.filter(email__iexact=fields["email"]).exclude(pk=person.pk).exists())
     ):
         raise ValidationError({"email": f"{fields['email']} belongs to someone else."})
+
+
+@transaction.atomic
+def person_update(
+    *, person: Person, actor=None, reason: str = "", packet_id: int | None = None, **fields
+) -> Person:
+    """Update the named fields only. A level change writes a LevelChange row; a manager that
+    would close a cycle is refused. Level and role changes go into the audit trail."""
+    person = Person.objects.select_for_update().get(pk=person.pk)
+    person_update_check(person=person, fields=fields)
     old_level = person.level
+    old_roles = {name: getattr(person, name) for name in AUDITED_ROLE_FIELDS}
     for name, value in fields.items():
         setattr(person, name, value)
     person.save()
@@ -135,6 +164,24 @@ def person_update(
             reason=reason,
             changed_by=actor,
             packet_id=packet_id,
+        )
+        security_event_record(
+            kind=SecurityEvent.Kind.LEVEL_CHANGED,
+            actor=actor,
+            target=_audit_target(person),
+            detail={"level": {"from": old_level, "to": person.level}, "reason": reason},
+        )
+    roles = {
+        name: {"from": old, "to": getattr(person, name)}
+        for name, old in old_roles.items()
+        if getattr(person, name) != old
+    }
+    if roles:
+        security_event_record(
+            kind=SecurityEvent.Kind.ROLE_CHANGED,
+            actor=actor,
+            target=_audit_target(person),
+            detail=roles,
         )
     return person
 

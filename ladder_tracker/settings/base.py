@@ -5,6 +5,7 @@ local disk. Production sets DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY and
 SECRETS_ENCRYPTION_KEY (see production.py).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -38,7 +39,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "django_htmx",
@@ -50,10 +50,13 @@ INSTALLED_APPS = [
     "apps.packets",
     "apps.team",
     "servicenow",
+    "apps.security",
+    "axes",  # last, as its docs ask: it wraps the other apps' sign-in flows
 ]
 
 MIDDLEWARE = [
     "ladder_tracker.logging.RequestIdMiddleware",
+    "apps.security.middleware.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -63,6 +66,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # last: turns a lock-out noticed anywhere below into the 429 page (or JSON under /api/)
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ladder_tracker.urls"
@@ -113,6 +118,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Django 6 makes https the default scheme of forms.URLField; opt in now.
 FORMS_URLFIELD_ASSUME_HTTPS = True
+# https://docs.djangoproject.com/en/5.2/topics/auth/customizing/#specifying-authentication-backends
+# The lock-out check comes first so it guards every backend after it (an SSO backend too).
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -120,6 +127,9 @@ LOGOUT_REDIRECT_URL = "login"
 # Password sign-in (limited by PASSWORD_LOGIN below), then OpenID Connect. Neither answers
 # the other's credentials, so a throttling backend (django-axes) may go first.
 AUTHENTICATION_BACKENDS = [
+    # django-axes first: a locked-out account or address is refused before any backend runs
+    # (apps/security/throttling.py).
+    "apps.security.throttling.LockoutBackend",
     "apps.people.auth.PasswordBackend",
     "apps.people.sso.SSOBackend",
 ]
@@ -175,13 +185,55 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ladder-tracker@localhost")
 
+# --- Sign-in throttling, API rates, tokens (apps/security; README "Security") ---------------
+# Proxies in front of the app that add X-Forwarded-For. 0 (the default) trusts only the
+# socket's address, so a client cannot pick the address its failures are counted against.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = "apps.security.throttling.lockout_parameters"
+AXES_LOCKOUT_CALLABLE = "apps.security.throttling.lockout_response"
+AXES_RESET_ON_SUCCESS = True  # the right password (before a lock-out) clears the count
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if TRUSTED_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+AXES_VERBOSE = False
+# axes keeps a failed request's form data (AccessAttempt.post_data) and logs who failed:
+# these never appear there in clear (the password always is masked)
+AXES_SENSITIVE_PARAMETERS = [
+    "username",
+    "ip_address",
+    "client_secret",
+    "token",
+    "csrfmiddlewaretoken",
+]
+# https://www.django-rest-framework.org/api-guide/throttling/ ("60/minute", "1000/hour"...)
+API_THROTTLE_ANON = env("API_THROTTLE_ANON", default="60/minute")
+API_THROTTLE_USER = env("API_THROTTLE_USER", default="1200/minute")
+# API tokens: days until a new token expires unless its creator says otherwise, and the most
+API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=366)
+# The audit trail keeps this many days (`manage.py security_events_prune` deletes older lines).
+SECURITY_EVENTS_KEEP_DAYS = env.int("SECURITY_EVENTS_KEEP_DAYS", default=400)
+# https://docs.djangoproject.com/en/5.2/topics/cache/ — the API throttles count here; set
+# CACHE_URL (e.g. redis://127.0.0.1:6379/2) so every web process shares one count.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 # https://www.django-rest-framework.org/api-guide/settings/
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first so an anonymous API call gets 401 with WWW-Authenticate, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.security.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.security.throttling.AnonThrottle",
+        "apps.security.throttling.UserThrottle",
+    ],
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

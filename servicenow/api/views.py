@@ -55,7 +55,10 @@ class ConnectionViewSet(_AdminViewSet):
         for key, value in data.items():
             setattr(connection, key, value)
         serializer.instance = services.connection_save(
-            connection=connection, password=password, client_secret=client_secret
+            connection=connection,
+            password=password,
+            client_secret=client_secret,
+            actor=self.request.user,
         )
 
     @extend_schema(request=None, responses=s.ConnectionCheckSerializer)

@@ -42,10 +42,10 @@ def test_anonymous_gets_json_401(api, ladder):
 
 
 def test_token_auth_works(api, engineer):
-    from rest_framework.authtoken.models import Token
+    from apps.security.services import token_create
 
-    token = Token.objects.create(user=engineer.user)
-    response = api.get(URL, HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, plain = token_create(actor=engineer.user, name="script")
+    response = api.get(URL, HTTP_AUTHORIZATION=f"Token {plain}")
 
     assert response.status_code == 200
 

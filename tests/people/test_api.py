@@ -1,9 +1,12 @@
 """People API (minimal until the people issue): me, scoped list, tokens."""
 
+import hashlib
+import re
+
 import pytest
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 
+from apps.security.models import ApiToken
 from tests.factories import PersonFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -62,9 +65,12 @@ def test_admin_sees_everyone(admin_api, ladder):
 
 def test_drf_create_token_command_mints_a_working_token(api, engineer, capsys):
     call_command("drf_create_token", "erin")
-    key = Token.objects.get(user=engineer.user).key
+    out = capsys.readouterr().out
+    key = re.search(r"Generated token (\S+) for user erin", out).group(1)
 
-    assert key in capsys.readouterr().out
+    token = ApiToken.objects.get(user=engineer.user)
+    assert token.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    assert key not in str(ApiToken.objects.values_list().get())  # only the hash is stored
     response = api.get("/api/v1/people/me/", HTTP_AUTHORIZATION=f"Token {key}")
     assert response.json()["username"] == "erin"
 

@@ -1,0 +1,73 @@
+"""API tokens (your own) and the audit trail (admins)."""
+
+import django_filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.response import Response
+
+from apps.security import selectors, services
+from apps.security.models import ApiToken, SecurityEvent
+
+from .serializers import (
+    ApiTokenCreatedSerializer,
+    ApiTokenCreateSerializer,
+    ApiTokenSerializer,
+    SecurityEventSerializer,
+)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your API tokens (not revoked); secrets are never shown"),
+    destroy=extend_schema(
+        summary="Revoke a token", responses={204: OpenApiResponse(description="Revoked.")}
+    ),
+)
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    serializer_class = ApiTokenSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the types
+            return ApiToken.objects.none()
+        return selectors.token_list(viewer=self.request.user)
+
+    def get_object(self):
+        return selectors.token_get(viewer=self.request.user, token_id=self.kwargs["pk"])
+
+    @extend_schema(
+        summary="Create a token; the secret is in this response only",
+        request=ApiTokenCreateSerializer,
+        responses={201: ApiTokenCreatedSerializer},
+    )
+    def create(self, request):
+        body = ApiTokenCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        token, plain = services.token_create(actor=request.user, **body.validated_data)
+        token.token = plain
+        return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.token_revoke(actor=self.request.user, token=instance)
+
+
+class SecurityEventFilterSet(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    username = django_filters.CharFilter(field_name="username", lookup_expr="iexact")
+
+    class Meta:
+        model = SecurityEvent
+        fields = ["kind", "actor", "username", "since"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The security audit trail, newest first (admins)"),
+)
+class SecurityEventViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = SecurityEventSerializer
+    permission_classes = [permissions.IsAdminUser]
+    filterset_class = SecurityEventFilterSet
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return SecurityEvent.objects.none()
+        return selectors.security_event_list(viewer=self.request.user)
