@@ -96,7 +96,7 @@ def test_api_shares_a_private_item_when_asked(
     )
 
     assert response.status_code == 200, response.json()
-    assert [(i["evidence"], i.get("withheld", False)) for i in response.json()["items"]] == [
+    assert [(i["evidence"], i["withheld"]) for i in response.json()["items"]] == [
         (hidden.pk, False),
         (hidden.pk, False),
         (engineer_evidence[0].pk, False),

@@ -1,4 +1,5 @@
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.evidence.markdown import MARKDOWN_MAX_LENGTH, MARKDOWN_TOO_LONG
@@ -25,6 +26,19 @@ class PacketItemSerializer(serializers.Serializer):
         help_text="Required for a private evidence item: true shares it with your reviewers "
         "(its visibility becomes manager, with an evidence event); without it the "
         "request is refused with a 400 naming the item.",
+    )
+
+
+class PacketItemOutSerializer(serializers.Serializer):
+    """One item of a packet as its reader sees it (schema only: get_items builds the dicts)."""
+
+    expectation = serializers.CharField(read_only=True)
+    evidence = serializers.IntegerField(read_only=True)
+    note = serializers.CharField(read_only=True)
+    withheld = serializers.BooleanField(
+        read_only=True,
+        help_text="True when the evidence is private and not yours: its note is emptied, "
+        "and every export and page shows it as withheld.",
     )
 
 
@@ -56,9 +70,10 @@ class PacketSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(PacketItemOutSerializer(many=True))
     def get_items(self, packet) -> list[dict]:
-        """`[{expectation, evidence, note}]`; an item withheld from this reader (private
-        evidence, not theirs) has `withheld: true` and no note."""
+        """`[{expectation, evidence, note, withheld}]`; an item withheld from this reader
+        (private evidence, not theirs) has `withheld: true` and no note."""
         codes = {e.pk: e.code for e in packet.ladder_version.expectations.all()}
         request = self.context.get("request")
         viewer = request.user if request is not None else AnonymousUser()
@@ -68,6 +83,7 @@ class PacketSerializer(serializers.ModelSerializer):
                 "expectation": codes[i.expectation_id],
                 "evidence": i.evidence_id,
                 "note": i.note,
+                "withheld": False,
             }
             if evidence_withheld(
                 viewer=viewer, owner_user_id=packet.person.user_id, visibility=i.evidence.visibility
