@@ -15,9 +15,9 @@ but two of its outputs are not linear for the rest of the pipeline:
 - nesting: 20,000 `>` make 20,000 nested blockquotes, and html5ever (inside nh3) is
   quadratic in the depth of open elements (1.8 s there; capping cmark's HTML afterwards in
   Python cost as much). Each enclosing block takes at least one character of a line's
-  prefix (a `>`, a list marker or indentation), so a line whose prefix of container
-  characters is longer than MARKDOWN_MAX_PREFIX has its next marker escaped (it renders
-  the same, as text): no block is nested deeper than that;
+  prefix (a `>`, a list marker or indentation), so in a line whose run of container
+  markers goes past MARKDOWN_MAX_PREFIX characters the marker that crosses it is escaped
+  (it renders as the same character, as text): no block is nested deeper than that;
 - GFM tables: every row gets as many cells as the delimiter row has columns, so a wide
   delimiter row and many short lines make rows × columns cells (5 MB of HTML, 0.4 s, from
   24 KB). A text whose widest delimiter row times its line count passes
@@ -83,10 +83,13 @@ URL_SCHEMES = {"http", "https", "mailto"}
 _OPTIONS = Options.CMARK_OPT_VALIDATE_UTF8  # never CMARK_OPT_UNSAFE: raw HTML is omitted
 _EXTENSIONS = ["table", "strikethrough", "autolink"]
 _EXTENSIONS_NO_TABLE = ["strikethrough", "autolink"]
-# A line whose run of container characters goes past MARKDOWN_MAX_PREFIX (one C-level scan
-# of the text; only such lines reach Python).
-_DEEP_PREFIX = re.compile(rf"(?m)^([ \t>*+.)0-9-]{{{MARKDOWN_MAX_PREFIX}}})([ \t]*)(.)")
-_MARKER_CHARS = frozenset(">*+.)-0123456789")
+# One container marker of a line's prefix, after its indentation: a quote, a bullet or an
+# ordered-list number followed by a blank (so "-----" or "+--+--+" ASCII art is not one).
+_CONTAINER = r"[ \t]*(?:>|[-*+](?=[ \t]|$)|\d{1,9}[.)](?=[ \t]|$))"
+# A line that starts with a run of such markers at least MARKDOWN_MAX_PREFIX characters
+# long (the lookahead is one cheap scan; only those lines reach Python).
+_DEEP_PREFIX = re.compile(rf"(?m)^(?=[ \t>*+.)0-9-]{{{MARKDOWN_MAX_PREFIX}}})(?:{_CONTAINER})+")
+_ONE_CONTAINER = re.compile(_CONTAINER)
 
 
 def markdown_check_length(
@@ -114,12 +117,14 @@ def _table_cells(text: str) -> int:
 
 
 def _escape_deep_prefix(match: re.Match) -> str:
-    head, blanks, char = match.groups()
-    if char not in _MARKER_CHARS:  # indentation only (code): it opens no block
-        return match.group(0)
-    # a digit as an entity, punctuation with a backslash: the same text, no longer a marker
-    escaped = f"&#{ord(char)};" if char.isdigit() else "\\" + char
-    return head + blanks + escaped
+    """Backslash-escape the first marker that ends past MARKDOWN_MAX_PREFIX: it renders as
+    the same character, and no container opens from there on in the line."""
+    prefix = match.group(0)
+    for token in _ONE_CONTAINER.finditer(prefix):
+        if token.end() > MARKDOWN_MAX_PREFIX:
+            at = token.end() - 1  # the marker's last character: `>`, the bullet, `.` or `)`
+            return prefix[:at] + "\\" + prefix[at:]
+    return prefix
 
 
 def markdown_render(text: str) -> str:

@@ -231,3 +231,11 @@ def test_narratives_have_the_limit_on_the_api_the_service_and_the_builder(client
     assert "At most 20,000 characters of Markdown" in saved.content.decode()
     packet.refresh_from_db()
     assert packet.narratives == {}
+
+
+def test_long_dash_and_plus_lines_are_not_markers_and_stay_as_written():
+    art = "+-----" * 10 + "+\n" + "----+" * 12
+    assert markdown_render(f"```\n{art}\n```") == f"<pre><code>{art}\n</code></pre>"
+    # a deep ordered list: the number that crosses the limit shows as written, as text
+    html = markdown_render("1. " * 30 + "x")
+    assert depth(html) <= 2 * MARKDOWN_MAX_PREFIX and "1. 1. 1. x" in html
