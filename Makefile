@@ -12,7 +12,8 @@ LADDER := fixtures/ladders/ai-ml-engineer.yaml
 DEBIAN_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
 	poppler-utils
 
-.PHONY: install browser test demo serve lint check-deploy clean bench-sync bench-evidence bench-packets
+.PHONY: install browser test demo serve lint check-deploy clean bench-sync bench-evidence bench-packets \
+	bench-markdown
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -82,6 +83,12 @@ bench-evidence: install
 # GET people/me/ in the same run, and the PDF export of a 200-item packet (seconds, peak RSS).
 bench-packets: install
 	$(BIN)/python benchmarks/packets.py $(BENCH_ARGS)
+
+# Markdown benchmark (benchmarks/markdown.py): each pathological case at the field limit through
+# the renderer, median ms per case and the max (target < 100 ms). BENCH_ARGS=--peers adds
+# Python-Markdown and markdown-it-py on the same inputs.
+bench-markdown: install
+	$(BIN)/python benchmarks/markdown.py $(BENCH_ARGS)
 
 bench-sync: install
 	test -x var/bench-venv/bin/python || $(PYTHON) -m venv var/bench-venv

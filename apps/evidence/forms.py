@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from apps.ladders.models import LadderVersion
 from apps.ladders.selectors import VersionTree
 
+from .markdown import MARKDOWN_MAX_LENGTH, MARKDOWN_TOO_LONG
 from .models import Evidence
 from .selectors import EvidenceFilters
 from .services import LinkSpec
@@ -97,7 +98,10 @@ class EvidenceForm(forms.Form):
     description = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 8}),
-        help_text="Markdown: **bold**, lists, links, tables.",
+        max_length=MARKDOWN_MAX_LENGTH,
+        error_messages={"max_length": MARKDOWN_TOO_LONG},
+        help_text=f"Markdown: **bold**, lists, links, tables. At most {MARKDOWN_MAX_LENGTH:,} "
+        "characters.",
     )
     occurred_on = forms.DateField(
         required=False, widget=DATE_INPUT, label="Occurred on", help_text="Empty means today."

@@ -5,7 +5,10 @@ suggested links); the evidence issue grows it (attachments, history, pages).
 """
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.db import models
+
+from .markdown import MARKDOWN_MAX_LENGTH, MARKDOWN_TOO_LONG
 
 
 def evidence_usable_q(prefix: str = "") -> models.Q:
@@ -39,7 +42,10 @@ class Evidence(models.Model):
     person = models.ForeignKey("people.Person", on_delete=models.CASCADE, related_name="evidence")
     # The engineer's own words; an import sets them once and a re-sync never touches them.
     title = models.CharField(max_length=300)
-    description = models.TextField(blank=True)
+    # Markdown; the limit keeps rendering cheap (apps/evidence/markdown.py)
+    description = models.TextField(
+        blank=True, validators=[MaxLengthValidator(MARKDOWN_MAX_LENGTH, MARKDOWN_TOO_LONG)]
+    )
     occurred_on = models.DateField(null=True, blank=True)
     occurred_until = models.DateField(null=True, blank=True)
     url = models.URLField(max_length=1000, blank=True)
@@ -175,6 +181,8 @@ class EvidenceEvent(models.Model):
         RESTORED = "restored", "Restored"
         ATTACHED = "attached", "File attached"
         DETACHED = "detached", "File removed"
+        # the owner put a private item into a packet and chose to share it with reviewers
+        SHARED = "shared", "Shared with reviewers"
 
     evidence = models.ForeignKey(Evidence, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(

@@ -10,6 +10,7 @@ The API, the pages, exports, attachment downloads and search all read through he
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date
 
@@ -235,6 +236,31 @@ def evidence_get(*, viewer: AbstractBaseUser, pk: int, trash: bool = False) -> E
         return evidence_prefetched(evidence_scope(viewer=viewer, trash=trash)).get(pk=pk)
     except (Evidence.DoesNotExist, ValueError, TypeError):
         raise Http404("No such evidence.") from None
+
+
+def evidence_withheld_ids(*, viewer: AbstractBaseUser, evidence_ids: Collection[int]) -> set[int]:
+    """Which of `evidence_ids` the viewer may not read where a packet shows them: the
+    private ones, unless the viewer owns them or is an admin (the evidence_scope rule). A
+    packet's readers see such an item as withheld. One query; none for an admin."""
+    if viewer.is_staff or not evidence_ids:
+        return set()
+    private = Evidence.objects.filter(
+        pk__in=list(evidence_ids), visibility=Evidence.Visibility.PRIVATE
+    )
+    if viewer.is_authenticated:
+        private = private.exclude(person__user_id=viewer.pk)
+    return set(private.values_list("pk", flat=True))
+
+
+def evidence_withheld(
+    *, viewer: AbstractBaseUser, owner_user_id: int | None, visibility: str
+) -> bool:
+    """The same rule for one item whose owner and visibility the caller has read already."""
+    return (
+        visibility == Evidence.Visibility.PRIVATE
+        and not viewer.is_staff
+        and not (viewer.is_authenticated and owner_user_id == viewer.pk)
+    )
 
 
 def evidence_can_edit(*, viewer: AbstractBaseUser, evidence: Evidence) -> bool:

@@ -24,7 +24,7 @@ from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
 from ladder_tracker.errors import ForbiddenError
 
-from .markdown import markdown_render
+from .markdown import markdown_check_length, markdown_render
 from .models import Attachment, Evidence, EvidenceEvent, EvidenceLink
 from .selectors import evidence_can_edit
 from .uploads import upload_check
@@ -139,6 +139,7 @@ def evidence_create(
         raise EvidenceForbidden("Evidence is added by its owner.")
     if not title.strip():
         raise ValidationError({"title": "A title is required."})
+    markdown_check_length(description, field="description")
     _check_dates(occurred_on, occurred_until)
     resolved_links = _resolve_links(person, links or [])
     resolved_skills = _resolve_skills(person, skills or [])
@@ -201,6 +202,7 @@ def _update(*, evidence: Evidence, actor, skills=None, links=None, **fields) -> 
             setattr(evidence, name, value)
     _check_dates(evidence.occurred_on, evidence.occurred_until)
     if "description" in changes:
+        markdown_check_length(evidence.description, field="description")
         evidence.description_html = markdown_render(evidence.description)
     if skills is not None:
         new_skills = _resolve_skills(evidence.person, skills)
@@ -226,6 +228,42 @@ def _update(*, evidence: Evidence, actor, skills=None, links=None, **fields) -> 
 
 def _jsonable(value):
     return value.isoformat() if isinstance(value, date) else value
+
+
+@transaction.atomic
+def evidence_share_with_reviewers(
+    *, evidence_ids: Collection[int], actor, packet_id: int
+) -> list[int]:
+    """The owner's act of sharing private items with their managers, because they put them
+    in a packet (DESIGN.md "Who sees what"): each private item among `evidence_ids` becomes
+    visible to managers (`Visibility.MANAGER`) with a "shared" event naming the packet.
+    Items already visible are left alone. Returns the ids that changed."""
+    rows = list(
+        Evidence.objects.select_for_update()
+        .select_related("person")
+        .filter(pk__in=list(evidence_ids), visibility=Evidence.Visibility.PRIVATE)
+    )
+    for evidence in rows:
+        evidence_require_owner(actor=actor, evidence=evidence)
+    ids = [e.pk for e in rows]
+    if not ids:
+        return []
+    Evidence.objects.filter(pk__in=ids).update(
+        visibility=Evidence.Visibility.MANAGER, updated_at=timezone.now()
+    )
+    EvidenceEvent.objects.bulk_create(
+        EvidenceEvent(
+            evidence_id=pk,
+            actor=actor,
+            action=EvidenceEvent.Action.SHARED,
+            changes={
+                "visibility": [Evidence.Visibility.PRIVATE, Evidence.Visibility.MANAGER],
+                "packet": [None, packet_id],
+            },
+        )
+        for pk in ids
+    )
+    return ids
 
 
 @transaction.atomic

@@ -15,6 +15,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 
+from .selectors import packet_data_for_reader
 from .services import packet_snapshot_data
 
 BAR_W, BAR_H, GAP, LABEL_W = 260, 18, 10, 230
@@ -72,6 +73,8 @@ def packet_markdown(data: dict) -> str:
                 link = item.get("url") or (item.get("work_item") or {}).get("url") or ""
                 when = item.get("occurred_on") or ""
                 title = f"[{item['title']}]({link})" if link else item["title"]
+                if item.get("withheld"):
+                    title = f"_{item['title']}_"
                 lines.append(f"- {when} {title}".replace("  ", " "))
                 if item.get("note"):
                     lines.append(f"  - Note: {item['note']}")
@@ -114,14 +117,17 @@ def packet_pdf(data: dict, *, sha256: str | None = None) -> bytes:
 EXPORT_FORMATS = ("pdf", "md", "json")
 
 
-def packet_export_data(packet, number: int | None) -> tuple[dict, str | None, str]:
-    """A given snapshot, else the latest one, else (a draft never submitted) the live packet.
-    Returns (data, sha256 or None, file label)."""
+def packet_export_data(packet, number: int | None, *, viewer) -> tuple[dict, str | None, str]:
+    """A given snapshot, else the latest one, else (a draft never submitted) the live packet,
+    as `viewer` may read it (selectors.packet_data_for_reader: private items withheld).
+    Returns (data, sha256 or None, file label); sha256 is the stored snapshot's."""
     snaps = packet.snapshots.order_by("-number")
     snap = get_object_or_404(snaps, number=number) if number else snaps.first()
     if snap is not None:
-        return snap.data, snap.sha256, f"packet-{packet.pk}-v{snap.number}"
-    return packet_snapshot_data(packet=packet), None, f"packet-{packet.pk}-draft"
+        data, sha, label = snap.data, snap.sha256, f"packet-{packet.pk}-v{snap.number}"
+    else:
+        data, sha, label = packet_snapshot_data(packet=packet), None, f"packet-{packet.pk}-draft"
+    return packet_data_for_reader(viewer=viewer, packet=packet, data=data), sha, label
 
 
 def export_response(data: dict, sha: str | None, label: str, fmt: str) -> HttpResponse:

@@ -23,6 +23,7 @@ DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%
 PICK = "pick"
 NOTE = "note:"
 NARRATIVE = "narrative:"
+SHARE = "share"  # evidence ids: private items the engineer agrees to share with reviewers
 
 
 @dataclass
@@ -39,6 +40,7 @@ def builder_input(post: QueryDict) -> BuilderInput:
     narratives = {
         key[len(NARRATIVE) :]: post.get(key, "") for key in post if key.startswith(NARRATIVE)
     }
+    sharing = set(post.getlist(SHARE))
     items, errors, seen = [], [], set()
     for raw in post.getlist(PICK):
         code, _, evidence = raw.rpartition("|")
@@ -51,7 +53,9 @@ def builder_input(post: QueryDict) -> BuilderInput:
             continue
         seen.add((code, evidence_id))
         note = post.get(f"{NOTE}{raw}", "").strip()[:5000]
-        items.append(ItemSpec(expectation=code, evidence=evidence_id, note=note))
+        items.append(
+            ItemSpec(expectation=code, evidence=evidence_id, note=note, share=evidence in sharing)
+        )
     return BuilderInput(narratives=narratives, items=items, errors=errors)
 
 

@@ -16,6 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.evidence.models import Evidence, EvidenceLink, evidence_usable_q
+from apps.evidence.selectors import evidence_withheld_ids
 from apps.ladders.models import Competency, Deliverable, Expectation
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
@@ -163,6 +164,59 @@ def packet_coverage(*, packet: Packet) -> PacketCoverage:
         by_competency={k: (c / n if n else 0.0) for k, (c, n) in totals.items()},
         deliverables=deliverables,
     )
+
+
+# What a reader sees of an item withheld from them (packet_data_for_reader).
+WITHHELD_TITLE = "Private evidence (withheld)"
+
+
+def packet_data_for_reader(*, viewer: AbstractBaseUser, packet: Packet, data: dict) -> dict:
+    """A packet's data (snapshot shape, frozen or live) as this reader may see it. An item
+    whose evidence is private now, and not the reader's own, is withheld: it keeps its place
+    and its id, and none of its content (title, description, dates, link, note, ServiceNow
+    snapshot) — so a private item that reached a packet before sharing was asked, or was
+    made private again afterwards, is never shown to managers or the committee. Admins and
+    the owner see everything (evidence_scope). Every page, export and API answer that shows
+    a packet's items reads through this. One query (none for the owner or an admin); the
+    data is copied only when something is withheld (the stored snapshot and its sha256 stay
+    as they were)."""
+    if viewer.is_staff or packet.person.user_id == viewer.pk:
+        return data
+    expectations = data.get("expectations") or []
+    ids = {item["evidence"] for exp in expectations for item in exp.get("items", [])}
+    withheld = evidence_withheld_ids(viewer=viewer, evidence_ids=ids)
+    if not withheld:
+        return data
+    return {
+        **data,
+        "expectations": [
+            {
+                **exp,
+                "items": [
+                    _withheld_item(item) if item["evidence"] in withheld else item
+                    for item in exp.get("items", [])
+                ],
+            }
+            for exp in expectations
+        ],
+    }
+
+
+def _withheld_item(item: dict) -> dict:
+    return {
+        "evidence": item["evidence"],
+        "withheld": True,
+        "title": WITHHELD_TITLE,
+        "description": "",
+        "description_html": "",
+        "occurred_on": None,
+        "occurred_until": None,
+        "url": "",
+        "source": "",
+        "status": item.get("status", ""),
+        "work_item": None,
+        "note": "",
+    }
 
 
 def snapshot_diff(*, before: dict, after: dict) -> dict:
@@ -381,6 +435,7 @@ class EvidenceChoice:
     linked: bool  # the engineer linked it to this expectation on the evidence itself
     picked: bool  # it is in the packet for this expectation
     note: str = ""
+    private: bool = False  # picking it asks to share it with reviewers
 
 
 @dataclass
@@ -413,7 +468,7 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
         Evidence.objects.usable()
         .filter(person_id=packet.person_id)
         .order_by("-occurred_on", "-id")
-        .values_list("pk", "title", "occurred_on", "source")
+        .values_list("pk", "title", "occurred_on", "source", "visibility")
     )
     linked = set(
         EvidenceLink.objects.filter(
@@ -437,8 +492,9 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
                 linked=(exp.pk, pk) in linked,
                 picked=(exp.pk, pk) in picked,
                 note=picked.get((exp.pk, pk), ""),
+                private=visibility == Evidence.Visibility.PRIVATE,
             )
-            for pk, title, occurred_on, source in evidence
+            for pk, title, occurred_on, source, visibility in evidence
         ]
         choices.sort(key=lambda c: not (c.picked or c.linked))  # stable: newest first within
         group = groups.get(exp.competency_id)

@@ -21,8 +21,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.evidence.markdown import markdown_render
+from apps.evidence.markdown import MARKDOWN_MAX_LENGTH, markdown_render, markdown_too_long
 from apps.evidence.models import Evidence
+from apps.evidence.services import evidence_share_with_reviewers
 from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
 from apps.people.selectors import manager_chain_ids, person_for_user, person_report_ids
@@ -66,6 +67,8 @@ class ItemSpec:
     expectation: str  # code
     evidence: int
     note: str = ""
+    # the owner's answer for a private item: share it with reviewers (else it is refused)
+    share: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,22 +155,34 @@ def packet_update(
                 "Narratives are per competency.",
                 {"narratives": f"unknown competency: {', '.join(unknown)}"},
             )
+        too_long = [
+            f"{name}: {markdown_too_long(text)}"
+            for name, text in sorted(narratives.items())
+            if text and len(text) > MARKDOWN_MAX_LENGTH
+        ]
+        if too_long:
+            raise PacketInvalid("A narrative is too long.", {"narratives": too_long})
         packet.narratives = {k: v for k, v in narratives.items() if v is not None}
         packet.narratives_html = {k: markdown_render(v) for k, v in packet.narratives.items()}
     if items is not None:
-        _items_replace(packet, items)
+        _items_replace(packet, items, actor)
     packet.save()
     return packet
 
 
-def _items_replace(packet: Packet, items: list[ItemSpec]) -> None:
+def _items_replace(packet: Packet, items: list[ItemSpec], actor) -> None:
+    """Replace the packet's items. A private item goes in only with `share` (the owner
+    agreeing to show it to reviewers): it is then shared, with an evidence event; without
+    it the whole change is refused, naming the item."""
     expectations = {e.code: e for e in packet_target_expectations(packet=packet)}
     wanted_ids = {i.evidence for i in items}
-    mine = dict(
-        Evidence.objects.usable()
+    mine = {
+        pk: (title, visibility)
+        for pk, title, visibility in Evidence.objects.usable()
         .filter(pk__in=wanted_ids, person=packet.person)
-        .values_list("pk", "status")
-    )
+        .values_list("pk", "title", "visibility")
+    }
+    sharing = {i.evidence for i in items if i.share}
     problems = []
     for n, item in enumerate(items):
         if item.expectation not in expectations:
@@ -176,8 +191,16 @@ def _items_replace(packet: Packet, items: list[ItemSpec]) -> None:
             )
         if item.evidence not in mine:
             problems.append(f"[{n}]: evidence {item.evidence} is not one of your accepted items")
+        elif mine[item.evidence][1] == Evidence.Visibility.PRIVATE and item.evidence not in sharing:
+            problems.append(
+                f"[{n}]: evidence {item.evidence} \u201c{mine[item.evidence][0]}\u201d is private: "
+                'share it with your reviewers to use it ("share": true)'
+            )
     if problems:
         raise PacketInvalid("Some items cannot be used.", {"items": problems})
+    private = [pk for pk in sharing if pk in mine and mine[pk][1] == Evidence.Visibility.PRIVATE]
+    if private:
+        evidence_share_with_reviewers(evidence_ids=private, actor=actor, packet_id=packet.pk)
     packet.items.all().delete()
     seen = set()
     rows = []

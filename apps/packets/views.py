@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from apps.evidence.markdown import MARKDOWN_MAX_LENGTH
 from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_has_reports
@@ -41,6 +42,7 @@ from .forms import (
     PICK,
     RATING_CHOICES,
     REVIEW_ACTIONS,
+    SHARE,
     CycleForm,
     DecideForm,
     PacketStartForm,
@@ -183,6 +185,9 @@ def _render_builder(request, packet: Packet, *, errors=None, gaps=None, status: 
         "PICK": PICK,
         "NOTE": NOTE,
         "NARRATIVE": NARRATIVE,
+        "SHARE": SHARE,
+        "narrative_max_length": MARKDOWN_MAX_LENGTH,
+        "narrative_limit": f"{MARKDOWN_MAX_LENGTH:,}",
     }
     context["changes_request"] = _changes_requested(context["events"])
     return render(request, "packets/packet_builder.html", context, status=status)
@@ -195,7 +200,7 @@ def packet_page(request, pk: int):
     is_owner = me is not None and packet.person_id == me.pk
     if is_owner and packet.state in Packet.EDITABLE_STATES:
         return _render_builder(request, packet)
-    data, sha, _label = exports.packet_export_data(packet, None)
+    data, sha, _label = exports.packet_export_data(packet, None, viewer=request.user)
     allowed = selectors.packet_actions_allowed(viewer=request.user, packet=packet, person=me)
     context = {
         **_common_context(packet),
@@ -305,7 +310,7 @@ def packet_export_view(request, pk: int):
     number = request.GET.get("snapshot")
     if number is not None and _int(number) is None:
         return HttpResponseBadRequest("snapshot is a snapshot number")
-    data, sha, label = exports.packet_export_data(packet, _int(number))
+    data, sha, label = exports.packet_export_data(packet, _int(number), viewer=request.user)
     return exports.export_response(data, sha, label, fmt)
 
 
@@ -322,7 +327,11 @@ def packet_diff_page(request, pk: int):
     if from_n in numbers and to_n in numbers:
         before = get_object_or_404(packet.snapshots, number=from_n)
         after = get_object_or_404(packet.snapshots, number=to_n)
-        context["diff"] = selectors.snapshot_diff(before=before.data, after=after.data)
+        before, after = (
+            selectors.packet_data_for_reader(viewer=request.user, packet=packet, data=snap.data)
+            for snap in (before, after)
+        )
+        context["diff"] = selectors.snapshot_diff(before=before, after=after)
     elif request.GET or len(numbers) >= 2:
         context["error"] = "Pick two snapshots that exist."
     status = 400 if context["error"] else 200
@@ -365,7 +374,8 @@ def _review_rows(data: dict, values: dict, saved: dict, missing: set[str]) -> li
 def packet_review_page(request, pk: int):
     packet = selectors.packet_review_get(viewer=request.user, pk=pk)
     me = _me(request)
-    data, sha, _label = exports.packet_export_data(packet, None)  # latest frozen, else live
+    # the latest frozen, else live; private items withheld
+    data, sha, _label = exports.packet_export_data(packet, None, viewer=request.user)
     codes = [exp["code"] for exp in data["expectations"]]
     values: dict = {}
     errors: list[str] = []
@@ -516,7 +526,7 @@ def packet_decide_page(request, pk: int):
                 return redirect(f"{reverse('packets:committee')}?cycle={packet.cycle_id}")
         else:
             status = 400
-    data, sha, _label = exports.packet_export_data(packet, None)
+    data, sha, _label = exports.packet_export_data(packet, None, viewer=request.user)
     assessments: dict[str, list] = {}
     for a in selectors.packet_assessment_list(packet=packet):
         assessments.setdefault(a.expectation.code, []).append(a)

@@ -18,6 +18,7 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from apps.evidence import selectors
+from apps.evidence.markdown import MARKDOWN_MAX_LENGTH
 from apps.evidence.models import Attachment, Evidence, EvidenceEvent, EvidenceLink
 
 
@@ -76,7 +77,12 @@ class EvidenceSerializer(serializers.ModelSerializer):
             "links",
             "skills",
         ]
-        extra_kwargs = {"title": {"max_length": 300}, "url": {"max_length": 1000}}
+        extra_kwargs = {
+            "title": {"max_length": 300},
+            "url": {"max_length": 1000},
+            # the model's MaxLengthValidator gives the limit and its message
+            "description": {"help_text": f"Markdown, at most {MARKDOWN_MAX_LENGTH:,} characters."},
+        }
 
     def validate(self, attrs):
         if "expectations" in attrs and "links" in attrs:

@@ -1,5 +1,9 @@
+from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.evidence.markdown import MARKDOWN_MAX_LENGTH, MARKDOWN_TOO_LONG
+from apps.evidence.selectors import evidence_withheld
 from apps.packets.models import Assessment, Packet, PacketEvent, PacketSnapshot, PromotionCycle
 from ladder_tracker.api import DiffQuerySerializer  # noqa: F401 (re-exported for views)
 
@@ -16,6 +20,26 @@ class PacketItemSerializer(serializers.Serializer):
     expectation = serializers.CharField(max_length=32)
     evidence = serializers.IntegerField(min_value=1)
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    share = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Required for a private evidence item: true shares it with your reviewers "
+        "(its visibility becomes manager, with an evidence event); without it the "
+        "request is refused with a 400 naming the item.",
+    )
+
+
+class PacketItemOutSerializer(serializers.Serializer):
+    """One item of a packet as its reader sees it (schema only: get_items builds the dicts)."""
+
+    expectation = serializers.CharField(read_only=True)
+    evidence = serializers.IntegerField(read_only=True)
+    note = serializers.CharField(read_only=True)
+    withheld = serializers.BooleanField(
+        read_only=True,
+        help_text="True when the evidence is private and not yours: its note is emptied, "
+        "and every export and page shows it as withheld.",
+    )
 
 
 class PacketSerializer(serializers.ModelSerializer):
@@ -46,12 +70,27 @@ class PacketSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(PacketItemOutSerializer(many=True))
     def get_items(self, packet) -> list[dict]:
+        """`[{expectation, evidence, note, withheld}]`; an item withheld from this reader
+        (private evidence, not theirs) has `withheld: true` and no note."""
         codes = {e.pk: e.code for e in packet.ladder_version.expectations.all()}
-        return [
-            {"expectation": codes[i.expectation_id], "evidence": i.evidence_id, "note": i.note}
-            for i in packet.items.all()
-        ]
+        request = self.context.get("request")
+        viewer = request.user if request is not None else AnonymousUser()
+        out = []
+        for i in packet.items.all():
+            row = {
+                "expectation": codes[i.expectation_id],
+                "evidence": i.evidence_id,
+                "note": i.note,
+                "withheld": False,
+            }
+            if evidence_withheld(
+                viewer=viewer, owner_user_id=packet.person.user_id, visibility=i.evidence.visibility
+            ):
+                row.update(note="", withheld=True)
+            out.append(row)
+        return out
 
 
 class PacketCreateSerializer(serializers.Serializer):
@@ -61,7 +100,13 @@ class PacketCreateSerializer(serializers.Serializer):
 
 class PacketUpdateSerializer(serializers.Serializer):
     narratives = serializers.DictField(
-        child=serializers.CharField(allow_blank=True, max_length=50000), required=False
+        child=serializers.CharField(
+            allow_blank=True,
+            max_length=MARKDOWN_MAX_LENGTH,
+            error_messages={"max_length": MARKDOWN_TOO_LONG},
+        ),
+        required=False,
+        help_text=f"Markdown per competency name, at most {MARKDOWN_MAX_LENGTH:,} characters each.",
     )
     items = PacketItemSerializer(many=True, required=False)
 

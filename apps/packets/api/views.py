@@ -99,7 +99,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _packet_body(self, pk) -> dict:
         qs = self._with_items(selectors.packet_scope(viewer=self.request.user))
-        return s.PacketSerializer(qs.get(pk=pk)).data
+        return s.PacketSerializer(qs.get(pk=pk), context={"request": self.request}).data
 
     @staticmethod
     def _with_items(qs):
@@ -108,8 +108,11 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         return qs.prefetch_related(
             Prefetch(
                 "items",
-                queryset=PacketItem.objects.order_by("position", "id").only(
-                    "id", "packet_id", "evidence_id", "note", "expectation_id"
+                # the evidence's visibility: a private item is withheld from other readers
+                queryset=PacketItem.objects.select_related("evidence")
+                .order_by("position", "id")
+                .only(
+                    "id", "packet_id", "evidence", "note", "expectation_id", "evidence__visibility"
                 ),
             ),
             Prefetch(
@@ -228,13 +231,16 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(responses=s.SnapshotDetailSerializer)
     @action(detail=True, methods=["get"], url_path=r"snapshots/(?P<number>\d+)")
     def snapshot(self, request, pk=None, number=None):
-        snap = get_object_or_404(self.get_object().snapshots, number=number)
+        packet = self.get_object()
+        snap = get_object_or_404(packet.snapshots, number=number)
         return Response(
             {
                 "number": snap.number,
                 "sha256": snap.sha256,
                 "created_at": snap.created_at,
-                "data": snap.data,
+                "data": selectors.packet_data_for_reader(
+                    viewer=request.user, packet=packet, data=snap.data
+                ),
             }
         )
 
@@ -252,7 +258,11 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         query.is_valid(raise_exception=True)
         before = get_object_or_404(packet.snapshots, number=query.validated_data["from"])
         after = get_object_or_404(packet.snapshots, number=query.validated_data["to"])
-        return Response(selectors.snapshot_diff(before=before.data, after=after.data))
+        before, after = (
+            selectors.packet_data_for_reader(viewer=request.user, packet=packet, data=snap.data)
+            for snap in (before, after)
+        )
+        return Response(selectors.snapshot_diff(before=before, after=after))
 
     @extend_schema(
         parameters=[s.ExportQuerySerializer],
@@ -271,5 +281,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
         packet = self.get_object()
         query = s.ExportQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        data, sha, label = packet_export_data(packet, query.validated_data.get("snapshot"))
+        data, sha, label = packet_export_data(
+            packet, query.validated_data.get("snapshot"), viewer=request.user
+        )
         return export_response(data, sha, label, query.validated_data["format"])

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from apps.evidence.models import EvidenceLink, evidence_usable_q
+from apps.evidence.models import Evidence, EvidenceLink, evidence_usable_q
 from apps.evidence.services import LinkSpec, evidence_create
 from apps.packets.models import Packet, PromotionCycle
 from apps.packets.selectors import packet_target_expectations
@@ -170,13 +170,15 @@ class Command(BaseCommand):
 
     @staticmethod
     def _linked(person: Person, expectations) -> dict[str, list[int]]:
-        """The person's accepted, live evidence linked to each expectation, newest first."""
+        """The person's accepted, live evidence linked to each expectation, newest first;
+        not their private items (putting one in a packet would share it)."""
         rows = (
             EvidenceLink.objects.filter(
                 evidence_usable_q("evidence__"),
                 evidence__person=person,
                 expectation__in=[e.pk for e in expectations],
             )
+            .exclude(evidence__visibility=Evidence.Visibility.PRIVATE)
             .order_by("-evidence__occurred_on", "-evidence_id")
             .values_list("expectation__code", "evidence_id")
         )
