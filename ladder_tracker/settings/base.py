@@ -26,8 +26,12 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 
-# Key for connection secrets at rest (Fernet, url-safe base64 of 32 bytes). The embedded
-# default derives one from SECRET_KEY; production.py requires it to be set explicitly.
+# Keys for connection secrets at rest (servicenow/secrets.py): SECRETS_KEYS, comma-separated,
+# the current key first and older ones after it until `manage.py secrets_rotate` has run; or
+# one key in SECRETS_ENCRYPTION_KEY. A key is a Fernet key (`Fernet.generate_key()`) or a
+# passphrase (stretched with scrypt and a salt). The embedded default derives one from
+# SECRET_KEY; production.py requires one to be set explicitly.
+SECRETS_KEYS = env.list("SECRETS_KEYS", default=[])
 SECRETS_ENCRYPTION_KEY = env("SECRETS_ENCRYPTION_KEY", default="")
 
 INSTALLED_APPS = [
