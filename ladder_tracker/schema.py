@@ -1,0 +1,67 @@
+"""The OpenAPI schema tells the truth about errors.
+
+drf-spectacular documents the success answer of each operation; this AutoSchema adds the
+error answers an operation can give, each with the error envelope of
+ladder_tracker.api.exception_handler (`{"error": {"code", "message", "detail"}}`, the `Error`
+component):
+
+| status | declared when |
+|---|---|
+| 400 | the operation takes a body or query parameters (field errors, InvalidError) |
+| 401 | the view requires authentication (no or a bad token) |
+| 403 | the view has a permission beyond "authenticated" (admin only...), or writes (services refuse with ForbiddenError; CSRF for a session) |
+| 404 | the path names a record (outside your scope or gone), or the list is paginated (`?page=` past the end) |
+| 409 | declared by the view (`ladder_tracker.api.conflict_response`) where a state forbids it |
+| 429 | the view has throttles |
+
+An answer a view documents itself (a 400 with another body, a 409 with its reason) is kept.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from rest_framework.permissions import AllowAny, IsAuthenticated
+
+from .api import ErrorSerializer
+
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+DESCRIPTIONS = {
+    "400": "Invalid request: `error.detail` names the field or the rule.",
+    "401": "Not authenticated: no credentials, or bad ones.",
+    "403": "Authenticated, but not allowed to do this.",
+    "404": "Not found, or outside what you may see.",
+    "429": "Too many requests; `Retry-After` says when to try again.",
+}
+
+
+class AutoSchema(SpectacularAutoSchema):
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        responses = operation["responses"]
+        for code in self.error_statuses(operation):
+            if code not in responses:
+                responses[code] = self._get_response_for_code(ErrorSerializer, code)
+                responses[code]["description"] = DESCRIPTIONS[code]
+        return operation
+
+    def error_statuses(self, operation: dict) -> list[str]:
+        parameters = operation.get("parameters", [])
+        permissions = self.view.get_permissions()
+        codes = []
+        if "requestBody" in operation or any(p["in"] == "query" for p in parameters):
+            codes.append("400")
+        if not all(isinstance(p, AllowAny) for p in permissions):
+            codes.append("401")
+            if self.method in WRITES or any(
+                not isinstance(p, (IsAuthenticated, AllowAny))  # noqa: UP038
+                for p in permissions
+            ):
+                codes.append("403")
+        paginated = self._is_list_view() and self._get_paginator() is not None
+        if any(p["in"] == "path" for p in parameters) or paginated:
+            codes.append("404")
+        if self.view.get_throttles():
+            codes.append("429")
+        return codes
