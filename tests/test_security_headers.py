@@ -55,7 +55,9 @@ def app_routes() -> list[tuple[str, str, list[str]]]:
                 ns = f"{namespace}{p.namespace}:" if p.namespace else namespace
                 walk(p.url_patterns, prefix + str(p.pattern), ns)
             elif isinstance(p, URLPattern) and p.name:
-                found.append((prefix + str(p.pattern), namespace + p.name, list(p.pattern.converters)))
+                found.append(
+                    (prefix + str(p.pattern), namespace + p.name, list(p.pattern.converters))
+                )
 
     walk(get_resolver().url_patterns)
     return found
@@ -63,7 +65,7 @@ def app_routes() -> list[tuple[str, str, list[str]]]:
 
 @pytest.fixture
 def world(org, cycle, ladder_version):
-    eng, manager = org.engineer, org.manager
+    eng = org.engineer
     evidence = [EvidenceFactory(person=eng, title=f"Work {i}") for i in range(3)]
     packet = PacketFactory(
         person=eng,
@@ -117,7 +119,7 @@ def test_every_page_carries_the_security_headers(world, role):
     assert client.login(username=world["org"][role].user.username, password=PASSWORD)
     html_ok = []
 
-    for route, name, params in app_routes():
+    for _route, name, params in app_routes():
         if name == "logout":
             continue  # a GET is refused (405) and would not sign out; checked anonymously
         url = reverse(name, kwargs=kwargs_for(name, params, world))
