@@ -24,6 +24,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from .api import ErrorSerializer
@@ -39,6 +40,16 @@ DESCRIPTIONS = {
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def map_parsers(self):
+        """Request bodies are JSON, except where a view takes files (its parsers lead with
+        multipart: attachments, the people import). Form encodings cannot carry the nested
+        bodies (links, assessments, items) that most operations take, so the schema offers
+        only what works; DRF still parses a form a browser posts."""
+        parsers = self.view.get_parsers()
+        if parsers and isinstance(parsers[0], MultiPartParser):
+            return super().map_parsers()
+        return ["application/json"]
+
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
