@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "5"))
 MAX_SECONDS = int(os.environ.get("SCHEMATHESIS_MAX_SECONDS", "50"))  # per role
 PHASES = os.environ.get("SCHEMATHESIS_PHASES", "examples,fuzzing")
@@ -69,7 +70,12 @@ def schemathesis_run(
         "--exclude-path-regex", OUTBOUND,
         "--report", "junit", "--report-junit-path", str(report),
     ]  # fmt: skip
-    env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"}
+    env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "SCHEMATHESIS_TELEMETRY": "false",
+        "LT_SCHEMATHESIS_HOOKS": str(HOOKS),
+    }
     return subprocess.run(
         command, cwd=report.parent, env=env, capture_output=True, text=True, timeout=MAX_SECONDS * 3
     )
