@@ -39,6 +39,12 @@ def conflict_response(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
+def forbidden_response(description: str) -> OpenApiResponse:
+    """A documented 403 on a read the schema cannot see refusing (a rule in the view or
+    service, not a permission class: ladder_tracker.schema adds those by itself)."""
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
 def _message(detail) -> str:
     if isinstance(detail, dict):
         for key, value in detail.items():

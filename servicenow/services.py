@@ -8,6 +8,7 @@ import json
 import logging
 from datetime import UTC, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -28,7 +29,14 @@ from .client import (
 )
 from .models import Connection, Source, SyncRun
 from .outbound import instance_url_policy_problem, proxy_url_problem
-from .secrets import SecretUnreadable, secret_decrypt, secret_encrypt
+from .secrets import (
+    ENCRYPTED_FIELDS,
+    SecretUnreadable,
+    secret_decrypt,
+    secret_encrypt,
+    secret_is_current,
+    secret_reencrypt,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +148,52 @@ def connection_save(
                 detail=changed,
             )
     return connection
+
+
+@dataclasses.dataclass
+class SecretsRotation:
+    """What secrets_rotate did: values re-encrypted, already current, and unreadable ones
+    (`app_label.Model pk field`, left as they were)."""
+
+    reencrypted: int = 0
+    current: int = 0
+    unreadable: list[str] = dataclasses.field(default_factory=list)
+
+
+def secrets_rotate(*, dry_run: bool = False) -> SecretsRotation:
+    """Re-encrypt every stored secret (secrets.ENCRYPTED_FIELDS) with the current key, one row
+    per transaction under a row lock. A value no configured key reads is reported and left."""
+    outcome = SecretsRotation()
+    for label, fields in ENCRYPTED_FIELDS:
+        model = apps.get_model(label)
+        for pk in model.objects.order_by("pk").values_list("pk", flat=True):
+            with transaction.atomic():
+                row = model.objects.select_for_update().filter(pk=pk).first()
+                if row is None:
+                    continue
+                changed = []
+                for field in fields:
+                    token = getattr(row, field)
+                    if secret_is_current(token):
+                        outcome.current += bool(token)
+                        continue
+                    try:
+                        setattr(row, field, secret_reencrypt(token))
+                    except SecretUnreadable:
+                        outcome.unreadable.append(f"{label} {pk} {field}")
+                        continue
+                    changed.append(field)
+                outcome.reencrypted += len(changed)
+                if changed and not dry_run:
+                    row.save(update_fields=changed)
+    logger.info(
+        "secrets rotation%s: %s re-encrypted, %s current, %s unreadable",
+        " (dry run)" if dry_run else "",
+        outcome.reencrypted,
+        outcome.current,
+        len(outcome.unreadable),
+    )
+    return outcome
 
 
 def connection_client_config(*, connection: Connection) -> ClientConfig:

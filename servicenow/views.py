@@ -84,7 +84,8 @@ def source_sync(request, pk: int):
         except ConflictError as exc:  # a run already active, or the source disabled
             status, notice = exc.status_code, exc.message
     context = {**_runs_context(), "notice": notice, "notice_is_error": status != 200}
-    # htmx swaps 2xx only by default; the page's hx-on handler lets 4xx through too.
+    # htmx swaps 2xx only by default; the page lets 400/409 through too (data-swap-statuses,
+    # static/js/app.js).
     return render(request, "servicenow/_runs.html", context, status=status)
 
 

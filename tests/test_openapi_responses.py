@@ -15,6 +15,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
+from rest_framework.test import APIClient
 
 from apps.evidence import services as evidence_services
 from apps.evidence.models import Evidence, EvidenceEvent
@@ -339,3 +340,27 @@ def test_connection_checks_validate_whether_they_pass_or_fail(spec, admin_api, e
     assert failed.json()["ok"] is False and failed.json()["error"]
     documented = spec["components"]["schemas"]["ConnectionCheck"]["properties"]
     assert set(passed.json()) | set(failed.json()) <= set(documented)
+
+
+# --- the error answers every operation declares (ladder_tracker/schema.py) -----------------
+
+
+@pytest.mark.django_db
+def test_refusals_validate_against_the_declared_error_envelope(spec, org, cycle):
+    eng, api = org.engineer, api_client(org.engineer)
+    anonymous = APIClient()
+
+    unauthenticated = call(spec, anonymous, "post", EVIDENCE, EVIDENCE, {"title": "x"},
+                           format="json")  # fmt: skip
+    not_admin = call(spec, api, "post", CYCLES, CYCLES, {"name": "H9"}, format="json")
+    out_of_scope = call(spec, api, "get", PACKETS + "{id}/coverage/",
+                        f"{PACKETS}999999/coverage/")  # fmt: skip
+    bad_body = call(spec, api, "post", EVIDENCE + "bulk/", EVIDENCE + "bulk/",
+                    {"ids": [2**64], "action": "accept"}, format="json")  # fmt: skip
+
+    assert [r.status_code for r in (unauthenticated, not_admin, out_of_scope, bad_body)] == [
+        401, 403, 404, 400,
+    ]  # fmt: skip
+    assert unauthenticated["WWW-Authenticate"].startswith("Token")
+    assert bad_body.json()["error"]["detail"]["ids"]
+    assert eng.evidence.count() == 0

@@ -91,6 +91,15 @@ def test_production_settings_pass_check_deploy():
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
+def test_production_settings_accept_a_list_of_secrets_keys():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRETS_ENCRYPTION_KEY"}
+    env["SECRETS_KEYS"] = "k" * 43 + "=,an old passphrase"
+
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("name", ["SECRET_KEY", "SECRETS_ENCRYPTION_KEY"])
 @pytest.mark.parametrize("how", ["missing", "empty"])
 def test_production_settings_require_each_secret(name, how):

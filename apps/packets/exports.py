@@ -29,17 +29,19 @@ def coverage_svg(coverage: dict) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="Coverage by competency">',
-        "<style>text{font:12px sans-serif;fill:#1d2330}</style>",
     ]
+    # presentation attributes, not a <style> element: pages carry a CSP (style-src 'self')
+    text = 'font-family="sans-serif" font-size="12" fill="#1d2330"'
     for i, (name, fraction) in enumerate(rows):
         y = GAP + i * (BAR_H + GAP)
         filled = max(0.0, min(1.0, float(fraction))) * BAR_W
         colour = "#2e7d32" if fraction >= 1 else "#e0b300" if fraction >= 0.5 else "#c62828"
         parts += [
-            f'<text x="0" y="{y + 13}">{escape(name)}</text>',
+            f'<text x="0" y="{y + 13}" {text}>{escape(name)}</text>',
             f'<rect x="{LABEL_W}" y="{y}" width="{BAR_W}" height="{BAR_H}" fill="#eef1f6"/>',
             f'<rect x="{LABEL_W}" y="{y}" width="{filled:.1f}" height="{BAR_H}" fill="{colour}"/>',
-            f'<text x="{LABEL_W + BAR_W + 8}" y="{y + 13}">{round(float(fraction) * 100)}%</text>',
+            f'<text x="{LABEL_W + BAR_W + 8}" y="{y + 13}" {text}>'
+            f"{round(float(fraction) * 100)}%</text>",
         ]
     parts.append("</svg>")
     return "".join(parts)

@@ -27,8 +27,12 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 
-# Key for connection secrets at rest (Fernet, url-safe base64 of 32 bytes). The embedded
-# default derives one from SECRET_KEY; production.py requires it to be set explicitly.
+# Keys for connection secrets at rest (servicenow/secrets.py): SECRETS_KEYS, comma-separated,
+# the current key first and older ones after it until `manage.py secrets_rotate` has run; or
+# one key in SECRETS_ENCRYPTION_KEY. A key is a Fernet key (`Fernet.generate_key()`) or a
+# passphrase (stretched with scrypt and a salt). The embedded default derives one from
+# SECRET_KEY; production.py requires one to be set explicitly.
+SECRETS_KEYS = env.list("SECRETS_KEYS", default=[])
 SECRETS_ENCRYPTION_KEY = env("SECRETS_ENCRYPTION_KEY", default="")
 
 INSTALLED_APPS = [
@@ -41,6 +45,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN)
+    "csp",
     "django_htmx",
     "django_celery_beat",
     "mozilla_django_oidc",
@@ -58,6 +64,8 @@ MIDDLEWARE = [
     "ladder_tracker.logging.RequestIdMiddleware",
     "apps.security.middleware.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -238,7 +246,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ladder_tracker.schema.AutoSchema",  # + error answers
     "EXCEPTION_HANDLER": "ladder_tracker.api.exception_handler",
     # `?format=` belongs to our exports (packets/{id}/export/?format=pdf), not to DRF's
     # renderer negotiation.
@@ -255,6 +263,56 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar's static files, not a CDN: /api/docs/ works on
+    # a network without one, and under the CSP (script-src 'self').
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Security headers on every response (README "Security: headers"). django-csp writes the
+# Content-Security-Policy: nothing inline (no <script> blocks, no on* or hx-on attributes,
+# no injected <style>; page behaviour is in static/js/app.js), nothing from another origin.
+# https://django-csp.readthedocs.io/en/latest/configuration.html
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        # Swagger UI and the admin draw a few icons as data: URIs
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-referrer-policy
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# https://github.com/adamchainz/django-permissions-policy: no page uses these features
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "usb",
+        "xr-spatial-tracking",
+    )
 }
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html

@@ -10,10 +10,15 @@ from .base import env
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key
 SECRET_KEY = env("SECRET_KEY")
-SECRETS_ENCRYPTION_KEY = env("SECRETS_ENCRYPTION_KEY")
-for _name in ("SECRET_KEY", "SECRETS_ENCRYPTION_KEY"):
-    if not globals()[_name].strip():
-        raise ImproperlyConfigured(f"Set the {_name} environment variable (it is empty).")
+if not SECRET_KEY.strip():
+    raise ImproperlyConfigured("Set the SECRET_KEY environment variable (it is empty).")
+# The secrets key: SECRETS_KEYS (current first, for rotation) or SECRETS_ENCRYPTION_KEY.
+SECRETS_KEYS = [k for k in env.list("SECRETS_KEYS", default=[]) if k.strip()]
+SECRETS_ENCRYPTION_KEY = env("SECRETS_ENCRYPTION_KEY", default="")
+if not SECRETS_KEYS and not SECRETS_ENCRYPTION_KEY.strip():
+    raise ImproperlyConfigured(
+        "Set the SECRETS_KEYS (or SECRETS_ENCRYPTION_KEY) environment variable (it is empty)."
+    )
 DEBUG = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

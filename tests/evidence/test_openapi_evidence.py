@@ -122,8 +122,12 @@ def _json_schema(operation: dict, code: str) -> dict | None:
 def test_operations_returning_evidence_document_the_evidence_component(spec, path, method, code):
     operation = spec["paths"][path][method]
 
-    assert set(operation["responses"]) == {code}
+    # one success answer; the rest are the error answers, each with the envelope
+    assert {c for c in operation["responses"] if c.startswith("2")} == {code}
     assert _json_schema(operation, code) == {"$ref": f"{REF}Evidence"}
+    errors = {c for c in operation["responses"] if not c.startswith("2")}
+    assert {"401", "404"} & errors
+    assert all(_json_schema(operation, c) == {"$ref": f"{REF}Error"} for c in errors - {"400"})
 
 
 def test_the_list_documents_a_page_of_the_evidence_component(spec):

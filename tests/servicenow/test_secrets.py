@@ -2,15 +2,26 @@
 and never in an API response, a page, a run's error or a log line, even at DEBUG."""
 
 import base64
+import hashlib
+import io
 import logging
 from urllib.parse import quote_plus
 
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
+from servicenow import secrets as secrets_module
 from servicenow.models import Connection, SyncRun
-from servicenow.secrets import SecretUnreadable, secret_decrypt, secret_encrypt
+from servicenow.secrets import (
+    SecretUnreadable,
+    secret_decrypt,
+    secret_encrypt,
+    secret_is_current,
+)
 from servicenow.services import connection_check, sync_run_request
 from servicenow.sync.runs import sync_run_attempt
 from tests.factories import AdminUserFactory
@@ -218,3 +229,187 @@ def test_a_failing_sync_and_check_never_show_the_secrets(emulator, caplog, setti
             if token:
                 assert token not in "\n".join(bodies), "ciphertext in a response"
                 assert token not in logs, "ciphertext in a log line"
+
+
+# --- key derivation and rotation ------------------------------------------------------------
+
+
+def legacy_token(passphrase: str, plain: str) -> str:
+    """A value as the first scheme stored it: the passphrase hashed once with SHA-256."""
+    key = base64.urlsafe_b64encode(hashlib.sha256(passphrase.encode()).digest())
+    return Fernet(key).encrypt(plain.encode()).decode()
+
+
+def test_a_passphrase_is_stretched_with_scrypt_and_a_stored_salt(settings):
+    settings.SECRETS_KEYS = ["a passphrase, not a Fernet key"]
+
+    token = secret_encrypt(SECRET)
+
+    # then the value carries its salt; the key is scrypt(passphrase, salt), not a bare hash
+    prefix, salt_text, inner = token.split("$")
+    salt = base64.urlsafe_b64decode(salt_text + "=" * (-len(salt_text) % 4))
+    assert (prefix, len(salt)) == ("scrypt", 16)
+    kdf = Scrypt(salt=salt, length=32, n=2**14, r=8, p=1)
+    derived = Fernet(base64.urlsafe_b64encode(kdf.derive(b"a passphrase, not a Fernet key")))
+    assert derived.decrypt(inner.encode()).decode() == SECRET
+    with pytest.raises(InvalidToken):
+        Fernet(
+            base64.urlsafe_b64encode(hashlib.sha256(b"a passphrase, not a Fernet key").digest())
+        ).decrypt(inner.encode())
+
+
+def test_each_process_salts_afresh(settings):
+    settings.SECRETS_KEYS = ["a passphrase"]
+    first = secret_encrypt(SECRET)
+    secrets_module._process_salt.cache_clear()  # as a new process would
+
+    second = secret_encrypt(SECRET)
+
+    assert first.split("$")[1] != second.split("$")[1]
+    assert secret_decrypt(first) == secret_decrypt(second) == SECRET
+
+
+def test_a_fernet_key_is_used_as_is(settings):
+    key = Fernet.generate_key()
+    settings.SECRETS_KEYS = [key.decode()]
+
+    token = secret_encrypt(SECRET)
+
+    assert Fernet(key).decrypt(token.encode()).decode() == SECRET
+
+
+@pytest.mark.parametrize("setting", ["SECRETS_KEYS", "SECRETS_ENCRYPTION_KEY", "embedded"])
+def test_values_stored_under_the_single_sha256_scheme_still_decrypt(settings, setting):
+    if setting == "SECRETS_KEYS":
+        settings.SECRETS_KEYS, passphrase = ["old passphrase"], "old passphrase"
+    elif setting == "SECRETS_ENCRYPTION_KEY":
+        settings.SECRETS_ENCRYPTION_KEY, passphrase = "old passphrase", "old passphrase"
+    else:  # nothing configured: derived from SECRET_KEY, as before
+        passphrase = "ladder-tracker-secrets:" + settings.SECRET_KEY
+
+    assert secret_decrypt(legacy_token(passphrase, SECRET)) == SECRET
+
+
+def test_secrets_keys_wins_over_the_single_key(settings):
+    new = Fernet.generate_key()
+    settings.SECRETS_ENCRYPTION_KEY = "single"
+    settings.SECRETS_KEYS = [new.decode(), "single"]
+
+    token = secret_encrypt(SECRET)
+
+    assert Fernet(new).decrypt(token.encode()).decode() == SECRET
+
+
+def test_old_keys_still_decrypt_and_new_values_use_the_first(settings):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.SECRETS_KEYS = [old]
+    under_old = secret_encrypt(SECRET)
+    settings.SECRETS_KEYS = ["passphrase one"]
+    under_passphrase = secret_encrypt(CLIENT_SECRET)
+
+    # when a new key goes first and the old ones stay listed
+    settings.SECRETS_KEYS = [new, "passphrase one", old]
+
+    # then old values decrypt, a new value is under the new key, and only it is current
+    assert secret_decrypt(under_old) == SECRET
+    assert secret_decrypt(under_passphrase) == CLIENT_SECRET
+    fresh = secret_encrypt(SECRET)
+    assert Fernet(new.encode()).decrypt(fresh.encode()).decode() == SECRET
+    assert [secret_is_current(t) for t in (fresh, under_old, under_passphrase)] == [
+        True,
+        False,
+        False,
+    ]
+    # and once the old keys are dropped, the old values are unreadable
+    settings.SECRETS_KEYS = [new]
+    with pytest.raises(SecretUnreadable):
+        secret_decrypt(under_old)
+
+
+def _connection(name: str, password: str = "", client_secret: str = "") -> Connection:
+    return Connection.objects.create(
+        name=name,
+        instance_url="https://acme.service-now.com",
+        username="integration",
+        password_encrypted=password,
+        client_secret_encrypted=client_secret,
+    )
+
+
+@pytest.mark.django_db
+def test_secrets_rotate_reencrypts_every_stored_secret(settings):
+    # given secrets under a legacy passphrase, under an old Fernet key, and one no key reads
+    old = Fernet.generate_key().decode()
+    settings.SECRETS_KEYS = [old]
+    legacy = _connection(
+        "Legacy",
+        password=legacy_token("old passphrase", SECRET),
+        client_secret=legacy_token("old passphrase", CLIENT_SECRET),
+    )
+    fernet = _connection("Fernet", password=secret_encrypt("fernet-pass"))
+    lost_token = legacy_token("forgotten", "gone")
+    lost = _connection("Lost", password=lost_token)
+    empty = _connection("Empty")
+    new = Fernet.generate_key().decode()
+    settings.SECRETS_KEYS = [new, old, "old passphrase"]
+    out, err = io.StringIO(), io.StringIO()
+
+    # when the command runs
+    with pytest.raises(CommandError, match="1 secret\\(s\\) could not be decrypted"):
+        call_command("secrets_rotate", stdout=out, stderr=err)
+
+    # then every readable secret is under the new key alone, the lost one is named and kept
+    assert out.getvalue().strip() == ("re-encrypted 3 secret(s); 0 already current; 1 unreadable.")
+    assert err.getvalue().strip() == (
+        f"unreadable with every configured key: servicenow.Connection {lost.pk} password_encrypted"
+    )
+    settings.SECRETS_KEYS = [new]
+    for connection in (legacy, fernet, lost, empty):
+        connection.refresh_from_db()
+    assert secret_decrypt(legacy.password_encrypted) == SECRET
+    assert secret_decrypt(legacy.client_secret_encrypted) == CLIENT_SECRET
+    assert secret_decrypt(fernet.password_encrypted) == "fernet-pass"
+    assert lost.password_encrypted == lost_token
+    assert (empty.password_encrypted, empty.client_secret_encrypted) == ("", "")
+    # and a second run finds everything current
+    lost.delete()
+    out = io.StringIO()
+    call_command("secrets_rotate", stdout=out)
+    assert out.getvalue().strip() == "re-encrypted 0 secret(s); 3 already current; 0 unreadable."
+
+
+@pytest.mark.django_db
+def test_secrets_rotate_dry_run_writes_nothing(settings):
+    settings.SECRETS_KEYS = ["old passphrase"]
+    connection = _connection("Legacy", password=legacy_token("old passphrase", SECRET))
+    before = connection.password_encrypted
+    settings.SECRETS_KEYS = [Fernet.generate_key().decode(), "old passphrase"]
+    out = io.StringIO()
+
+    call_command("secrets_rotate", "--dry-run", stdout=out)
+
+    connection.refresh_from_db()
+    assert out.getvalue().strip() == (
+        "would re-encrypt 1 secret(s); 0 already current; 0 unreadable."
+    )
+    assert connection.password_encrypted == before
+
+
+@pytest.mark.django_db
+def test_a_rotated_connection_still_checks_against_the_instance(settings, emulator):
+    # given a connection whose password was stored under the old scheme
+    settings.SECRETS_KEYS = ["old passphrase"]
+    connection = make_connection(emulator)
+    password = secret_decrypt(connection.password_encrypted)
+    Connection.objects.filter(pk=connection.pk).update(
+        password_encrypted=legacy_token("old passphrase", password)
+    )
+
+    # when a new key goes first and the command runs
+    settings.SECRETS_KEYS = [Fernet.generate_key().decode(), "old passphrase"]
+    call_command("secrets_rotate", stdout=io.StringIO())
+    settings.SECRETS_KEYS = settings.SECRETS_KEYS[:1]
+
+    # then the connection still authenticates with only the new key configured
+    connection.refresh_from_db()
+    assert connection_check(connection=connection)["ok"] is True

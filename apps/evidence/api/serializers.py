@@ -265,7 +265,9 @@ class AcceptSerializer(serializers.Serializer):
 
 class BulkTriageSerializer(serializers.Serializer):
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), min_length=1, max_length=500
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),  # a 64-bit key
+        min_length=1,
+        max_length=500,
     )
     action = serializers.ChoiceField(choices=["accept", "dismiss"])
 

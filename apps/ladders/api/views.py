@@ -46,8 +46,7 @@ class LadderViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("from", int, required=True),
-            OpenApiParameter("to", int, required=True),
+            s.DiffQuerySerializer,  # from, to: integers >= 1
         ],
         responses=s.VersionDiffSerializer,
     )

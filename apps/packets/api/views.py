@@ -16,8 +16,8 @@ from apps.packets import selectors, services
 from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
 from apps.packets.models import PacketItem, PromotionCycle
 from apps.people.selectors import person_for_user
-from ladder_tracker.api import conflict_response
-from ladder_tracker.errors import ForbiddenError
+from ladder_tracker.api import conflict_response, forbidden_response
+from ladder_tracker.errors import ForbiddenError, InvalidError
 
 from . import serializers as s
 
@@ -68,6 +68,7 @@ class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR, description="With ?format=csv: target_level,state,count"
             ),
+            403: forbidden_response("Cycle reports are for admins and the committee."),
         },
     )
     @action(detail=True, methods=["get"])
@@ -75,8 +76,11 @@ class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
         cycle = self.get_object()
         if not selectors.cycle_report_allowed(viewer=request.user):
             raise ForbiddenError("Cycle reports are for admins and the committee.")
+        report_format = request.query_params.get("format", "json")
+        if report_format not in ("json", "csv"):
+            raise InvalidError("Unknown format.", {"format": "json or csv"})
         rows = selectors.cycle_report_rows(cycle=cycle)
-        if request.query_params.get("format") == "csv":
+        if report_format == "csv":
             return cycle_report_csv_response(cycle, rows)
         by_state: dict[str, int] = {}
         for row in rows:
@@ -246,8 +250,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("from", int, required=True),
-            OpenApiParameter("to", int, required=True),
+            s.DiffQuerySerializer,  # from, to: integers >= 1
         ],
         responses=s.SnapshotDiffSerializer,
     )
