@@ -95,12 +95,14 @@ def kwargs_for(name: str, params: list[str], world: dict) -> dict:
     for param in params:
         if param == "slug":
             values[param] = world["slug"]
-        elif param == "attachment_id":
+        elif param in ("attachment_id", "token_id"):
             values[param] = 999_999  # none: a 404 page, which is secured too
         elif name.startswith("packets:cycle-"):
             values[param] = world["cycle"]
         elif app in ("evidence", "packets"):
             values[param] = world["evidence" if app == "evidence" else "packet"]
+        elif name == "team-person":
+            values[param] = world["org"]["engineer"].pk
         elif name == "servicenow:run":
             values[param] = world["run"]
         elif name == "servicenow:connection-test":

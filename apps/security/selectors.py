@@ -15,7 +15,13 @@ def token_list(*, viewer) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=viewer, revoked_at__isnull=True)
 
 
-def token_get(*, viewer, token_id: int) -> ApiToken:
+def token_get(*, viewer, token_id: int | str) -> ApiToken:
+    try:
+        token_id = int(token_id)
+    except (TypeError, ValueError):
+        raise NotFoundError("No such token.") from None
+    if not 0 < token_id < 2**63:  # beyond what the database's integer holds
+        raise NotFoundError("No such token.")
     token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
     if token is None or token.revoked_at is not None:
         raise NotFoundError("No such token.")

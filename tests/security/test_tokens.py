@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.security.models import ApiToken, SecurityEvent
 from apps.security.services import token_create
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD, UserFactory, api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -260,3 +260,10 @@ def test_a_failed_token_request_keeps_no_secret_in_the_attempt_record(api, admin
     assert AccessAttempt.objects.count() == 1
     assert "pw-in-clear" not in stored and "cs-in-clear" not in stored
     assert "lt_wrong" not in stored
+
+
+@pytest.mark.parametrize("token_id", ["-1e-05", "%C3%AD", "99999999999999999999999"])
+def test_revoking_a_malformed_or_huge_token_id_is_a_404(token_id):
+    user = UserFactory()
+    response = api_client(user).delete(f"/api/v1/tokens/{token_id}/")
+    assert response.status_code == 404
