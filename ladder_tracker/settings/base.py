@@ -268,6 +268,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `status`; each choice set gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {
+        "SyncRunStatusEnum": "servicenow.models.SyncRun.Status",
+        "EvidenceStatusEnum": "apps.evidence.models.Evidence.Status",
+    },
 }
 
 # Security headers on every response (README "Security: headers"). django-csp writes the

@@ -191,7 +191,7 @@ def test_team_page_and_evidence_page_show_the_item_only_when_shared(org, case, s
     manager = signed_in(org.manager)
 
     # when her manager opens the team page and the evidence page
-    team = manager.get("/team/")
+    team = manager.get("/team/evidence/")
     detail = manager.get(f"/evidence/{evidence.pk}/")
 
     # then the item's number appears only when erin shared it
