@@ -14,7 +14,7 @@ from apps.ladders.selectors import VersionTree
 from .models import Evidence
 from .selectors import EvidenceFilters
 from .services import LinkSpec
-from .uploads import UploadRejected, upload_check
+from .uploads import UploadRejected, upload_check, upload_limit_text
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -129,6 +129,10 @@ class EvidenceForm(forms.Form):
         self.tree = tree
         self.next_level = next_level
         self.fields["skills"].choices = skill_choices(tree)
+        # Said before the upload, in the units people use (the setting may change per site)
+        self.fields[
+            "files"
+        ].help_text = f"PDF, PNG, JPEG, GIF, WebP or text files, {upload_limit_text()}."
         if editing:  # "today" is only the default of a new item; an edit keeps a date
             self.fields["occurred_on"].required = True
             self.fields["occurred_on"].help_text = ""
