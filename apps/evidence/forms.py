@@ -93,7 +93,7 @@ def levels_next_first(tree: VersionTree, next_level: int | None) -> list:
 
 
 class EvidenceForm(forms.Form):
-    title = forms.CharField(max_length=300)
+    title = forms.CharField(max_length=300, help_text="Up to 300 characters.")
     description = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 8}),
@@ -129,6 +129,9 @@ class EvidenceForm(forms.Form):
         self.tree = tree
         self.next_level = next_level
         self.fields["skills"].choices = skill_choices(tree)
+        # No maxlength attribute: a browser cuts a pasted title silently; the server says
+        # the limit instead ("at most 300 characters (it has 412)").
+        self.fields["title"].widget.attrs.pop("maxlength", None)
         # Said before the upload, in the units people use (the setting may change per site)
         self.fields[
             "files"
