@@ -13,6 +13,7 @@ from apps.evidence import services
 from apps.evidence.models import Evidence
 from servicenow.models import Connection, Source, WorkItem
 from tests.e2e.test_evidence_journeys import WIDER_THAN_THE_SCREEN, sign_in
+from tests.factories import PacketFactory
 
 WORD = "x" * 300
 
@@ -85,9 +86,10 @@ def _long_items(person) -> tuple[Evidence, Evidence]:
     ids=["phone", "desktop"],
 )
 def test_a_300_character_word_does_not_widen_the_evidence_pages(
-    browser, live_server, org, viewport
+    browser, live_server, org, cycle, viewport
 ):
     manual, imported = _long_items(org.engineer)
+    packet = PacketFactory(person=org.engineer, cycle=cycle, state="draft", evidence=[manual])
     context = browser.new_context(viewport=viewport, is_mobile=viewport["width"] < 500)
     page = context.new_page()
     try:
@@ -98,8 +100,10 @@ def test_a_300_character_word_does_not_widen_the_evidence_pages(
             f"/evidence/{manual.pk}/edit/",
             f"/evidence/{imported.pk}/",
             "/evidence/inbox/",
+            f"/packets/{packet.pk}/",
         ):
             page.goto(f"{live_server.url}{path}")
+            assert WORD in page.content(), path  # the word is on the page, wrapped
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= viewport["width"], (path, width, page.evaluate(WIDER_THAN))
         page.context.clear_cookies()
