@@ -30,6 +30,12 @@ from .models import Evidence, EvidenceEvent, EvidenceLink
 TITLE_CHARS = Evidence._meta.get_field("title").max_length
 
 
+def title_fit(text: str) -> str:
+    """An imported title cut to the column, visibly: a longer one ends in "…" (the full
+    short description stays in the snapshot, and the page says it was shortened)."""
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
+
+
 class SuggestedLink(NamedTuple):
     code: str  # an expectation code of the person's ladder, e.g. "TE-3.2"
     rationale: str
@@ -123,7 +129,7 @@ def candidates_import(
         (
             {
                 "person_id": c.person_id,
-                "title": c.title[:TITLE_CHARS],
+                "title": title_fit(c.title),
                 "occurred_on": c.occurred_on,
                 "url": c.url,
                 "source": Evidence.Source.SERVICENOW.value,

@@ -15,7 +15,7 @@ from .markdown import MARKDOWN_MAX_LENGTH, MARKDOWN_TOO_LONG
 from .models import Evidence
 from .selectors import EvidenceFilters
 from .services import LinkSpec
-from .uploads import UploadRejected, upload_check
+from .uploads import UploadRejected, upload_check, upload_limit_text
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -94,7 +94,7 @@ def levels_next_first(tree: VersionTree, next_level: int | None) -> list:
 
 
 class EvidenceForm(forms.Form):
-    title = forms.CharField(max_length=300)
+    title = forms.CharField(max_length=300, help_text="Up to 300 characters.")
     description = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 8}),
@@ -133,6 +133,13 @@ class EvidenceForm(forms.Form):
         self.tree = tree
         self.next_level = next_level
         self.fields["skills"].choices = skill_choices(tree)
+        # No maxlength attribute: a browser cuts a pasted title silently; the server says
+        # the limit instead ("at most 300 characters (it has 412)").
+        self.fields["title"].widget.attrs.pop("maxlength", None)
+        # Said before the upload, in the units people use (the setting may change per site)
+        self.fields[
+            "files"
+        ].help_text = f"PDF, PNG, JPEG, GIF, WebP or text files, {upload_limit_text()}."
         if editing:  # "today" is only the default of a new item; an edit keeps a date
             self.fields["occurred_on"].required = True
             self.fields["occurred_on"].help_text = ""

@@ -99,6 +99,15 @@ class Evidence(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    @property
+    def title_shortened(self) -> bool:
+        """An imported title cut to fit (candidates.title_fit); the snapshot has it all."""
+        return (
+            self.source == self.Source.SERVICENOW
+            and len(self.title) == self._meta.get_field("title").max_length
+            and self.title.endswith("…")
+        )
+
 
 class EvidenceLink(models.Model):
     class Origin(models.TextChoices):

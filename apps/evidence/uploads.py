@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import filetype
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.template.defaultfilters import filesizeformat
 
 from ladder_tracker.errors import InvalidError
 
@@ -50,12 +51,29 @@ def max_upload_bytes() -> int:
     return settings.EVIDENCE_MAX_UPLOAD_BYTES
 
 
+def human_size(size: int) -> str:
+    """A size for people, in Django's binary units: 20971520 → "20 MB", 1536 → "1.5 KB"."""
+    return filesizeformat(size).replace("\xa0", " ").replace(".0 ", " ")
+
+
+def too_large_message(what: str, size: int) -> str:
+    """ "big.pdf is 25 MB; the limit is 20 MB." — without the size when it reads the same as
+    the limit (1 MB and a few bytes over)."""
+    size_text, limit_text = human_size(size), human_size(max_upload_bytes())
+    if size_text == limit_text:
+        return f"{what} is over the limit of {limit_text}."
+    return f"{what} is {size_text}; the limit is {limit_text}."
+
+
+def upload_limit_text() -> str:
+    """The limit as forms and errors state it, before and after an upload."""
+    return f"up to {human_size(max_upload_bytes())} each"
+
+
 def upload_check(upload: UploadedFile) -> CheckedUpload:
     limit = max_upload_bytes()
     if upload.size > limit:
-        raise UploadRejected(
-            f"{upload.name} is {upload.size} bytes; the limit is {limit} bytes.", too_large=True
-        )
+        raise UploadRejected(too_large_message(upload.name, upload.size), too_large=True)
     if upload.size == 0:
         raise UploadRejected(f"{upload.name} is empty.")
     upload.seek(0)

@@ -1,8 +1,9 @@
 """Writes to ladders: loading a YAML file into a version, publishing, and draft edits.
 
 A published version never changes. Loading a file whose content equals the latest version
-changes nothing; a different file replaces the latest version while it is a draft and
-otherwise becomes a new version.
+(or the latest published version) changes nothing; a different file replaces the latest
+version while it is a draft and otherwise becomes a new version. A draft edited by hand no
+longer equals any file.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ def ladder_load(*, text: str, publish: bool = False) -> LoadResult:
                 ladder_version_publish(version=latest)
                 published_now = True
             return LoadResult(version=latest, outcome="unchanged", published_now=published_now)
+        published = ladder.versions.filter(status=LadderVersion.Status.PUBLISHED)
+        current = published.order_by("-number").first()
+        if current is not None and current.content_sha256 == sha:
+            # The published file again while a draft of another file is open (re-running
+            # `make demo` after loading a draft): that is no change, not a new version that
+            # repeats the published one. The draft stays as it is.
+            return LoadResult(version=current, outcome="unchanged", published_now=False)
         if ladder.name != spec.name or ladder.description != spec.description:
             ladder.name, ladder.description = spec.name, spec.description
             ladder.save(update_fields=["name", "description"])
@@ -187,4 +195,7 @@ def expectation_update(*, expectation: Expectation, text: str) -> Expectation:
     ladder_version_assert_editable(version=expectation.version)
     expectation.text = text
     expectation.save(update_fields=["text"])
+    # The draft no longer equals the file it came from: loading that file again replaces
+    # the edit instead of calling it unchanged (and publishing the edit).
+    LadderVersion.objects.filter(pk=expectation.version_id).update(content_sha256="")
     return expectation

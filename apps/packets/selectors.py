@@ -268,6 +268,13 @@ def cycle_open_list(*, now=None) -> QuerySet[PromotionCycle]:
     ).order_by("submission_deadline", "name")
 
 
+def cycle_open_for_start(*, person: Person) -> QuerySet[PromotionCycle]:
+    """Open cycles where the person may start a packet: not those where they already have an
+    open one (one open packet per person and cycle; the page links to it instead)."""
+    open_mine = Packet.objects.filter(person=person, state__in=Packet.OPEN_STATES)
+    return cycle_open_list().exclude(pk__in=open_mine.values("cycle_id"))
+
+
 def cycle_list() -> QuerySet[PromotionCycle]:
     """Every cycle, newest first, with its number of packets and of endorsed ones."""
     return PromotionCycle.objects.annotate(

@@ -485,7 +485,36 @@ def packet_decide(*, packet_id: int, actor, outcome: str, rationale: str) -> Pac
                 reason=f"Promoted in {packet.cycle.name}",
                 packet_id=packet.pk,
             )
+            _withdraw_superseded(packet, actor)
     return packet
+
+
+def _withdraw_superseded(promoted: Packet, actor) -> None:
+    """After a promotion to level N, the person's other open packets for a level ≤ N have
+    nothing left to decide: those the state table lets leave (draft, submitted, changes
+    requested → withdrawn) are withdrawn, with an event saying why, so they drop out of
+    their managers' review queues. An endorsed one stays for the committee (DESIGN allows it
+    only promoted / not promoted)."""
+    withdrawable = TRANSITIONS["withdraw"].sources
+    superseded = (
+        Packet.objects.select_for_update()
+        .select_related("person", "cycle")
+        .filter(
+            person_id=promoted.person_id,
+            state__in=withdrawable,
+            target_level__lte=promoted.target_level,
+        )
+        .exclude(pk=promoted.pk)
+        .order_by("pk")
+    )
+    for packet in superseded:
+        _move(
+            packet,
+            actor,
+            "withdraw",
+            f"Withdrawn on promotion: {promoted.person.name} was promoted to level "
+            f"{promoted.target_level} in {promoted.cycle.name}.",
+        )
 
 
 def packet_withdraw(*, packet_id: int, actor, comment: str = "") -> Packet:

@@ -98,7 +98,13 @@ def _start_form(me: Person, data=None) -> PacketStartForm:
         data,
         person=me,
         version=ladder_version_published(ladder_id=me.ladder_id),
-        cycles=selectors.cycle_open_list(),
+        # The page offers only cycles without an open packet of mine; a post (from a page
+        # opened before) is checked against every open cycle, so the service says why not.
+        cycles=(
+            selectors.cycle_open_list()
+            if data is not None
+            else selectors.cycle_open_for_start(person=me)
+        ),
     )
 
 
@@ -106,7 +112,8 @@ def _render_list(request, me: Person, form: PacketStartForm, status: int = 200):
     packets = selectors.packet_list_for_person(person=me)
     for packet in packets:
         packet.coverage_percent = round(100 * packet.covered / packet.total) if packet.total else 0
-    context = {"me": me, "packets": packets, "form": form}
+    open_packets = [p for p in packets if p.state in Packet.OPEN_STATES]
+    context = {"me": me, "packets": packets, "form": form, "open_packets": open_packets}
     return render(request, "packets/packet_list.html", context, status=status)
 
 

@@ -196,7 +196,7 @@ def test_a_peer_opening_the_items_url_gets_404(browser, live_server, org):
         sign_in(page, live_server, "pete")
         response = page.goto(f"{live_server.url}/evidence/{item.pk}/")
         assert response.status == 404
-        assert "Not Found" in page.content()
+        assert "Page not found" in page.content()
         assert "INC0010050" not in page.content()
         assert page.goto(f"{live_server.url}/team/").status == 404
     finally:

@@ -111,6 +111,49 @@ def test_a_changed_file_replaces_an_unpublished_draft(ladder_text):
     assert Expectation.objects.get(code="TE-1.2").text == "Codes in Python or R"
 
 
+def test_rerunning_the_demo_load_neither_adds_nor_republishes_a_version(
+    ladder_text, tmp_path, capsys
+):
+    path = tmp_path / "ladder.yaml"
+    path.write_text(ladder_text, encoding="utf-8")
+    call_command("load_ladder", str(path), "--publish")
+    first = LadderVersion.objects.get()
+    capsys.readouterr()
+
+    call_command("load_ladder", str(path), "--publish")
+
+    again = LadderVersion.objects.get()
+    assert (again.pk, again.published_at) == (first.pk, first.published_at)
+    assert "v1: unchanged, published; 34 expectations" in capsys.readouterr().out
+
+
+def test_the_published_file_again_beside_a_draft_is_unchanged(ladder_text):
+    v1 = ladder_load(text=ladder_text, publish=True).version
+    changed = ladder_text.replace("Codes in Python/R", "Codes in Python or R")
+    draft = ladder_load(text=changed).version  # v2, a draft
+
+    result = ladder_load(text=ladder_text, publish=True)
+
+    assert (result.outcome, result.version.pk, result.published_now) == ("unchanged", v1.pk, False)
+    assert list(LadderVersion.objects.order_by("number").values_list("number", "status")) == [
+        (1, "published"),
+        (2, "draft"),
+    ]
+    assert draft.expectations.get(code="TE-1.2").text == "Codes in Python or R"
+
+
+def test_a_draft_edited_by_hand_is_not_unchanged_from_its_file(ladder_text):
+    from apps.ladders.services import expectation_update
+
+    draft = ladder_load(text=ladder_text).version
+    expectation_update(expectation=draft.expectations.get(code="TE-1.2"), text="Hand edit")
+
+    result = ladder_load(text=ladder_text, publish=True)
+
+    assert result.outcome == "replaced"
+    assert result.version.expectations.get(code="TE-1.2").text == "Codes in Python/R"
+
+
 # Each case: how to break the good file, and the line/field/message the error must name.
 MALFORMED = {
     "bad-yaml": (

@@ -26,3 +26,17 @@ def test_demo_org_creates_people_once_and_prints_logins(ladder, capsys):
 def test_demo_org_needs_the_ladder(db):
     with pytest.raises(CommandError, match="Load the ladder"):
         call_command("demo_org")
+
+
+def test_demo_org_prints_levels_as_they_are_now(ladder, capsys):
+    call_command("demo_org")
+    # erin was promoted in the demo (a decided packet sets the level the same way)
+    Person.objects.filter(user__username="erin").update(level=3)
+    capsys.readouterr()
+
+    call_command("demo_org")
+
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[3:] if line}
+    assert "level 3" in lines["erin"] and "level 2" not in lines["erin"]
+    assert "level 1" in lines["ken"]
+    assert "level" not in lines["admin"]

@@ -277,7 +277,10 @@ class BulkTriageResultSerializer(serializers.Serializer):
 
 
 class AttachmentUploadSerializer(serializers.Serializer):
-    file = serializers.FileField()
+    file = serializers.FileField(
+        help_text="PDF, PNG, JPEG, GIF, WebP or text; at most the site's upload limit "
+        "(EVIDENCE_MAX_UPLOAD_BYTES, 20 MB by default): larger is a 413 naming the limit."
+    )
 
 
 class EvidenceEventSerializer(serializers.ModelSerializer):

@@ -14,7 +14,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.evidence import selectors, services
-from apps.evidence.uploads import UploadRejected, max_upload_bytes
+from apps.evidence.uploads import UploadRejected, max_upload_bytes, too_large_message
 from apps.people.selectors import person_for_user
 from ladder_tracker.errors import ForbiddenError
 
@@ -179,7 +179,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             raise exceptions.ParseError("The Content-Length header is not a number.") from None
         if declared > max_upload_bytes() + MULTIPART_OVERHEAD:
             raise UploadRejected(
-                f"The upload is {declared} bytes; the limit is {max_upload_bytes()} bytes.",
+                too_large_message("The upload", declared),
                 too_large=True,
             )
         evidence = self.get_object()

@@ -55,7 +55,14 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"demo org: {created} people created"))
         self.stdout.write(f"\nLogins (password for all: {DEMO_PASSWORD})")
         managers = {p[4] for p in DEMO_PEOPLE if p[4]}
-        for username, name, _title, level, _manager, committee, is_admin in DEMO_PEOPLE:
+        # Levels as they are now (a promotion in the demo changes them), not as first created.
+        current = dict(
+            Person.objects.filter(user__username__in=[p[0] for p in DEMO_PEOPLE]).values_list(
+                "user__username", "level"
+            )
+        )
+        for username, name, _title, _level, _manager, committee, is_admin in DEMO_PEOPLE:
+            level = current.get(username)
             flags = (
                 ("admin", is_admin),
                 ("manager", username in managers),
