@@ -17,17 +17,16 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.evidence.markdown import markdown_render
 from apps.evidence.models import Evidence
 from apps.ladders.selectors import ladder_version_published
+from apps.notifications.services import packet_transition_notify
 from apps.people.models import Person
-from apps.people.selectors import manager_chain_ids, person_for_user, person_report_ids
+from apps.people.selectors import person_for_user, person_report_ids
 from apps.people.services import person_update
 from ladder_tracker.errors import ConflictError, ForbiddenError, InvalidError
 
@@ -311,43 +310,11 @@ def _move(packet: Packet, actor, action: str, comment: str = "", to_state: str =
         to_state=to_state,
         comment=comment,
     )
-    recipients = _next_actors(packet, to_state)
-    if recipients:
-        subject = f"[ladder_tracker] {packet.person.name}'s packet: {to_state.replace('_', ' ')}"
-        body = (
-            f"{packet.person.name}'s packet for level {packet.target_level} "
-            f"({packet.cycle.name}) is now {to_state.replace('_', ' ')}.\n\n"
-            f"{comment}\n\n/packets/{packet.pk}/"
-        )
-        transaction.on_commit(lambda: _send(subject, body, recipients))
+    # who acts next, and the engineer for a review or decision, each by their preferences
+    transaction.on_commit(
+        lambda: packet_transition_notify(packet_id=packet.pk, to_state=to_state, comment=comment)
+    )
     logger.info("packet %s: %s → %s by %s", packet.pk, from_state, to_state, actor)
-
-
-def _send(subject: str, body: str, recipients: list[str]) -> None:
-    try:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-    except Exception:  # mail trouble must not undo a committed transition
-        logger.exception("packet email to %s failed", recipients)
-
-
-def _next_actors(packet: Packet, state: str) -> list[str]:
-    person = packet.person
-    if state == S.SUBMITTED:
-        manager = person.manager
-        return [manager.email] if manager and manager.email else []
-    if state in (S.CHANGES_REQUESTED, S.DECLINED, S.PROMOTED, S.NOT_PROMOTED):
-        return [person.email] if person.email else []
-    if state == S.ENDORSED:
-        chain = set(manager_chain_ids(person=person))
-        return list(
-            Person.objects.filter(is_committee=True, is_active=True)
-            .exclude(email="")
-            .exclude(pk__in=chain | {person.pk})
-            .values_list("email", flat=True)
-        )
-    if state == S.WITHDRAWN and person.manager and person.manager.email:
-        return [person.manager.email]
-    return []
 
 
 def packet_submit(*, packet_id: int, actor, comment: str = "") -> Packet:

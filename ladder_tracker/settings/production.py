@@ -15,6 +15,8 @@ for _name in ("SECRET_KEY", "SECRETS_ENCRYPTION_KEY"):
     if not globals()[_name].strip():
         raise ImproperlyConfigured(f"Set the {_name} environment variable (it is empty).")
 DEBUG = False
+# Links in mails (README "Notifications"); `check --deploy` refuses an empty one.
+SITE_URL = env("SITE_URL", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Only https ServiceNow instances on public addresses (servicenow/outbound.py). An on-premise
