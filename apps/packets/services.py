@@ -4,9 +4,9 @@ Who may do what from which state is the table in transitions.py; every write her
 it (_authorize) and refuses by itself: PacketForbidden (403) for the wrong person,
 PacketConflict (409) for the wrong state. Every transition is one transaction under a row
 lock on the packet: a repeated or concurrent transition finds the state already moved and
-gets PacketConflict, changing nothing. Each writes a PacketEvent; email to whoever acts
-next goes out after commit. A submission freezes the packet into a PacketSnapshot (JSON +
-sha256).
+gets PacketConflict, changing nothing. Each writes a PacketEvent; after commit,
+apps/notifications mails whoever acts next and the engineer. A submission freezes the
+packet into a PacketSnapshot (JSON + sha256).
 """
 
 from __future__ import annotations
