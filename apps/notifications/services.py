@@ -143,6 +143,15 @@ def _send_once(*, person: Person, kind: str, key: str, send: Callable[[], bool])
     return True
 
 
+def _already_sent(kind: str, keys) -> set[tuple[int, str]]:
+    """(person id, key) pairs of `kind` recorded already, in one query: a repeated beat
+    skips them without writing (the unique insert in _send_once still guards a race)."""
+    keys = {key for _person_id, key in keys}
+    return set(
+        NotificationSent.objects.filter(kind=kind, key__in=keys).values_list("person_id", "key")
+    )
+
+
 class _NotSent(Exception):
     """The person has no address: keep no record, so one added later still gets it."""
 
@@ -164,10 +173,19 @@ def deadline_reminders_send(*, now: datetime | None = None) -> int:
         .select_related("person", "cycle")
         .order_by("id")
     )
+    kind = NotificationSent.Kind.DEADLINE_REMINDER
+    wanted = [
+        (p, f"packet:{p.pk}:deadline:{p.cycle.submission_deadline.isoformat()}") for p in packets
+    ]
+    if not wanted:
+        return 0
     preferences = notification_preferences_map(person_ids=[p.person_id for p in packets])
+    done = _already_sent(kind, [(p.person_id, key) for p, key in wanted])
     sent = 0
-    for packet in packets:
+    for packet, key in wanted:
         if not preferences[packet.person_id].deadline_reminders:
+            continue
+        if (packet.person_id, key) in done:
             continue
         deadline = packet.cycle.submission_deadline
         context = {
@@ -178,8 +196,8 @@ def deadline_reminders_send(*, now: datetime | None = None) -> int:
         }
         sent += _send_once(
             person=packet.person,
-            kind=NotificationSent.Kind.DEADLINE_REMINDER,
-            key=f"packet:{packet.pk}:deadline:{deadline.isoformat()}",
+            kind=kind,
+            key=key,
             send=lambda packet=packet, context=context: mail_send(
                 person=packet.person,
                 subject=f"[ladder_tracker] {packet.cycle.name}: submit your packet by "
@@ -210,10 +228,15 @@ def waiting_reminders_send(*, now: datetime | None = None) -> int:
         .select_related("person__manager", "cycle")
         .order_by("id")
     )
+    if not packets:
+        return 0
+    kind = NotificationSent.Kind.WAITING_REMINDER
     waiting = [(packet, _reviewers_of(packet, packet.state)) for packet in packets]
     preferences = notification_preferences_map(
         person_ids=[r.pk for _packet, reviewers in waiting for r in reviewers]
     )
+    keyed = {p.pk: f"packet:{p.pk}:{p.state}:event:{p.entered_event}" for p in packets}
+    done = _already_sent(kind, [(r.pk, keyed[p.pk]) for p, reviewers in waiting for r in reviewers])
     sent = 0
     for packet, reviewers in waiting:
         context = {
@@ -226,10 +249,12 @@ def waiting_reminders_send(*, now: datetime | None = None) -> int:
         for reviewer in reviewers:
             if not preferences[reviewer.pk].waiting_reminders:
                 continue
+            if (reviewer.pk, keyed[packet.pk]) in done:
+                continue
             sent += _send_once(
                 person=reviewer,
-                kind=NotificationSent.Kind.WAITING_REMINDER,
-                key=f"packet:{packet.pk}:{packet.state}:event:{packet.entered_event}",
+                kind=kind,
+                key=keyed[packet.pk],
                 send=lambda reviewer=reviewer, context=context: mail_send(
                     person=reviewer,
                     subject=f"[ladder_tracker] {context['owner'].name}'s packet has waited "
@@ -262,11 +287,16 @@ def candidate_digest_send(*, now: datetime | None = None) -> int:
     by_person: dict[int, dict[int, set[int]]] = {}
     for person_id, evidence_id, expectation_id in suggested:
         by_person.setdefault(person_id, {}).setdefault(evidence_id, set()).add(expectation_id)
+    if not by_person:
+        return 0
     preferences = notification_preferences_map(person_ids=by_person)
     year, week, _ = now.isocalendar()
+    key = f"week:{year}-W{week:02d}"
+    kind = NotificationSent.Kind.CANDIDATE_DIGEST
+    done = _already_sent(kind, [(pid, key) for pid in by_person])
     sent = 0
     for person in Person.objects.filter(pk__in=by_person).order_by("id"):
-        if not preferences[person.pk].candidate_digest:
+        if not preferences[person.pk].candidate_digest or (person.pk, key) in done:
             continue
         coverage = evidence_coverage(person=person)
         gaps = {i.expectation.pk: i.expectation for i in coverage.items if not i.covered}
@@ -288,8 +318,8 @@ def candidate_digest_send(*, now: datetime | None = None) -> int:
         }
         sent += _send_once(
             person=person,
-            kind=NotificationSent.Kind.CANDIDATE_DIGEST,
-            key=f"week:{year}-W{week:02d}",
+            kind=kind,
+            key=key,
             send=lambda person=person, context=context: mail_send(
                 person=person,
                 subject=f"[ladder_tracker] {len(context['candidates'])} new candidate"

@@ -386,3 +386,38 @@ def test_production_without_site_url_fails_check_deploy():
     result = _manage("check", "--deploy", env=env)
     assert result.returncode != 0
     assert "notifications.E001" in result.stdout + result.stderr
+
+
+def test_deadline_reminders_read_in_fixed_queries_and_write_one_row_per_mail(
+    org, ladder, django_assert_num_queries
+):
+    due = PromotionCycleFactory(deadline_in=timedelta(days=1))
+    people = [org.engineer, org.peer, org.other_engineer]
+    for person in people:
+        PacketFactory(person=person, cycle=due, evidence=[EvidenceFactory(person=person)])
+    # packets, preferences, already sent; then per mail the record: savepoint, insert,
+    # release (the nested atomic) inside the outer transaction's savepoint and release
+    with django_assert_num_queries(3 + 5 * len(people)):
+        assert deadline_reminders_send() == 3
+    with django_assert_num_queries(3):  # the next beat reads and writes nothing
+        assert deadline_reminders_send() == 0
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(p.email for p in people)
+
+
+def test_a_record_written_by_a_concurrent_beat_stops_the_send(org):
+    """Two workers read "not sent" at once: the unique insert lets only one of them mail."""
+    from apps.notifications.services import _send_once
+
+    NotificationSent.objects.create(person=org.engineer, kind="deadline_reminder", key="k")
+    calls = []
+    assert not _send_once(
+        person=org.engineer, kind="deadline_reminder", key="k", send=lambda: calls.append(1) or True
+    )
+    assert calls == []
+    assert _send_once(
+        person=org.engineer,
+        kind="deadline_reminder",
+        key="k2",
+        send=lambda: calls.append(1) or True,
+    )
+    assert calls == [1] and NotificationSent.objects.count() == 2

@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.people.selectors import person_for_user
+from ladder_tracker.api import ErrorSerializer
 from ladder_tracker.errors import NotFoundError
 
 from ..models import NotificationPreference
@@ -31,14 +32,18 @@ class MyNotificationsView(APIView):
             raise NotFoundError("You have no person profile; ask an admin to create one.")
         return person
 
-    @extend_schema(responses=NotificationPreferenceSerializer)
+    @extend_schema(responses={200: NotificationPreferenceSerializer, 404: ErrorSerializer})
     def get(self, request):
         preference = notification_preferences_get(person=self._person(request))
         return Response(NotificationPreferenceSerializer(preference).data)
 
     @extend_schema(
         request=NotificationPreferenceSerializer(partial=True),
-        responses=NotificationPreferenceSerializer,
+        responses={
+            200: NotificationPreferenceSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+        },
     )
     def patch(self, request):
         self._person(request)
