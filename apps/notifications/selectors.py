@@ -18,7 +18,3 @@ def notification_preferences_map(*, person_ids) -> dict[int, NotificationPrefere
     ids = set(person_ids)
     found = {p.person_id: p for p in NotificationPreference.objects.filter(person_id__in=ids)}
     return {pid: found.get(pid) or NotificationPreference(person_id=pid) for pid in ids}
-
-
-def notification_wanted(*, person: Person, preference: str) -> bool:
-    return bool(getattr(notification_preferences_get(person=person), preference))

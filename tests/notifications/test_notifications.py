@@ -421,3 +421,13 @@ def test_a_record_written_by_a_concurrent_beat_stops_the_send(org):
         send=lambda: calls.append(1) or True,
     )
     assert calls == [1] and NotificationSent.objects.count() == 2
+
+
+def test_admin_lists_preferences_and_sent_reminders(client, org):
+    prefer(org.engineer, candidate_digest=False)
+    NotificationSent.objects.create(person=org.engineer, kind="candidate_digest", key="week:x")
+    client.force_login(org.admin.user)
+    for model in ("notificationpreference", "notificationsent"):
+        page = client.get(f"/admin/notifications/{model}/")
+        assert page.status_code == 200
+        assert b"Erin" in page.content
