@@ -86,14 +86,19 @@ def _reviewers_of(packet: Packet, state: str) -> list[Person]:
 OWNER_STATES = (S.CHANGES_REQUESTED, S.ENDORSED, S.DECLINED, S.PROMOTED, S.NOT_PROMOTED)
 
 
-def packet_transition_notify(*, packet_id: int, to_state: str, comment: str = "") -> int:
+def packet_transition_notify(
+    *, packet_id: int, to_state: str, comment: str = "", from_state: str = ""
+) -> int:
     """Mail the people a packet's move to `to_state` concerns, each by their preferences:
     the reviewer or committee it now waits on (review_requests) and, for a review or a
     decision, its engineer (packet_updates). Mail trouble is logged, never raised: the
-    transition is already committed. Returns how many mails went out."""
+    transition is already committed. A draft withdrawn concerns nobody else: its manager
+    never saw it. Returns how many mails went out."""
     packet = Packet.objects.select_related("person__manager", "cycle").get(pk=packet_id)
     owner = packet.person
-    targets = [(p, "review_requests", "review_request") for p in _reviewers_of(packet, to_state)]
+    drafted = to_state == S.WITHDRAWN and from_state == S.DRAFT
+    reviewers = [] if drafted else _reviewers_of(packet, to_state)
+    targets = [(p, "review_requests", "review_request") for p in reviewers]
     if to_state in OWNER_STATES:
         targets.append((owner, "packet_updates", "packet_update"))
     preferences = notification_preferences_map(person_ids=[p.pk for p, _, _ in targets])

@@ -312,7 +312,9 @@ def _move(packet: Packet, actor, action: str, comment: str = "", to_state: str =
     )
     # who acts next, and the engineer for a review or decision, each by their preferences
     transaction.on_commit(
-        lambda: packet_transition_notify(packet_id=packet.pk, to_state=to_state, comment=comment)
+        lambda: packet_transition_notify(
+            packet_id=packet.pk, to_state=to_state, comment=comment, from_state=from_state
+        )
     )
     logger.info("packet %s: %s → %s by %s", packet.pk, from_state, to_state, actor)
 

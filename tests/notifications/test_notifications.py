@@ -431,3 +431,15 @@ def test_admin_lists_preferences_and_sent_reminders(client, org):
         page = client.get(f"/admin/notifications/{model}/")
         assert page.status_code == 200
         assert b"Erin" in page.content
+
+
+def test_a_draft_withdrawn_mails_nobody(
+    org, cycle, engineer_evidence, django_capture_on_commit_callbacks
+):
+    packet = PacketFactory(person=org.engineer, cycle=cycle, evidence=engineer_evidence)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client(org.engineer).post(
+            f"/api/v1/packets/{packet.pk}/withdraw/", {}, format="json"
+        )
+    assert response.status_code == 200, response.json()
+    assert mail.outbox == []
