@@ -71,6 +71,7 @@ check-deploy: install
 	SECRET_KEY=$${SECRET_KEY:-check-deploy-only-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFG} \
 	SECRETS_ENCRYPTION_KEY=$${SECRETS_ENCRYPTION_KEY:-check-deploy-only} \
 	ALLOWED_HOSTS=$${ALLOWED_HOSTS:-ladder.example.com} \
+	SITE_URL=$${SITE_URL:-https://ladder.example.com} \
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 # Sync benchmark (benchmarks/sync.py): the emulator with 10k and 100k incidents, a full sync into

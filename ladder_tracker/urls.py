@@ -5,6 +5,7 @@ from mozilla_django_oidc.views import OIDCLogoutView
 
 from apps.evidence import views as evidence_views
 from apps.ladders import views as ladder_views
+from apps.notifications.api.views import MyNotificationsView
 from apps.people import views as people_views
 from apps.team import views as team_views
 from apps.team.api import TeamView
@@ -13,6 +14,7 @@ from . import errors, health, metrics
 
 api_v1 = [
     path("", include("apps.ladders.api.urls")),
+    path("people/me/notifications/", MyNotificationsView.as_view(), name="my-notifications"),
     path("", include("apps.people.api.urls")),
     path("", include("servicenow.api.urls")),
     path("", include("apps.evidence.api.urls")),
@@ -39,6 +41,7 @@ urlpatterns = [
     path("", include("apps.people.urls")),  # /people/import/
     path("servicenow/", include("servicenow.urls")),
     path("account/", include("apps.security.urls")),  # /account/tokens/
+    path("settings/", include("apps.notifications.urls")),  # /settings/notifications/
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -80,6 +80,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "x" * 20 + "-production-secret-key-for-the-deploy-check-0123456789",
     "SECRETS_ENCRYPTION_KEY": "k" * 43 + "=",
     "ALLOWED_HOSTS": "ladder.example.com",
+    "SITE_URL": "https://ladder.example.com",
     "DATABASE_URL": "sqlite:////tmp/ladder-deploy-check.sqlite3",
 }
 

@@ -4,9 +4,9 @@ Who may do what from which state is the table in transitions.py; every write her
 it (_authorize) and refuses by itself: PacketForbidden (403) for the wrong person,
 PacketConflict (409) for the wrong state. Every transition is one transaction under a row
 lock on the packet: a repeated or concurrent transition finds the state already moved and
-gets PacketConflict, changing nothing. Each writes a PacketEvent; email to whoever acts
-next goes out after commit. A submission freezes the packet into a PacketSnapshot (JSON +
-sha256).
+gets PacketConflict, changing nothing. Each writes a PacketEvent; after commit,
+apps/notifications mails whoever acts next and the engineer. A submission freezes the
+packet into a PacketSnapshot (JSON + sha256).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from apps.evidence.markdown import MARKDOWN_MAX_LENGTH, markdown_render, markdow
 from apps.evidence.models import Evidence
 from apps.evidence.services import evidence_share_with_reviewers
 from apps.ladders.selectors import ladder_version_published
+from apps.notifications.services import packet_transition_notify
 from apps.people.models import Person
-from apps.people.selectors import manager_chain_ids, person_for_user, person_report_ids
+from apps.people.selectors import person_for_user, person_report_ids
 from apps.people.services import person_update
 from ladder_tracker.errors import ConflictError, ForbiddenError, InvalidError
-from ladder_tracker.mail import mail_after_commit
 
 from .models import (
     Assessment,
@@ -333,36 +333,13 @@ def _move(packet: Packet, actor, action: str, comment: str = "", to_state: str =
         to_state=to_state,
         comment=comment,
     )
-    recipients = _next_actors(packet, to_state)
-    if recipients:
-        subject = f"{packet.person.name}'s packet: {to_state.replace('_', ' ')}"
-        body = (
-            f"{packet.person.name}'s packet for level {packet.target_level} "
-            f"({packet.cycle.name}) is now {to_state.replace('_', ' ')}.\n\n"
-            f"{comment}\n\n/packets/{packet.pk}/"
+    # who acts next, and the engineer for a review or decision, each by their preferences
+    transaction.on_commit(
+        lambda: packet_transition_notify(
+            packet_id=packet.pk, to_state=to_state, comment=comment, from_state=from_state
         )
-        mail_after_commit(subject=subject, body=body, recipients=recipients)
+    )
     logger.info("packet %s: %s → %s by %s", packet.pk, from_state, to_state, actor)
-
-
-def _next_actors(packet: Packet, state: str) -> list[str]:
-    person = packet.person
-    if state == S.SUBMITTED:
-        manager = person.manager
-        return [manager.email] if manager and manager.email else []
-    if state in (S.CHANGES_REQUESTED, S.DECLINED, S.PROMOTED, S.NOT_PROMOTED):
-        return [person.email] if person.email else []
-    if state == S.ENDORSED:
-        chain = set(manager_chain_ids(person=person))
-        return list(
-            Person.objects.filter(is_committee=True, is_active=True)
-            .exclude(email="")
-            .exclude(pk__in=chain | {person.pk})
-            .values_list("email", flat=True)
-        )
-    if state == S.WITHDRAWN and person.manager and person.manager.email:
-        return [person.manager.email]
-    return []
 
 
 def packet_submit(*, packet_id: int, actor, comment: str = "") -> Packet:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"  # SQLite, media and collected static in the embedded mode
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "apps.evidence",
     "apps.packets",
     "apps.team",
+    "apps.notifications",
     "servicenow",
     "apps.security",
     "axes",  # last, as its docs ask: it wraps the other apps' sign-in flows
@@ -192,6 +194,15 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # https://docs.djangoproject.com/en/5.2/topics/email/
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ladder-tracker@localhost")
+# Where people reach the site: mails carry absolute links built from it (a mail client has
+# no page to resolve `/packets/5/` against). Production must set it (`check --deploy`:
+# notifications.E001 when unset, W001 for plain http, W002 for a loopback host).
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+# Reminders (README "Notifications"): engineers with a draft this many days before their
+# cycle's submission deadline; reviewers and the committee when a packet has waited on them
+# longer than this many days.
+NOTIFICATIONS_DEADLINE_REMINDER_DAYS = env.int("NOTIFICATIONS_DEADLINE_REMINDER_DAYS", default=3)
+NOTIFICATIONS_WAITING_REMINDER_DAYS = env.int("NOTIFICATIONS_WAITING_REMINDER_DAYS", default=5)
 
 # --- Sign-in throttling, API rates, tokens (apps/security; README "Security") ---------------
 # Proxies in front of the app that add X-Forwarded-For. 0 (the default) trusts only the
@@ -370,6 +381,17 @@ CELERY_BEAT_SCHEDULE = {
     "servicenow-reclaim-abandoned-runs": {
         "task": "servicenow.sync_runs_reclaim",
         "schedule": SERVICENOW_RECLAIM_INTERVAL_SECONDS,
+    },
+    # Deadline and waiting reminders, daily; each is sent once (NotificationSent), so a
+    # beat that runs twice or late repeats nothing.
+    "notifications-reminders": {
+        "task": "notifications.reminders_send",
+        "schedule": crontab(minute=0, hour=7),
+    },
+    # The weekly digest of new candidates that would close a gap of the next level.
+    "notifications-candidate-digest": {
+        "task": "notifications.candidate_digest_send",
+        "schedule": crontab(minute=0, hour=7, day_of_week="mon"),
     },
 }
 # Outbound policy for instance URLs (servicenow/outbound.py, README "ServiceNow"): plain

@@ -20,6 +20,8 @@ if not SECRETS_KEYS and not SECRETS_ENCRYPTION_KEY.strip():
         "Set the SECRETS_KEYS (or SECRETS_ENCRYPTION_KEY) environment variable (it is empty)."
     )
 DEBUG = False
+# Links in mails (README "Notifications"); `check --deploy` refuses an empty one.
+SITE_URL = env("SITE_URL", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Only https ServiceNow instances on public addresses (servicenow/outbound.py). An on-premise

@@ -118,6 +118,7 @@ def test_seed_transitions_mail_nobody_unless_asked(send, ladder_version):
             ("omar@example.com", "submitted"),  # erin's
             ("maria@example.com", "submitted"),  # sam's
             ("cora@example.com", "endorsed"),  # sam's: maria is in his chain
+            ("sam@example.com", "endorsed"),  # his own packet, endorsed
             ("maria@example.com", "submitted"),  # lena's
             ("lena@example.com", "changes requested"),
         ])

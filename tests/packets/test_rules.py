@@ -459,10 +459,10 @@ def committee(org, ladder):
 
 
 TRANSITION_MAIL = [
-    # from state, action, actor, body, recipients
+    # from state, action, actor, body, recipients (the engineer hears of reviews and decisions)
     ("draft", "submit", "engineer", {}, ["manager"]),
     ("submitted", "request-changes", "manager", {"comment": "More"}, ["engineer"]),
-    ("submitted", "endorse", "manager", {"comment": "Ready"}, ["carl", "committee"]),
+    ("submitted", "endorse", "manager", {"comment": "Ready"}, ["carl", "committee", "engineer"]),
     ("submitted", "decline", "director", {"comment": "Not yet"}, ["engineer"]),
     ("endorsed", "decide", "committee", {"outcome": "promoted", "rationale": "Yes"}, ["engineer"]),
     ("endorsed", "decide", "carl", {"outcome": "not_promoted", "rationale": "No"}, ["engineer"]),
@@ -493,12 +493,13 @@ def test_each_transition_emails_the_next_actor_after_commit(
 
     assert response.status_code == 200, response.json()
     assert len(callbacks) == 1
-    assert len(mail.outbox) == 1
-    message = mail.outbox[0]
-    assert sorted(message.to) == sorted(committee[r].email for r in recipients)
+    # one mail per person, each with an absolute link to the packet
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(committee[r].email for r in recipients)
     new_state = response.json()["state"]
-    assert new_state.replace("_", " ") in message.subject
-    assert f"/packets/{packet.pk}/" in message.body
+    for message in mail.outbox:
+        assert len(message.to) == 1
+        assert new_state.replace("_", " ") in message.subject
+        assert f"https://ladder.test/packets/{packet.pk}/" in message.body
 
 
 def test_a_refused_transition_emails_nobody(
