@@ -45,15 +45,25 @@ def evidence_scope(*, viewer: AbstractBaseUser, trash: bool = False) -> QuerySet
     return qs.filter(visible, deleted_at__isnull=True)
 
 
+def _links_prefetch() -> Prefetch:
+    return Prefetch(
+        "links",
+        queryset=EvidenceLink.objects.select_related(
+            "expectation__competency", "expectation__level"
+        ).order_by("id"),
+    )
+
+
+def evidence_inbox_prefetched(qs: QuerySet[Evidence]) -> QuerySet[Evidence]:
+    """What an inbox row shows: the item, its work item and its (suggested) links; no
+    skills or files, which the row does not show (two queries a page fewer)."""
+    return qs.prefetch_related(None).prefetch_related(_links_prefetch())
+
+
 def evidence_prefetched(qs: QuerySet[Evidence]) -> QuerySet[Evidence]:
     """What lists and pages show, in a fixed number of queries whatever the size."""
     return qs.select_related("person", "work_item", "work_item__connection").prefetch_related(
-        Prefetch(
-            "links",
-            queryset=EvidenceLink.objects.select_related(
-                "expectation__competency", "expectation__level"
-            ).order_by("id"),
-        ),
+        _links_prefetch(),
         "skills",
         Prefetch("attachments", queryset=Attachment.objects.order_by("id")),
     )

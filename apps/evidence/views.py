@@ -499,7 +499,9 @@ def inbox_page(request):
     filters = selectors.EvidenceFilters(
         person=me.pk, status=Evidence.Status.CANDIDATE, **form.filters()
     )
-    items = selectors.evidence_list(viewer=request.user, filters=filters)
+    items = selectors.evidence_inbox_prefetched(
+        selectors.evidence_list(viewer=request.user, filters=filters)
+    )
     page = Paginator(items, INBOX_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
