@@ -104,6 +104,11 @@
     event.preventDefault();
   });
 
+  // A row accepted or dismissed in place: the one that took its place is current.
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (current && !current.isConnected) currentRow();
+  });
+
   list.addEventListener("click", function (event) {
     var row = event.target.closest && event.target.closest("article.inbox-item");
     if (row) setCurrent(row);
