@@ -123,6 +123,7 @@ def main() -> int:
             source=Evidence.Source.SERVICENOW, status=Evidence.Status.CANDIDATE, work_item=wi,
             snapshot={"number": wi.number, "short_description": wi.short_description,
                       "state": wi.state, "priority": wi.priority, "table": "incident",
+                      "url": wi.record_url,
                       "display": {"state": labels[wi.state]}},
         )
         for i, wi in enumerate(WorkItem.objects.filter(connection=conn).order_by("id"))
