@@ -5,7 +5,11 @@ the team overview (GET /api/v1/team/) of a manager with 200 reports on two level
     python benchmarks/evidence.py [--items 5000] [--requests 300] [--database-url URL]
         [--profile-to FILE]   # cProfile of extra evidence-list requests, after the timing
 
-Targets: ratio (evidence p50 / trivial p50) ≤ 2; team overview p95 ≤ 3× the trivial p95.
+and the inbox of 2,000 imported candidates (GET /evidence/inbox/, the page, 25 rows with
+their expectation pickers; and GET /api/v1/evidence/?status=candidate&q=…&sort=priority).
+
+Targets: ratio (evidence p50 / trivial p50) ≤ 2; team overview p95 ≤ 3× the trivial p95;
+inbox page and inbox API p95 ≤ 3× the trivial p95.
 The data is made with the test suite's builders (tests/factories.py). Runs in-process
 through Django's test client (the full middleware, auth, view, serializer and database
 path; no network), against a fresh SQLite file by default or the database you name.
@@ -20,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +39,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--candidates", type=int, default=2000)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--profile-to", default="", help="write a cProfile of 300 list requests")
     parser.add_argument(
@@ -95,6 +100,42 @@ def main() -> int:
         through(evidence_id=pk, skill_id=rng.choice(skills).pk) for pk in ids
     )
 
+    # The inbox: imported candidates of the same person, each on its own work item, one in
+    # three with two rule suggestions (the picker ticks them).
+    from django.utils import timezone
+
+    from servicenow.models import Connection, Source, WorkItem
+
+    conn = Connection.objects.create(name="bench", instance_url="https://bench.service-now.com")
+    source = Source.objects.create(connection=conn, name="incidents", table="incident")
+    now = timezone.now()
+    WorkItem.objects.bulk_create(
+        WorkItem(
+            connection=conn, source=source, table="incident", sys_id=f"{i:032x}",
+            number=f"INC{i:07d}", short_description=f"Incident {i}", state=rng.choice("1267"),
+            priority=str(rng.randint(1, 5)), sys_updated_on=now, person=person,
+        )
+        for i in range(args.candidates)
+    )  # fmt: skip
+    labels = {"1": "New", "2": "In Progress", "6": "Resolved", "7": "Closed"}
+    candidates = Evidence.objects.bulk_create(
+        Evidence(
+            person=person, title=f"{wi.number}: {wi.short_description}",
+            occurred_on=date(2025, 1, 1) + timedelta(days=i % 600), url="",
+            source=Evidence.Source.SERVICENOW, status=Evidence.Status.CANDIDATE, work_item=wi,
+            snapshot={"number": wi.number, "short_description": wi.short_description,
+                      "state": wi.state, "priority": wi.priority, "table": "incident",
+                      "url": wi.record_url,
+                      "display": {"state": labels[wi.state]}},
+        )
+        for i, wi in enumerate(WorkItem.objects.filter(connection=conn).order_by("id"))
+    )  # fmt: skip
+    EvidenceLink.objects.bulk_create(
+        EvidenceLink(evidence=ev, expectation=exp, origin=EvidenceLink.Origin.SUGGESTED)
+        for ev in candidates[::3]
+        for exp in rng.sample(expectations, 2)
+    )
+
     # A manager with 10 leads and 190 engineers below them, each with 8 linked items and a
     # packet in the current cycle for one in five: the overview reads all of it.
     from apps.packets.models import Packet, PacketItem
@@ -143,6 +184,13 @@ def main() -> int:
     clients = {name: client for name in targets}
     targets["team overview (200)"] = "/api/v1/team/"
     clients["team overview (200)"] = manager
+    inbox = {
+        "inbox page (2000)": "/evidence/inbox/",
+        "inbox page filtered": "/evidence/inbox/?q=INC00&state=6&sort=priority&page=2",
+        "inbox API (2000)": "/api/v1/evidence/?status=candidate&q=INC00&sort=priority",
+    }
+    targets.update(inbox)
+    clients.update({name: client for name in inbox})
     for name, path in targets.items():  # warm up caches, connections, imports
         for _ in range(10):
             assert clients[name].get(path).status_code == 200
@@ -162,7 +210,10 @@ def main() -> int:
         profiler.runcall(lambda: [clients[name].get(targets[name]) for _ in range(300)])
         profiler.dump_stats(args.profile_to)
     body = client.get(targets["evidence list"]).json()
-    assert body["count"] == args.items and len(body["results"]) == 50
+    assert body["count"] == args.items + args.candidates and len(body["results"]) == 50
+    inbox_page = client.get(targets["inbox page (2000)"]).content.decode()
+    assert inbox_page.count('class="card inbox-item"') == 25
+    assert f"{args.candidates} candidates" in inbox_page
 
     print(
         f"evidence benchmark: {args.items} items, page size 50, {args.requests} requests each,"
@@ -189,6 +240,11 @@ def main() -> int:
     )
     verdict = "PASS" if team95 <= 3 else "MISS"
     print(f"ratio team overview/trivial: p95 {team95:.2f} (target <= 3: {verdict})")
+    trivial95 = percentile(timings["trivial (people/me)"], 0.95)
+    for name in inbox:
+        ratio = percentile(timings[name], 0.95) / trivial95
+        verdict = "PASS" if ratio <= 3 else "MISS"
+        print(f"ratio {name}/trivial: p95 {ratio:.2f} (target <= 3: {verdict})")
     return 0
 
 

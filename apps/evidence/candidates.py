@@ -58,6 +58,7 @@ class ExpectationIndex:
 
     def __init__(self):
         self._expectations: dict[int, dict[str, int]] | None = None
+        self._levels: dict[int, int] = {}  # expectation id -> its level's number
         self._skills: dict[int, dict[str, list[int]]] = {}
 
     def _load(self) -> dict[int, dict[str, int]]:
@@ -65,10 +66,11 @@ class ExpectationIndex:
             ladder_of = {v.pk: lid for lid, v in ladder_versions_published().items()}
             expectations: dict[int, dict[str, int]] = {lid: {} for lid in ladder_of.values()}
             self._skills = {lid: {} for lid in ladder_of.values()}
-            for pk, code, version_id in Expectation.objects.filter(
+            for pk, code, version_id, level in Expectation.objects.filter(
                 version_id__in=ladder_of
-            ).values_list("pk", "code", "version_id"):
+            ).values_list("pk", "code", "version_id", "level__number"):
                 expectations[ladder_of[version_id]][code] = pk
+                self._levels[pk] = level
             for pk, name, version_id in Skill.objects.filter(version_id__in=ladder_of).values_list(
                 "pk", "name", "version_id"
             ):
@@ -79,6 +81,10 @@ class ExpectationIndex:
     def expectation_ids(self, ladder_id: int) -> dict[str, int] | None:
         """{code: expectation id}, or None when the ladder has no published version."""
         return self._load().get(ladder_id)
+
+    def level_of(self, expectation_id: int) -> int | None:
+        self._load()
+        return self._levels.get(expectation_id)
 
     def skill_ids(self, ladder_id: int, name: str) -> list[int]:
         self._load()
@@ -158,32 +164,56 @@ def candidates_import(
     return len(new)
 
 
+def suggestions_for_level(
+    found: list[tuple[int, str]], level: int | None, level_of
+) -> list[tuple[int, str]]:
+    """The suggested (expectation id, rationale) pairs a person at `level` is offered, best
+    first: their next level, then the levels above it, then their own level. A level below
+    their own is offered only when nothing else fits: a level-2 engineer is not shown a
+    level-1 expectation beside a level-3 one (issue 12). Order within a level is the rules'.
+    The links are written in this order, and the inbox lists them by id."""
+    if level is None:
+        return found
+    nxt = level + 1
+
+    def rank(pair):
+        lvl = level_of(pair[0])
+        if lvl is None:
+            return 3
+        return 0 if lvl == nxt else 1 if lvl > nxt else 2 if lvl == level else 4
+
+    ranked = sorted(found, key=rank)  # stable: the rules' order within a rank
+    kept = [p for p in ranked if rank(p) < 4]
+    return kept or ranked
+
+
 def _suggestions_write(suggested: list[tuple[int, CandidateData]], index: ExpectationIndex):
     """Suggested links and skills, resolved against each person's ladder; codes and names
     the ladder does not have are left out."""
-    person_ladder = dict(
-        Person.objects.filter(pk__in={c.person_id for _pk, c in suggested}).values_list(
-            "pk", "ladder_id"
-        )
-    )
+    person_ladder = {
+        pk: (ladder_id, level)
+        for pk, ladder_id, level in Person.objects.filter(
+            pk__in={c.person_id for _pk, c in suggested}
+        ).values_list("pk", "ladder_id", "level")
+    }
     links: list[EvidenceLink] = []
     through = Evidence.skills.through
     skill_rows = []
     for evidence_id, c in suggested:
-        ladder_id = person_ladder.get(c.person_id)
+        ladder_id, level = person_ladder.get(c.person_id, (None, None))
         codes = index.expectation_ids(ladder_id) if ladder_id is not None else None
         if codes is None:
             continue
-        for link in c.links:
-            if exp_id := codes.get(link.code):
-                links.append(
-                    EvidenceLink(
-                        evidence_id=evidence_id,
-                        expectation_id=exp_id,
-                        rationale=link.rationale,
-                        origin=EvidenceLink.Origin.SUGGESTED,
-                    )
+        found = [(codes[lk.code], lk.rationale) for lk in c.links if lk.code in codes]
+        for exp_id, rationale in suggestions_for_level(found, level, index.level_of):
+            links.append(
+                EvidenceLink(
+                    evidence_id=evidence_id,
+                    expectation_id=exp_id,
+                    rationale=rationale,
+                    origin=EvidenceLink.Origin.SUGGESTED,
                 )
+            )
         skill_ids = {s for name in c.skills for s in index.skill_ids(ladder_id, name)}
         skill_rows += [through(evidence_id=evidence_id, skill_id=s) for s in sorted(skill_ids)]
     EvidenceLink.objects.bulk_create(links, ignore_conflicts=True)

@@ -266,12 +266,54 @@ class AcceptForm(forms.Form):
 class BulkTriageForm(forms.Form):
     ids = ValueListField(required=False)
     action = forms.ChoiceField(choices=[("accept", "Accept"), ("dismiss", "Dismiss")])
+    # Links added to every accepted item (the bulk bar's picker); suggestions stay.
+    expectations = ValueListField(required=False)
 
     def clean_ids(self) -> list[int]:
         ids = [int(v) for v in self.cleaned_data["ids"] if v.isdigit()]
         if not ids:
             raise ValidationError("Tick at least one item.")
         return ids[:500]
+
+
+INBOX_SORTS = [
+    ("newest", "Newest first"),
+    ("oldest", "Oldest first"),
+    ("priority", "Priority"),
+    ("title", "Title"),
+]
+
+
+class InboxFilterForm(forms.Form):
+    """The inbox's search, filters and sort, as a GET form. Invalid values are reported
+    and ignored; the tables and states offered are those of the waiting candidates
+    (selectors.inbox_facets)."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Number or text"}),
+    )
+    table = forms.ChoiceField(required=False)
+    state = forms.ChoiceField(required=False)
+    suggested = forms.ChoiceField(required=False, label="Suggested")
+    date_from = forms.DateField(required=False, widget=DATE_INPUT, label="From")
+    date_to = forms.DateField(required=False, widget=DATE_INPUT, label="To")
+    sort = forms.ChoiceField(required=False, choices=INBOX_SORTS)
+
+    def __init__(self, data, *, facets: dict, codes: list[str]):
+        super().__init__(data)
+        self.fields["table"].choices = [("", "Any table"), *facets["tables"]]
+        self.fields["state"].choices = [("", "Any state"), *facets["states"]]
+        self.fields["suggested"].choices = [("", "Any suggestion"), *((c, c) for c in codes)]
+
+    def filters(self) -> dict:
+        """The valid filters, for selectors.EvidenceFilters."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        names = ("q", "table", "state", "suggested", "date_from", "date_to", "sort")
+        return {n: data[n] for n in names if data.get(n) and n not in self.errors}
 
 
 STATUS_ANY = "any"

@@ -313,16 +313,26 @@ class BulkTriage:
 
 @transaction.atomic
 def evidence_bulk_triage(
-    *, actor, ids: Collection[int], action: str, inbox: bool = False
+    *,
+    actor,
+    ids: Collection[int],
+    action: str,
+    inbox: bool = False,
+    expectations: Collection[str] = (),
 ) -> BulkTriage:
     """Accept or dismiss several of the actor's own live items at once, in one transaction.
 
     By default (the API) it is all or nothing: an id that is not one of the actor's live
     items (someone else's, deleted, missing) is refused, naming them. From the inbox page
     (`inbox=True`) only what is still a candidate there is triaged and the rest comes back
-    as skipped: another tab may have triaged it already, and a stale tick is no error."""
+    as skipped: another tab may have triaged it already, and a stale tick is no error.
+
+    Accepting keeps each item's suggestions and links it to `expectations` (codes) as well;
+    a code that is not of the person's ladder is refused before anything changes."""
     if action not in ("accept", "dismiss"):
         raise ValidationError({"action": "accept or dismiss"})
+    if expectations and action != "accept":
+        raise ValidationError({"expectations": "Links go with accept only."})
     wanted = set(ids)
     mine = Evidence.objects.filter(pk__in=wanted, person__user=actor, deleted_at__isnull=True)
     if inbox:
@@ -331,12 +341,42 @@ def evidence_bulk_triage(
     missing = sorted(wanted - {item.pk for item in items})
     if missing and not inbox:
         raise ValidationError({"ids": f"Not your evidence: {missing}"})
+    added: list[EvidenceLink] = []
+    if expectations and items:
+        person = Person.objects.get(user=actor)
+        try:
+            added = _resolve_links(person, [LinkSpec(expectation=c) for c in expectations])
+        except ValidationError as exc:
+            raise ValidationError({"expectations": exc.message_dict["links"]}) from None
     for item in items:
         if action == "accept":
             _accept(item, actor)
+            if added:
+                _links_add(item, actor, added)
         else:
             _dismiss(item, actor)
     return BulkTriage(updated=len(items), skipped=missing)
+
+
+def _links_add(evidence: Evidence, actor, links: list[EvidenceLink]) -> None:
+    """Add these (resolved, unsaved) expectation links to an item, as the engineer's; the
+    ones it has already stay as they are. Writes one "updated" event naming the codes."""
+    have = set(evidence.links.values_list("expectation_id", flat=True))
+    new = [lk for lk in links if lk.expectation_id not in have]
+    if not new:
+        return
+    EvidenceLink.objects.bulk_create(
+        [
+            EvidenceLink(
+                evidence=evidence,
+                expectation_id=lk.expectation_id,
+                origin=EvidenceLink.Origin.ENGINEER,
+            )
+            for lk in new
+        ]
+    )
+    codes = sorted(lk.expectation.code for lk in new)
+    _event(evidence, actor, EvidenceEvent.Action.UPDATED, {"links_added": codes})
 
 
 @transaction.atomic

@@ -17,8 +17,10 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from apps.evidence.api.views import attachment_response
@@ -34,7 +36,7 @@ from .forms import (
     BulkTriageForm,
     EvidenceFilterForm,
     EvidenceForm,
-    levels_next_first,
+    InboxFilterForm,
 )
 from .models import Evidence
 from .uploads import UploadRejected
@@ -358,7 +360,11 @@ def evidence_accept_view(request, pk: int):
         if request.htmx:
             chosen = {"links_chosen": True, "expectations": request.POST.getlist("expectations")}
             row = _inbox_rows(evidence.person, [evidence], chosen=chosen)[0]
-            context = {"row": row, "groups": _inbox_groups(evidence.person), "errors": form.errors}
+            context = {
+                "row": row,
+                "errors": form.errors,
+                "next_url": _next_url(request, reverse("evidence:inbox")),
+            }
             return render(request, "evidence/_inbox_item.html", context, status=422)
         for error in form.non_field_errors() + form.errors.get("expectations", []):
             messages.error(request, error)
@@ -374,57 +380,135 @@ def evidence_dismiss_view(request, pk: int):
     return _triage_done(request, evidence, "Dismissed")
 
 
-def _candidates(request, me: Person):
-    filters = selectors.EvidenceFilters(person=me.pk, status=Evidence.Status.CANDIDATE)
-    return selectors.evidence_list(viewer=request.user, filters=filters)
-
-
 def _inbox_groups(me: Person) -> list[dict]:
-    """Expectations to link from an inbox row, as option groups: level (next first) ×
-    competency."""
+    """Expectations to link from an inbox row, as groups of level × competency: the next
+    level first, then the levels above it, then the person's own and those below (folded
+    away in the picker: work at your own level rarely shows growth)."""
     version = ladder_version_published(ladder_id=me.ladder_id)
     if version is None:
         return []
     tree = ladder_version_tree(version=version)
-    next_level = (me.level or 0) + 1
+    own = me.level or 0
+    next_level = own + 1
+    ordered = sorted(
+        tree.levels,
+        key=lambda lt: (lt.level.number <= own, lt.level.number != next_level, lt.level.number),
+    )
     groups = []
-    for lt in levels_next_first(tree, next_level):
+    for lt in ordered:
         for comp in tree.competencies:
             expectations = lt.expectations_by_competency.get(comp.code, [])
             if expectations:
                 label = f"Level {lt.level.number}"
                 if lt.level.number == next_level:
                     label += " (your next level)"
-                groups.append({"label": f"{label} · {comp.name}", "expectations": expectations})
+                groups.append(
+                    {
+                        "label": f"{label} · {comp.name}",
+                        "below": lt.level.number <= own,
+                        "expectations": [(e.code, e.text) for e in expectations],
+                    }
+                )
     return groups
 
 
-def _inbox_rows(me: Person, items, chosen: dict | None = None) -> list[dict]:
+class ExpectationPicker:
+    """The expectation checkboxes of the inbox, as HTML built once per page and reused by
+    every row (only the ids and ticks differ): 50 rows × ~45 expectations through the
+    template engine was most of the page's time (benchmarks/evidence.py). Works as plain
+    checkboxes; static/js/inbox.js adds the type-ahead filter."""
+
+    def __init__(self, groups: list[dict]):
+        self.groups = [
+            {
+                "label": escape(g["label"]),
+                "below": g["below"],
+                "items": [
+                    (code, escape(code), escape(Truncator(text).chars(90)))
+                    for code, text in g["expectations"]
+                ],
+            }
+            for g in groups
+        ]
+
+    def render(self, *, selected: set[str], form: str = "") -> str:
+        form_attr = f' form="{escape(form)}"' if form else ""
+        out: list[str] = []
+        folded = False
+        for g in self.groups:
+            if g["below"] and not folded:
+                folded = True
+                out.append('<details class="picker-more"><summary>Your level and below</summary>')
+            out.append(f'<div class="picker-group" role="group" aria-label="{g["label"]}">')
+            out.append(f'<p class="picker-label">{g["label"]}</p>')
+            for code, code_html, text_html in g["items"]:
+                checked = " checked" if code in selected else ""
+                out.append(
+                    f'<label class="pick"><input type="checkbox" name="expectations"'
+                    f' value="{code_html}"{form_attr}{checked}>'
+                    f" <code>{code_html}</code> {text_html}</label>"
+                )
+            out.append("</div>")
+        if folded:
+            out.append("</details>")
+        return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
+
+
+def _inbox_rows(me: Person, items, chosen: dict | None = None, picker=None) -> list[dict]:
+    picker = picker or ExpectationPicker(_inbox_groups(me))
     rows = []
     for evidence in items:
+        suggested = [lk for lk in evidence.links.all() if lk.expectation_id]
         if chosen and chosen.get("links_chosen"):
             selected = set(chosen.get("expectations", []))
         else:
-            selected = {lk.expectation.code for lk in evidence.links.all() if lk.expectation_id}
+            selected = {lk.expectation.code for lk in suggested}
+        snapshot = evidence.snapshot or {}
         rows.append(
             {
                 "evidence": evidence,
                 "selected": selected,
-                "snapshot": evidence.snapshot or {},
-                "suggested": [lk for lk in evidence.links.all() if lk.expectation_id],
+                "snapshot": snapshot,
+                "display": snapshot_labels(snapshot),
+                "suggested": suggested,
+                "picker": picker.render(selected=selected),
             }
         )
     return rows
 
 
+def snapshot_labels(snapshot: dict) -> dict[str, str]:
+    """State and priority as ServiceNow shows them: the display values the sync kept
+    (`snapshot["display"]`), else the stored values."""
+    display = snapshot.get("display") or {}
+    return {
+        f: str(display.get(f) or snapshot.get(f) or "") for f in ("state", "priority", "category")
+    }
+
+
+INBOX_PAGE_SIZE = 25
+
+
 @login_required
 def inbox_page(request):
     me = _me(request)
-    page = Paginator(_candidates(request, me), PAGE_SIZE).get_page(request.GET.get("page"))
+    groups = _inbox_groups(me)
+    picker = ExpectationPicker(groups)
+    codes = [code for g in groups for code, _ in g["expectations"]]
+    form = InboxFilterForm(request.GET, facets=selectors.inbox_facets(person=me), codes=codes)
+    filters = selectors.EvidenceFilters(
+        person=me.pk, status=Evidence.Status.CANDIDATE, **form.filters()
+    )
+    items = selectors.evidence_inbox_prefetched(
+        selectors.evidence_list(viewer=request.user, filters=filters)
+    )
+    page = Paginator(items, INBOX_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
-        "rows": _inbox_rows(me, page.object_list),
-        "groups": _inbox_groups(me),
+        "form": form,
+        "filtered": bool(form.filters().keys() - {"sort"}),
+        "rows": _inbox_rows(me, page.object_list, picker=picker),
+        "bulk_picker": picker.render(selected=set(), form="bulk"),
     }
     return render(request, "evidence/inbox.html", context)
 
@@ -434,22 +518,36 @@ def inbox_page(request):
 def inbox_bulk(request):
     _me(request)
     form = BulkTriageForm(request.POST)
+    back = _next_url(request, reverse("evidence:inbox"))
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, error)
-        return redirect("evidence:inbox")
+        return redirect(back)
     action = form.cleaned_data["action"]
-    done = services.evidence_bulk_triage(
-        actor=request.user, ids=form.cleaned_data["ids"], action=action, inbox=True
-    )
+    expectations = form.cleaned_data["expectations"] if action == "accept" else []
+    try:
+        done = services.evidence_bulk_triage(
+            actor=request.user,
+            ids=form.cleaned_data["ids"],
+            action=action,
+            inbox=True,
+            expectations=expectations,
+        )
+    except ValidationError as exc:
+        for errors in exc.message_dict.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(back)
     count = done.updated
     verb = "Accepted" if action == "accept" else "Dismissed"
     text = f"{verb} {count} item{'s' if count != 1 else ''}."
+    if expectations and count:
+        text += f" Linked to {', '.join(expectations)}."
     if done.skipped:
         text += f" {len(done.skipped)} were no longer in your inbox."
     messages.success(request, text)
-    return redirect("evidence:inbox")
+    return redirect(back)
 
 
 @login_required

@@ -43,3 +43,6 @@ SNAPSHOT_FIELDS = (
     "closed_at",
 )
 AUDIT_DELETE_FIELDS = ("sys_id", "documentkey", "tablename", "sys_created_on")
+# The fields whose ServiceNow display value (a choice's label: state 6 is "Resolved") an
+# imported evidence item keeps beside the stored value, as snapshot["display"].
+DISPLAY_FIELDS = ("state", "priority", "category")

@@ -30,6 +30,7 @@ def iter_keyset_pages(
     on_total: Callable[[int | None], None] = lambda _total: None,
     on_wait: Callable[[], None] = lambda: None,
     wait_interval: float = 10.0,
+    display_value: str = "false",
 ) -> Iterator[tuple[list[dict], Key]]:
     """Yield the non-empty pages of a keyset query with the furthest key each holds (where a
     cursor may move to once the page is stored), fetching the next page while the caller
@@ -69,6 +70,7 @@ def iter_keyset_pages(
                     limit=size,
                     offset=offset,
                     count=count,
+                    display_value=display_value,
                 )
             except TransactionCancelledError:
                 if size <= MIN_PAGE_SIZE:

@@ -60,6 +60,9 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
         fields=writer.fields,
         page_size=source.connection.page_size,
         after=after,
+        # Values and labels both ({value, display_value}): the inbox shows a state as
+        # "Resolved", not "6", from the labels the instance itself holds (sys_choice).
+        display_value="all",
         **ctx.pager_hooks(),
         on_total=ctx.total,
     ):

@@ -20,10 +20,10 @@ from apps.evidence.models import Evidence  # read only: its statistics (written 
 from apps.people.selectors import person_ids_by_servicenow_sys_id
 from ladder_tracker.bulk import TableStatistics, insert_fields, rows_upsert
 
-from ..client import field_value
+from ..client import field_display, field_value
 from ..models import Source, SuggestionRule, WorkItem, record_url
 from ..query import format_timestamp
-from .fields import DEFAULT_ATTRIBUTION_FIELDS, SNAPSHOT_FIELDS, WORK_ITEM_FIELDS
+from .fields import DEFAULT_ATTRIBUTION_FIELDS, DISPLAY_FIELDS, SNAPSHOT_FIELDS, WORK_ITEM_FIELDS
 from .paging import Newest, PreparedPage, newest_per_sys_id, parse_ts, ts_value
 from .progress import Counters
 from .rules import rule_fields, rules_enabled, rules_suggest
@@ -61,6 +61,7 @@ class PreparedRow(NamedTuple):
     raw: dict  # {field: value} as stored in WorkItem.raw
     attributions: dict  # {attribution field: user sys_id}
     values: list  # database values in COLUMNS order
+    display: dict  # {field: label} where the instance sent a label (DISPLAY_FIELDS)
 
 
 class Stored(NamedTuple):
@@ -106,10 +107,13 @@ class ValueAdapters:
 
 
 def work_item_snapshot(
-    *, instance_url: str, table: str, sys_id: str, raw: dict, updated_on
+    *, instance_url: str, table: str, sys_id: str, raw: dict, updated_on, display=None
 ) -> dict:
-    """What an evidence item keeps of its record."""
+    """What an evidence item keeps of its record: the stored values, and the labels the
+    instance shows for them (`display`, e.g. {"state": "Resolved"}) when it sent any."""
     snap = {f: raw.get(f, "") for f in SNAPSHOT_FIELDS}
+    if display:
+        snap["display"] = dict(display)
     snap.update(
         table=table,
         sys_id=sys_id,
@@ -175,6 +179,11 @@ class WorkItemWriter:
         newest = newest_per_sys_id(rows)
         for sys_id, (ts, mod, row) in newest.items():
             raw = {f: field_value(row[f]) for f in fields if f in row}
+            display = {
+                f: label
+                for f in DISPLAY_FIELDS
+                if f in row and (label := field_display(row[f])) and label != raw[f]
+            }
             attributions = {f: raw[f] for f in attribution_fields if raw.get(f)}
             values = [
                 connection_id,
@@ -198,7 +207,7 @@ class WorkItemWriter:
                 now,
                 now,
             ]
-            newest[sys_id] = Newest(ts, mod, PreparedRow(raw, attributions, values))
+            newest[sys_id] = Newest(ts, mod, PreparedRow(raw, attributions, values, display))
         return PreparedPage(count=len(rows), newest=newest)
 
     def store(self, page: PreparedPage) -> None:
@@ -254,7 +263,12 @@ class WorkItemWriter:
         for sys_id, owners, version in owned:
             ts, raw = version.updated_on, version.data.raw
             snapshot = work_item_snapshot(
-                instance_url=instance_url, table=source.table, sys_id=sys_id, raw=raw, updated_on=ts
+                instance_url=instance_url,
+                table=source.table,
+                sys_id=sys_id,
+                raw=raw,
+                updated_on=ts,
+                display=version.data.display,
             )
             occurred = work_item_occurred(
                 resolved_at=ts_value(raw.get("resolved_at")),

@@ -128,10 +128,14 @@ def test_engineer_triages_an_imported_candidate_in_the_inbox(page, live_server, 
     page.wait_for_url(f"{live_server.url}/evidence/inbox/")
     row = page.locator(f"#candidate-{keep.pk}")
     assert "Model latency regression after deploy" in row.inner_text()
-    links = row.get_by_label("Link to expectations")
-    assert links.evaluate("s => [...s.selectedOptions].map(o => o.value)") == ["CC-3.1"]
+    row.get_by_text("Link to expectations").click()  # the picker: checkboxes, no Ctrl-click
+    ticked = row.locator('input[name="expectations"]:checked')
+    assert ticked.evaluate_all("xs => xs.map(x => x.value)") == ["CC-3.1"]
 
-    links.select_option(["TE-3.3", "CC-3.1"])
+    row.get_by_label("Filter expectations").fill("TE-3.3")  # type-ahead
+    assert row.locator("label.pick:visible").count() == 1
+    row.get_by_label("Filter expectations").press("Enter")  # ticks the one match
+    assert "(2 chosen)" in row.locator("summary").first.inner_text()
     row.get_by_role("button", name="Accept").click()
     row.wait_for(state="detached")
     assert page.locator("#inbox-count").inner_text() == "1"
@@ -151,6 +155,65 @@ def test_engineer_triages_an_imported_candidate_in_the_inbox(page, live_server, 
     item = page.locator(".evidence-item", has_text="INC0010042")
     assert "ServiceNow INC0010042" in item.inner_text()
     assert page.locator('.chip.covered[data-code="TE-3.3"]').is_visible()
+
+
+def test_engineer_bulk_triages_the_inbox_with_the_keyboard(page, live_server, org):
+    erin = org.engineer
+    items = [imported_candidate(erin, f"INC00200{i}", suggested=["TE-3.1"]) for i in range(5)]
+    sign_in(page, live_server, "erin")
+    page.goto(f"{live_server.url}/evidence/inbox/")
+    assert page.locator("#inbox-keys").is_visible()  # the script is loaded (no inline JS)
+    order = page.locator("article.inbox-item").evaluate_all(
+        "xs => xs.map(x => Number(x.dataset.candidate))"
+    )
+
+    # j j: the second row is current; x ticks it; j x ticks the third; D dismisses the ticked
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    assert page.locator("article.inbox-item.current").get_attribute("id") == (
+        f"candidate-{order[1]}"
+    )
+    page.keyboard.press("x")
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    assert page.locator('input[name="ids"]:checked').count() == 2
+    assert page.locator("#select-all").evaluate("x => x.indeterminate")
+    page.keyboard.press("Shift+D")
+    page.get_by_text("Dismissed 2 items.").wait_for()
+    assert page.locator("article.inbox-item").count() == 3
+
+    # k to the first row, a accepts it in place (htmx): the next row becomes current
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    page.keyboard.press("a")
+    page.locator(f"#candidate-{order[0]}").wait_for(state="detached")
+    assert page.locator("#inbox-count").inner_text() == "2"
+    assert page.locator("article.inbox-item.current").get_attribute("id") == (
+        f"candidate-{order[3]}"
+    )
+    page.keyboard.press("d")
+    page.locator(f"#candidate-{order[3]}").wait_for(state="detached")
+
+    # the last one: tick all, link it to TE-3.2 too and accept the ticked with A
+    page.locator("#select-all").check()
+    page.get_by_text("Also link accepted items to…").click()
+    bulk = page.locator("#bulk")
+    bulk.get_by_label("Filter expectations").fill("TE-3.2")
+    bulk.locator("label.pick:visible input").check()
+    page.evaluate("document.activeElement.blur()")  # keys go to the page, not the filter box
+    page.keyboard.press("Shift+A")
+    page.get_by_text("Accepted 1 item. Linked to TE-3.2.").wait_for()
+    assert page.get_by_text("Nothing waiting.").is_visible()
+
+    status = dict(Evidence.objects.filter(pk__in=order).values_list("pk", "status"))
+    assert [status[pk] for pk in order] == [
+        "accepted", "dismissed", "dismissed", "dismissed", "accepted",
+    ]  # fmt: skip
+    last = Evidence.objects.get(pk=order[4])
+    assert sorted(last.links.values_list("expectation__code", "origin")) == [
+        ("TE-3.1", "engineer"), ("TE-3.2", "engineer"),
+    ]  # fmt: skip
+    assert len(items) == 5
 
 
 def _accepted_item(erin) -> Evidence:

@@ -609,10 +609,15 @@ def test_inbox_lists_candidates_with_suggestions_preselected(as_erin, erin, org)
     assert "INC0010003" not in html and "INC0010004" not in html
     row = html[html.index(f'id="candidate-{first.pk}"') :]
     row = row[: row.index("</article>")]
-    assert re.findall(r'<option value="([^"]+)" selected>', row) == ["TE-3.1", "CC-2.1"]
-    assert '<optgroup label="Level 3 (your next level) · Technical Expertise">' in row
-    assert row.index("Level 3 (your next level)") < row.index("Level 1 ·")
-    assert '<span class="tag">priority 2</span>' in row and "ml_model" in row
+    ticked = re.findall(r'name="expectations" value="([^"]+)" checked>', row)
+    assert ticked == ["TE-3.1", "CC-2.1"]
+    assert 'aria-label="Level 3 (your next level) · Technical Expertise"' in row
+    # the next level first, the levels above it, then the person's own and below, folded
+    assert row.index("Level 3 (your next level)") < row.index("Level 4 ·")
+    assert row.index("Level 4 ·") < row.index("<summary>Your level and below</summary>")
+    assert row.index("<summary>Your level and below</summary>") < row.index("Level 1 ·")
+    assert "<select" not in row
+    assert '<span class="tag" title="priority 2">priority 2</span>' in row and "ml_model" in row
     assert f'hx-post="/evidence/{first.pk}/accept/" hx-target="#candidate-{first.pk}"' in row
     assert f'formaction="/evidence/{first.pk}/dismiss/"' in row
     assert f'name="ids" value="{first.pk}" form="bulk"' in row

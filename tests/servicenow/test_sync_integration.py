@@ -308,3 +308,31 @@ def test_a_run_that_dies_mid_way_resumes_without_duplicates(emulator, incidents,
     settle(incidents)
 
     assert_mirrors(emulator, incidents)
+
+
+def test_candidates_keep_the_instances_labels_for_state_and_priority(
+    emulator, incidents, users_source
+):
+    """The sync asks for display values (sysparm_display_value=all): a candidate's snapshot
+    keeps the stored codes and, under "display", the labels the instance shows (the inbox
+    shows those: tests/evidence/test_inbox_scale.py)."""
+    from apps.evidence.views import snapshot_labels
+    from servicenow.emulator.render import DEFAULT_CHOICES
+
+    run_sync(users_source, "full")
+    run_sync(incidents, "full")
+
+    labels = DEFAULT_CHOICES["incident"]
+    erin = Person.objects.get(email="erin@example.com")
+    candidates = Evidence.objects.filter(person=erin, status="candidate").select_related(
+        "work_item"
+    )
+    assert candidates
+    for ev in candidates:
+        row = next(r for r in emulator.store.rows("incident") if r["sys_id"] == ev.work_item.sys_id)
+        assert (ev.snapshot["state"], ev.work_item.state) == (row["state"], row["state"])
+        assert snapshot_labels(ev.snapshot) == {
+            "state": labels["state"][row["state"]],
+            "priority": labels["priority"][row["priority"]],
+            "category": ev.snapshot["display"].get("category") or row.get("category", ""),
+        }

@@ -20,6 +20,7 @@ from rest_framework import serializers
 from apps.evidence import selectors
 from apps.evidence.markdown import MARKDOWN_MAX_LENGTH
 from apps.evidence.models import Attachment, Evidence, EvidenceEvent, EvidenceLink
+from apps.evidence.selectors import EVIDENCE_SORTS
 
 
 def attachment_url_builder() -> Callable[[int, int], str]:
@@ -254,7 +255,26 @@ class EvidenceQuerySerializer(serializers.Serializer):
     expectation = serializers.CharField(required=False, max_length=32)
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
-    q = serializers.CharField(required=False, max_length=200)
+    q = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="Text in the title, the description, or the work item's number or short "
+        "description (case-insensitive).",
+    )
+    table = serializers.CharField(
+        required=False, max_length=80, help_text="The work item's ServiceNow table."
+    )
+    state = serializers.CharField(
+        required=False, max_length=40, help_text="The work item's stored state value."
+    )
+    suggested = serializers.CharField(
+        required=False,
+        max_length=32,
+        help_text="An expectation code that a suggestion rule linked (not yet the owner's).",
+    )
+    sort = serializers.ChoiceField(
+        choices=list(EVIDENCE_SORTS), required=False, help_text="Default newest."
+    )
     deleted = serializers.BooleanField(required=False, default=False)
 
 
@@ -270,6 +290,13 @@ class BulkTriageSerializer(serializers.Serializer):
         max_length=500,
     )
     action = serializers.ChoiceField(choices=["accept", "dismiss"])
+    expectations = serializers.ListField(
+        child=serializers.CharField(max_length=32),
+        required=False,
+        max_length=100,
+        help_text="accept only: expectation codes linked to every accepted item, besides "
+        "the suggestions each keeps.",
+    )
 
 
 class BulkTriageResultSerializer(serializers.Serializer):

@@ -155,6 +155,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             actor=request.user,
             ids=body.validated_data["ids"],
             action=body.validated_data["action"],
+            expectations=body.validated_data.get("expectations", ()),
         )
         return Response({"updated": done.updated})
 
