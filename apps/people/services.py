@@ -78,6 +78,12 @@ def person_create(
         )
     granted = {"is_admin": is_admin, "is_committee": is_committee}
     roles = {name: {"from": None, "to": True} for name, given in granted.items() if given}
+    _roles_audit(person=person, actor=actor, roles=roles)
+    return person
+
+
+def _roles_audit(*, person: Person, actor, roles: dict) -> None:
+    """Roles granted or taken ({name: {"from", "to"}}) go into the security audit trail."""
     if roles:
         security_event_record(
             kind=SecurityEvent.Kind.ROLE_CHANGED,
@@ -85,7 +91,6 @@ def person_create(
             target=_audit_target(person),
             detail=roles,
         )
-    return person
 
 
 def _audit_target(person: Person) -> str:
@@ -176,13 +181,7 @@ def person_update(
         for name, old in old_roles.items()
         if getattr(person, name) != old
     }
-    if roles:
-        security_event_record(
-            kind=SecurityEvent.Kind.ROLE_CHANGED,
-            actor=actor,
-            target=_audit_target(person),
-            detail=roles,
-        )
+    _roles_audit(person=person, actor=actor, roles=roles)
     return person
 
 
