@@ -206,6 +206,8 @@ def test_no_template_holds_what_the_csp_blocks():
         for d in TEMPLATE_DIRS
         for p in d.rglob("*.html")
         if str(p.relative_to(ROOT)) not in NOT_PAGES
+        # mails are read in mail clients, not served under the CSP: their styles are inline
+        and "/email/" not in str(p)
     ]
     assert len(templates) > 20
     problems = [

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 import requests
@@ -298,3 +298,37 @@ def provider_logout_url(request) -> str:
         }
     )
     return f"{provider.end_session_endpoint}?{query}"
+
+
+def sso_form_action_origins() -> list[str]:
+    """Origins a sign-out form may be redirected to: the provider's (the issuer's, and a
+    pinned end-session endpoint's). Empty when SSO is off."""
+    if not sso_enabled():
+        return []
+    origins = []
+    for url in (settings.OIDC_ISSUER, settings.OIDC_OP_END_SESSION_ENDPOINT):
+        parts = urlsplit(url or "")
+        if parts.scheme in ("http", "https") and parts.netloc:
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin not in origins:
+                origins.append(origin)
+    return origins
+
+
+class SSOFormActionMiddleware:
+    """The CSP's form-action covers redirects after a form is sent (CSP 3): Sign out posts to
+    /logout/, which sends an SSO session on to the provider's end-session endpoint. Every
+    page carries that form, so every response lets the provider's origin in (nothing else).
+    Sits after csp.middleware.CSPMiddleware, so its response hook runs first."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        origins = sso_form_action_origins()
+        if origins:
+            update = dict(getattr(response, "_csp_update", None) or {})
+            update["form-action"] = [*update.get("form-action", []), *origins]
+            response._csp_update = update
+        return response

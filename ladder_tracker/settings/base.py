@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "apps.security.middleware.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    # lets Sign out's redirect reach the SSO provider (form-action), when SSO is on
+    "apps.people.sso.SSOFormActionMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

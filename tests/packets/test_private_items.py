@@ -148,7 +148,9 @@ def test_builder_marks_private_items_and_asks_to_share(client, org, draft, hidde
     html = client.get(f"/packets/{draft.pk}/").content.decode()
     assert f'data-testid="share-{hidden.pk}"' in html
     assert f'data-private-title="{SECRET["title"]}"' in html
-    assert "Share it with your reviewers?" in html  # the question asked on ticking it
+    # the question asked on ticking it comes from static/js/app.js (no inline script under
+    # the CSP), wired by these attributes; tests/e2e/test_packet_private_share.py answers it
+    assert f'data-evidence-id="{hidden.pk}"' in html and "data-share-box=" in html
 
     pick = f"{code}|{hidden.pk}"
     refused = client.post(

@@ -249,26 +249,34 @@ class EvidenceQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Evidence.Status.choices, required=False)
     source = serializers.ChoiceField(choices=Evidence.Source.choices, required=False)
     visibility = serializers.ChoiceField(choices=Evidence.Visibility.choices, required=False)
-    competency = serializers.CharField(required=False, max_length=16)
+    competency = serializers.CharField(required=False, allow_blank=True, max_length=16)
     level = serializers.IntegerField(required=False, min_value=1, max_value=20)
-    skill = serializers.CharField(required=False, max_length=100)
-    expectation = serializers.CharField(required=False, max_length=32)
+    skill = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    expectation = serializers.CharField(required=False, allow_blank=True, max_length=32)
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
     q = serializers.CharField(
         required=False,
+        allow_blank=True,
         max_length=200,
         help_text="Text in the title, the description, or the work item's number or short "
         "description (case-insensitive).",
     )
     table = serializers.CharField(
-        required=False, max_length=80, help_text="The work item's ServiceNow table."
+        required=False,
+        allow_blank=True,
+        max_length=80,
+        help_text="The work item's ServiceNow table.",
     )
     state = serializers.CharField(
-        required=False, max_length=40, help_text="The work item's stored state value."
+        required=False,
+        allow_blank=True,
+        max_length=40,
+        help_text="The work item's stored state value.",
     )
     suggested = serializers.CharField(
         required=False,
+        allow_blank=True,
         max_length=32,
         help_text="An expectation code that a suggestion rule linked (not yet the owner's).",
     )

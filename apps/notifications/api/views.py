@@ -15,6 +15,9 @@ from ..services import notification_preferences_update
 
 
 class NotificationPreferenceSerializer(serializers.ModelSerializer):
+    # null until the person first changes a preference (the defaults are not stored)
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
     class Meta:
         model = NotificationPreference
         fields = [*NotificationPreference.FIELDS, "updated_at"]
