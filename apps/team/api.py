@@ -13,7 +13,7 @@ from .selectors import SORTS, TeamFilters, TeamRow, team_overview
 
 class TeamQuerySerializer(serializers.Serializer):
     q = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    manager = serializers.IntegerField(required=False, min_value=1)
+    manager = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     level = serializers.IntegerField(required=False, min_value=1, max_value=99)
     packet_state = serializers.ChoiceField(
         choices=[*Packet.State.values, "none"], required=False, allow_blank=True

@@ -209,3 +209,8 @@ def test_person_page_is_a_404_outside_your_team(client, org):
     assert client.get(f"/team/{org.other_engineer.pk}/").status_code == 404
     assert client.get(f"/team/{org.director.pk}/").status_code == 404
     assert client.get("/team/999999/").status_code == 404
+
+
+def test_a_manager_id_beyond_a_database_integer_is_a_400(org):
+    response = api_client(org.manager).get("/api/v1/team/", {"manager": 2**70})
+    assert response.status_code == 400 and "manager" in response.json()["error"]["detail"]

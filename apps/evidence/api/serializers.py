@@ -43,7 +43,7 @@ class AttachmentSerializer(serializers.ModelSerializer):
 
 class LinkInSerializer(serializers.Serializer):
     expectation = serializers.CharField(required=False, allow_blank=False, max_length=32)
-    deliverable = serializers.IntegerField(required=False, min_value=1)
+    deliverable = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
     def validate(self, attrs):
@@ -245,7 +245,7 @@ def evidence_body(*, pk: int) -> dict:
 
 
 class EvidenceQuerySerializer(serializers.Serializer):
-    person = serializers.IntegerField(required=False, min_value=1)
+    person = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     status = serializers.ChoiceField(choices=Evidence.Status.choices, required=False)
     source = serializers.ChoiceField(choices=Evidence.Source.choices, required=False)
     visibility = serializers.ChoiceField(choices=Evidence.Visibility.choices, required=False)
