@@ -122,6 +122,17 @@ def _check_dates(occurred_on: date | None, occurred_until: date | None) -> None:
 
 
 @transaction.atomic
+def _check_title(title: str) -> None:
+    """A title is required and fits its column (a longer one was a database error on
+    PostgreSQL, which SQLite never raises)."""
+    title = (title or "").strip()
+    if not title:
+        raise ValidationError({"title": "A title is required."})
+    limit = Evidence._meta.get_field("title").max_length
+    if len(title) > limit:
+        raise ValidationError({"title": f"At most {limit} characters (it has {len(title)})."})
+
+
 def evidence_create(
     *,
     person: Person,
@@ -137,8 +148,7 @@ def evidence_create(
 ) -> Evidence:
     if person.user_id != actor.pk:
         raise EvidenceForbidden("Evidence is added by its owner.")
-    if not title.strip():
-        raise ValidationError({"title": "A title is required."})
+    _check_title(title)
     markdown_check_length(description, field="description")
     _check_dates(occurred_on, occurred_until)
     resolved_links = _resolve_links(person, links or [])
@@ -194,8 +204,7 @@ def _update(*, evidence: Evidence, actor, skills=None, links=None, **fields) -> 
     for name, value in fields.items():
         if name == "title":
             value = (value or "").strip()
-            if not value:
-                raise ValidationError({"title": "A title is required."})
+            _check_title(value)
         old = getattr(evidence, name)
         if old != value:
             changes[name] = [_jsonable(old), _jsonable(value)]

@@ -38,7 +38,7 @@ def _long_items(person) -> tuple[Evidence, Evidence]:
     manual = services.evidence_create(
         person=person,
         actor=person.user,
-        title=f"Manual {WORD}",
+        title=WORD,  # the whole column: a title longer than 300 is refused
         description=DESCRIPTION,
         url=f"https://example.com/{WORD}",
     )
@@ -110,7 +110,7 @@ def test_a_300_character_word_does_not_widen_the_evidence_pages(
         sign_in(page, live_server, "omar")  # erin's manager reads the same words
         for path in ("/team/evidence/", f"/evidence/{manual.pk}/"):
             page.goto(f"{live_server.url}{path}")
-            assert f"Manual {WORD}" in page.content(), path
+            assert WORD in page.content(), path
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= viewport["width"], (path, width, page.evaluate(WIDER_THAN))
     finally:

@@ -5,9 +5,11 @@ the limit named, on the form (no browser maxlength cutting a paste silently) and
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 
+from apps.evidence import services
 from apps.evidence.candidates import candidates_import, title_fit
 from apps.evidence.models import Evidence
 from servicenow.models import Connection, Source, WorkItem
@@ -109,3 +111,9 @@ def test_the_api_refuses_a_longer_title_naming_the_limit(org):
     assert response.json()["error"]["detail"]["title"] == [
         "Ensure this field has no more than 300 characters."
     ]
+
+
+def test_the_service_refuses_a_title_longer_than_its_column(org):
+    with pytest.raises(ValidationError) as refused:
+        services.evidence_create(person=org.engineer, actor=org.engineer.user, title="t" * 301)
+    assert "At most 300 characters (it has 301)" in str(refused.value)
