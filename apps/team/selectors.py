@@ -243,6 +243,11 @@ def team_overview(*, viewer: AbstractBaseUser, filters: TeamFilters | None = Non
                 last_activity=max(activity) if activity else None,
             )
         )
+    return team_rows_select(rows, f)
+
+
+def team_rows_select(rows: list[TeamRow], f: TeamFilters) -> list[TeamRow]:
+    """The rows a filter keeps, in its sort order (no query: rows are already read)."""
     return _sorted(_filtered(rows, f), f.sort)
 
 

@@ -8,7 +8,14 @@ from django.shortcuts import render
 from apps.packets.models import Packet
 from ladder_tracker.errors import NotFoundError
 
-from .selectors import SORTS, TeamFilters, team_groups, team_overview, team_person
+from .selectors import (
+    SORTS,
+    TeamFilters,
+    team_groups,
+    team_overview,
+    team_person,
+    team_rows_select,
+)
 
 SORT_LABELS = {
     "name": "Name",
@@ -56,7 +63,8 @@ def team_page(request):
     )
     form = TeamFilterForm(request.GET or None, managers=managers)
     filters = form.filters() if request.GET else TeamFilters()
-    rows = team_overview(viewer=request.user, filters=filters) if request.GET else everyone
+    # one read of the team: the filter's rows come from the same rows the manager list did
+    rows = team_rows_select(everyone, filters)
     query = request.GET.copy()
     query.pop("sort", None)
     columns = []

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import http.client
 import json
 import re
@@ -1150,21 +1151,12 @@ class Emulator:
             groups = aggregate.grouped_stats(
                 rows, group_by, count, fields, having, order, getter_for, self.numeric_fields
             )
-            dates = self._date_display(user)
-            choices = self.choices.get(table_name, {})
+            display = self._display(table_name, self._date_display(user))
             result = []
             for key, stats in groups:
                 described = []
                 for field, value in zip(group_by, key, strict=True):
-                    shown = display_for(
-                        self.store,
-                        self.reference_fields,
-                        choices,
-                        self.date_fields,
-                        dates,
-                        field,
-                        value,
-                    )
+                    shown = display(field, value)
                     if display_value == "all":
                         described.append({"field": field, "value": value, "display_value": shown})
                     elif display_value == "true":
@@ -1176,6 +1168,18 @@ class Emulator:
 
     # -- record pages ------------------------------------------------------------------
 
+    def _display(self, table_name: str, dates: DateDisplay) -> Callable[[str, str], str]:
+        """display_for bound to this instance's store, references, choices and dates:
+        (field, stored value) -> the value as ServiceNow displays it."""
+        return functools.partial(
+            display_for,
+            self.store,
+            self.reference_fields,
+            self.choices.get(table_name, {}),
+            self.date_fields,
+            dates,
+        )
+
     def _record_page(self, table_name: str, sys_id: str) -> Response:
         """The HTML page behind ``nav_to.do?uri=<table>.do?sys_id=<id>`` links."""
         with self.store.lock:
@@ -1184,19 +1188,7 @@ class Emulator:
             if row is None:
                 return Response(404, pages.not_found_page(table_name, sys_id), HTML_TYPE)
             dates = DateDisplay(time_zone(self.time_zone), self.date_format)
-            choices = self.choices.get(table_name, {})
-
-            def shown(field: str, value: str) -> str:
-                return display_for(
-                    self.store,
-                    self.reference_fields,
-                    choices,
-                    self.date_fields,
-                    dates,
-                    field,
-                    value,
-                )
-
+            shown = self._display(table_name, dates)
             page = pages.record_page(table_name, dict(row), shown, self.reference_fields)
         return Response(200, page, HTML_TYPE)
 

@@ -214,3 +214,14 @@ def test_person_page_is_a_404_outside_your_team(client, org):
 def test_a_manager_id_beyond_a_database_integer_is_a_400(org):
     response = api_client(org.manager).get("/api/v1/team/", {"manager": 2**70})
     assert response.status_code == 400 and "manager" in response.json()["error"]["detail"]
+
+
+def test_a_filtered_page_reads_the_team_once(client, org):
+    login(client, org.director)
+    unfiltered = CaptureQueriesContext(connection)
+    with unfiltered:
+        client.get("/team/")
+    filtered = CaptureQueriesContext(connection)
+    with filtered:
+        client.get(f"/team/?manager={org.manager.pk}&sort=-coverage")
+    assert len(filtered.captured_queries) == len(unfiltered.captured_queries)
