@@ -226,9 +226,11 @@ def ratings_svg(analytics: CycleAnalytics) -> str:
 
 
 def duration_text(seconds: float | None) -> str:
-    """A duration in the unit that reads best: minutes, hours or days."""
+    """A duration in the unit that reads best: seconds, minutes, hours or days."""
     if seconds is None:
         return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 86400:

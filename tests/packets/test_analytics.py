@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apps.packets.analytics import cycle_analytics
-from apps.packets.charts import cycle_charts
+from apps.packets.charts import cycle_charts, duration_text
 from apps.packets.models import Assessment, Packet, PacketEvent, PacketSnapshot
 from tests.factories import (
     PersonFactory,
@@ -243,6 +243,21 @@ def test_the_numbers_of_a_hand_built_cycle(built, org):
         "max_seconds": 10,
     }
     assert days(times["changes_requested"])["median_seconds"] == 2
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "—"),
+        (12.4, "12 s"),
+        (90, "2 min"),
+        (5400, "1.5 h"),
+        (86400, "1.0 d"),
+        (9 * DAY, "9.0 d"),
+    ],
+)
+def test_durations_read_in_the_unit_that_fits(seconds, text):
+    assert duration_text(seconds) == text
 
 
 def _svg(text: str) -> ET.Element:
