@@ -40,6 +40,11 @@ def screenshot_on_failure(page, name: str):
 def test_committee_member_reads_the_cycle_analytics(page, live_server, org, ladder_version):
     cycle = hand_built_cycle(org, ladder_version)
 
+    # inline SVG with presentation attributes only: nothing for the CSP to block
+    page.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+        " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
     with screenshot_on_failure(page, "cycle-analytics"):
         sign_in(page, live_server, "cora")
         nav(page, "Committee").click()
@@ -85,3 +90,4 @@ def test_committee_member_reads_the_cycle_analytics(page, live_server, org, ladd
         section.get_by_text("Data table").click()
         row = section.get_by_role("row", name="Endorsed")
         assert row.is_visible() and "8.5 d" in row.inner_text()
+        assert page.evaluate("window.__csp") == []
