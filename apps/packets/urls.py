@@ -12,6 +12,7 @@ urlpatterns = [
     path("cycles/new/", views.cycle_edit_page, name="cycle-create"),
     path("cycles/<int:pk>/edit/", views.cycle_edit_page, name="cycle-edit"),
     path("cycles/<int:pk>/report/", views.cycle_report_page, name="cycle-report"),
+    path("cycles/<int:pk>/analytics/", views.cycle_analytics_page, name="cycle-analytics"),
     path("<int:pk>/", views.packet_page, name="detail"),
     path("<int:pk>/save/", views.packet_save_view, name="save"),
     path("<int:pk>/submit/", views.packet_submit_view, name="submit"),

@@ -35,7 +35,7 @@ from ladder_tracker.errors import (
     message_error,
 )
 
-from . import exports, selectors, services
+from . import analytics, charts, exports, selectors, services
 from .forms import (
     NARRATIVE,
     NOTE,
@@ -608,3 +608,58 @@ def cycle_report_page(request, pk: int):
         "grand_total": sum(totals),
     }
     return render(request, "packets/cycle_report.html", context)
+
+
+@login_required
+def cycle_analytics_page(request, pk: int):
+    """Charts of the cycle (analytics.cycle_analytics): the same readers as the report."""
+    if not selectors.cycle_report_allowed(viewer=request.user):
+        raise Http404("Cycle reports are for admins and the committee.")
+    cycle = get_object_or_404(PromotionCycle, pk=pk)
+    data = analytics.cycle_analytics(cycle=cycle)
+    cycle_mean = data.ratings_cycle.mean
+
+    def outcome_rows(rows):
+        return [
+            {
+                "label": r.label,
+                "counts": [r.counts[k] for k, _ in analytics.OUTCOMES],
+                "total": r.total,
+            }
+            for r in rows
+        ]
+
+    context = {
+        "cycle": cycle,
+        "data": data,
+        "charts": charts.cycle_charts(data),
+        "outcomes": analytics.OUTCOMES,
+        "ratings": analytics.RATINGS,
+        "level_rows": outcome_rows(data.by_level),
+        "manager_rows": outcome_rows(data.by_manager),
+        "rating_rows": [
+            {
+                "label": r.label,
+                "counts": [r.counts[k] for k, _ in analytics.RATINGS],
+                "total": r.total,
+                "mean": r.mean,
+                "difference": None
+                if r.key is None or r.mean is None or cycle_mean is None
+                else r.mean - cycle_mean,
+            }
+            for r in [data.ratings_cycle, *data.ratings_by_manager]
+        ],
+        "states": [
+            {
+                "label": t.label,
+                "count": t.count,
+                "current": t.current,
+                **{
+                    name: charts.duration_text(t.percentile(q))
+                    for name, q in (("p25", 0.25), ("median", 0.5), ("p75", 0.75), ("p90", 0.9))
+                },
+            }
+            for t in data.time_in_state
+        ],
+    }
+    return render(request, "packets/cycle_analytics.html", context)

@@ -1,5 +1,6 @@
 """manage.py demo_packets: an open "2026 H2" cycle and packets in several states for the
-demo org, so every role has work waiting; a second run changes nothing."""
+demo org, so every role has work waiting; before it a decided "2026 H1" whose analytics have
+something to show; a second run changes nothing."""
 
 from io import StringIO
 
@@ -8,6 +9,7 @@ from django.core import mail
 from django.core.management import call_command
 
 from apps.evidence.models import Evidence
+from apps.packets.analytics import cycle_analytics
 from apps.packets.models import (
     Assessment,
     Packet,
@@ -56,7 +58,10 @@ def test_demo_packets_twice(with_evidence, ladder_version):
     assert counts() == after_first  # idempotent: no duplicates of anything
     cycle = PromotionCycle.objects.get(name="2026 H2")
     assert cycle_is_open(cycle=cycle) and float(cycle.min_coverage) == 0.5
-    packets = {p.person.user.username: p for p in Packet.objects.select_related("person__user")}
+    packets = {
+        p.person.user.username: p
+        for p in Packet.objects.filter(cycle=cycle).select_related("person__user")
+    }
     assert {u: p.state for u, p in packets.items()} == EXPECTED
     assert all(p.cycle_id == cycle.pk for p in packets.values())
     # every submitted packet met the cycle's minimum with the person's own accepted evidence
@@ -77,7 +82,10 @@ def test_demo_packets_twice(with_evidence, ladder_version):
 def test_every_role_finds_work_waiting(ladder_version):
     run("demo_org", "demo_packets")
     people = {p.user.username: p for p in Person.objects.select_related("user")}
-    packets = {p.person.user.username: p for p in Packet.objects.select_related("person__user")}
+    packets = {
+        p.person.user.username: p
+        for p in Packet.objects.filter(cycle__name="2026 H2").select_related("person__user")
+    }
 
     # omar reviews erin's submitted packet
     assert list(packet_review_queue(viewer=people["omar"].user)) == [packets["erin"]]
@@ -103,6 +111,41 @@ def test_every_role_finds_work_waiting(ladder_version):
     assert decided.status_code == 200, decided.json()
     people["sam"].refresh_from_db()
     assert people["sam"].level == 3
+
+
+def test_the_past_cycle_gives_its_analytics_something_to_show(ladder_version):
+    run("demo_org", "demo_packets")
+    past = PromotionCycle.objects.get(name="2026 H1")
+    packets = {
+        p.person.user.username: p
+        for p in Packet.objects.filter(cycle=past).select_related("person__user")
+    }
+
+    assert not cycle_is_open(cycle=past)
+    assert {u: p.state for u, p in packets.items()} == {
+        "ken": "promoted",
+        "erin": "declined",
+        "lena": "not_promoted",
+        "sam": "withdrawn",
+    }
+    ken = Person.objects.get(user__username="ken")
+    assert ken.level == 2  # promoted in H1; his H2 draft aims at level 3
+    assert Packet.objects.get(person=ken, cycle__name="2026 H2").target_level == 3
+    data = cycle_analytics(cycle=past).as_dict()
+    assert data["coverage_at_submission"]["submitted"] == 3
+    assert {r["label"]: r["total"] for r in data["outcomes_by_manager"]} == {
+        "Maria Manager": 2,
+        "Omar Okafor": 2,  # sam's withdrawn draft: his manager maria
+    }
+    means = {r["name"]: r["mean"] for r in data["ratings"]["by_reviewer"]}
+    assert means["Omar Okafor"] > data["ratings"]["cycle"]["mean"] > means["Maria Manager"]
+    times = {t["state"]: t for t in data["time_in_state"]}
+    # the timeline is the plan's weeks, not the seconds the seed took
+    assert times["endorsed"]["median_seconds"] == pytest.approx(51.5 * 86400)  # 54 and 49 days
+    assert times["submitted"]["count"] == 4 and times["changes_requested"]["count"] == 1
+    assert (
+        PacketEvent.objects.filter(packet__cycle=past).earliest("at").at < past.submission_deadline
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -248,3 +248,106 @@ class CycleReportSerializer(serializers.Serializer):
     by_state = serializers.DictField(
         child=serializers.IntegerField(), read_only=True, help_text="Counts by state."
     )
+
+
+# --- cycle analytics (analytics.CycleAnalytics.as_dict): documented shapes, read-only ------
+
+
+class AnalyticsCycleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    min_coverage = serializers.FloatField()
+
+
+class AnalyticsOutcomeSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="promoted, not_promoted, declined, withdrawn or open")
+    label = serializers.CharField()
+
+
+class AnalyticsBucketSerializer(serializers.Serializer):
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class AnalyticsCoverageSerializer(serializers.Serializer):
+    submitted = serializers.IntegerField(help_text="Packets with a snapshot (submitted once).")
+    median = serializers.FloatField(allow_null=True)
+    mean = serializers.FloatField(allow_null=True)
+    below_minimum = serializers.IntegerField()
+    buckets = AnalyticsBucketSerializer(many=True)
+
+
+class AnalyticsOutcomeCountsSerializer(serializers.Serializer):
+    promoted = serializers.IntegerField()
+    not_promoted = serializers.IntegerField()
+    declined = serializers.IntegerField()
+    withdrawn = serializers.IntegerField()
+    open = serializers.IntegerField()
+
+
+class AnalyticsLevelRowSerializer(serializers.Serializer):
+    target_level = serializers.IntegerField()
+    label = serializers.CharField()
+    counts = AnalyticsOutcomeCountsSerializer()
+    total = serializers.IntegerField()
+
+
+class AnalyticsManagerRowSerializer(serializers.Serializer):
+    manager = serializers.IntegerField(allow_null=True, help_text="Person id; null: no manager.")
+    label = serializers.CharField()
+    counts = AnalyticsOutcomeCountsSerializer()
+    total = serializers.IntegerField()
+
+
+class AnalyticsRatingCountsSerializer(serializers.Serializer):
+    below = serializers.IntegerField()
+    meets = serializers.IntegerField()
+    exceeds = serializers.IntegerField()
+
+
+class AnalyticsRatingCycleSerializer(serializers.Serializer):
+    counts = AnalyticsRatingCountsSerializer()
+    total = serializers.IntegerField()
+    mean = serializers.FloatField(allow_null=True)
+
+
+class AnalyticsReviewerSerializer(serializers.Serializer):
+    reviewer = serializers.IntegerField(help_text="Person id.")
+    name = serializers.CharField()
+    counts = AnalyticsRatingCountsSerializer()
+    total = serializers.IntegerField()
+    mean = serializers.FloatField(allow_null=True)
+    difference = serializers.FloatField(allow_null=True, help_text="mean − the cycle's mean")
+
+
+class AnalyticsRatingsSerializer(serializers.Serializer):
+    scores = serializers.DictField(child=serializers.IntegerField(), help_text="rating → score")
+    cycle = AnalyticsRatingCycleSerializer()
+    by_reviewer = AnalyticsReviewerSerializer(many=True)
+
+
+class AnalyticsStateTimeSerializer(serializers.Serializer):
+    state = serializers.CharField()
+    label = serializers.CharField()
+    count = serializers.IntegerField(help_text="Completed stays (entered, then left).")
+    current = serializers.IntegerField(help_text="Packets in this state now (not counted).")
+    median_seconds = serializers.FloatField(allow_null=True)
+    p25_seconds = serializers.FloatField(allow_null=True)
+    p75_seconds = serializers.FloatField(allow_null=True)
+    p90_seconds = serializers.FloatField(allow_null=True)
+    max_seconds = serializers.FloatField(allow_null=True)
+
+
+class CycleAnalyticsSerializer(serializers.Serializer):
+    """A cycle's analytics: the numbers of its analytics page."""
+
+    cycle = AnalyticsCycleSerializer()
+    packets = serializers.IntegerField()
+    outcomes = AnalyticsOutcomeSerializer(many=True)
+    coverage_at_submission = AnalyticsCoverageSerializer()
+    outcomes_by_level = AnalyticsLevelRowSerializer(many=True)
+    outcomes_by_manager = AnalyticsManagerRowSerializer(many=True)
+    ratings = AnalyticsRatingsSerializer()
+    time_in_state = AnalyticsStateTimeSerializer(many=True)

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from apps.ladders.models import Expectation
 from apps.packets import selectors, services
+from apps.packets.analytics import cycle_analytics
 from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
 from apps.packets.models import PacketItem, PromotionCycle
 from apps.people.selectors import person_for_user
@@ -86,6 +87,22 @@ class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
         for row in rows:
             by_state[row["state"]] = by_state.get(row["state"], 0) + row["count"]
         return Response({"cycle": cycle.pk, "rows": rows, "by_state": by_state})
+
+    @extend_schema(
+        responses={
+            200: s.CycleAnalyticsSerializer,
+            403: forbidden_response("Cycle reports are for admins and the committee."),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def analytics(self, request, pk=None):
+        """Coverage at submission, outcomes by target level and by reviewing manager, each
+        reviewer's ratings beside the cycle's, and time in each state (the analytics page's
+        numbers)."""
+        cycle = self.get_object()
+        if not selectors.cycle_report_allowed(viewer=request.user):
+            raise ForbiddenError("Cycle reports are for admins and the committee.")
+        return Response(cycle_analytics(cycle=cycle).as_dict())
 
 
 class PacketViewSet(viewsets.ReadOnlyModelViewSet):
