@@ -1,4 +1,3 @@
-import re
 from datetime import datetime
 
 from drf_spectacular.utils import extend_schema_field
@@ -7,8 +6,8 @@ from rest_framework import serializers
 from servicenow import selectors, services
 from servicenow.models import Connection, Source, SuggestionRule, SyncRun, WorkItem
 
-FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+FIELD_NAME = services.FIELD_NAME
+TABLE_NAME = services.TABLE_NAME
 
 
 def _field_names(value, what: str) -> list[str]:
@@ -81,25 +80,25 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return value
 
     def validate_page_size(self, value: int) -> int:
-        if not 1 <= value <= 10000:
-            raise serializers.ValidationError("Between 1 and 10000.")
+        services.connection_page_size_validate(value)
         return value
 
     def validate_api_path(self, value: str) -> str:
-        if value not in ("/api/now/table", "/api/now/v1/table", "/api/now/v2/table"):
-            raise serializers.ValidationError(
-                "One of /api/now/table, /api/now/v1/table, /api/now/v2/table."
-            )
+        services.connection_api_path_validate(value)
         return value
 
     def validate(self, attrs):
-        auth = attrs.get("auth_type", getattr(self.instance, "auth_type", "basic"))
-        if auth != "basic" and not attrs.get("client_id", getattr(self.instance, "client_id", "")):
-            raise serializers.ValidationError({"client_id": "OAuth needs a client id."})
-        if auth != "oauth_client_credentials" and not attrs.get(
-            "username", getattr(self.instance, "username", "")
-        ):
-            raise serializers.ValidationError({"username": "This auth type needs a username."})
+        def current(name):
+            return attrs.get(name, getattr(self.instance, name, ""))
+
+        problems = services.connection_auth_problems(
+            auth_type=current("auth_type") or Connection.AuthType.BASIC,
+            username=current("username"),
+            client_id=current("client_id"),
+        )
+        if problems:  # one at a time, as before: client id first
+            field = next(iter(problems))
+            raise serializers.ValidationError({field: problems[field]})
         return attrs
 
 
@@ -338,6 +337,11 @@ class ConnectionCheckSerializer(serializers.Serializer):
     api = serializers.CharField(required=False, help_text="The table API path used, when ok.")
     error = serializers.CharField(
         required=False, help_text="When not ok: the kind of failure, e.g. AuthenticationError."
+    )
+    problem = serializers.CharField(
+        required=False,
+        help_text="When not ok: what kind of failure, for a person (auth refused, TLS, "
+        "unreachable, blocked by the outbound URL policy, …).",
     )
 
 
