@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -77,6 +78,13 @@ class ConnectionForm(forms.ModelForm):
             "page_size",
             "api_path",
         ]
+        labels = {
+            "instance_url": "Instance URL",
+            "client_id": "Client id",
+            "proxy_url": "Proxy URL",
+            "ca_certificate": "CA certificate",
+            "verify_tls": "Verify TLS certificates",
+        }
         help_texts = {
             "auth_type": "Basic sends the username and password with each request; OAuth "
             "gets a token from the instance's /oauth_token.do (an OAuth application "
@@ -145,8 +153,22 @@ class ConnectionForm(forms.ModelForm):
 
     def clean_instance_url(self):
         url = self.cleaned_data["instance_url"].rstrip("/")
-        services.connection_url_validate(url)
+        try:
+            services.connection_url_validate(url)
+        except ValidationError:
+            self._forget_url_credentials()
+            raise
         return url
+
+    def _forget_url_credentials(self) -> None:
+        """A password typed into the URL is a secret too: the form shown back with the
+        error keeps the URL without it."""
+        key = self.add_prefix("instance_url")
+        parts = urlsplit(self.data.get(key, ""))
+        if parts.username is None and parts.password is None:
+            return
+        self.data = self.data.copy()
+        self.data[key] = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
     def clean_proxy_url(self):
         url = self.cleaned_data["proxy_url"].strip().rstrip("/")
@@ -192,11 +214,12 @@ class ConnectionForm(forms.ModelForm):
                     f"clear_{name}",
                     f"Either type a new {label} or tick “Clear stored {label}”, not both.",
                 )
-            elif name in used and not typed and not clear and not self._stored(has_stored):
-                # A new connection, or one switched to this auth type, brings the secrets it
-                # needs. Clearing a stored one stays possible: an explicit act.
-                if self.instance.pk is None or "auth_type" in self.changed_data:
-                    self.add_error(name, f"{auth_label} needs a {label}.")
+                continue
+            # A new connection, or one switched to this auth type, brings the secrets it
+            # needs. Clearing a stored one stays possible: an explicit act.
+            missing = name in used and not typed and not clear and not self._stored(has_stored)
+            if missing and (self.instance.pk is None or "auth_type" in self.changed_data):
+                self.add_error(name, f"{auth_label} needs a {label}.")
         return cleaned
 
     def _stored(self, has_stored: str) -> bool:
