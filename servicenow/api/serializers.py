@@ -13,9 +13,8 @@ TABLE_NAME = services.TABLE_NAME
 def _field_names(value, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise serializers.ValidationError(f"{what} must be a list of field names.")
-    bad = [v for v in value if not FIELD_NAME.match(v)]
-    if bad:
-        raise serializers.ValidationError(f"Not a ServiceNow field name: {', '.join(bad)}")
+    if problem := services.source_field_names_problem(value):
+        raise serializers.ValidationError(problem)
     return value
 
 
@@ -191,11 +190,6 @@ class SourceSerializer(serializers.ModelSerializer):
             return source.last_run_id
         return source.runs.order_by("-created_at", "-id").values_list("pk", flat=True).first()
 
-    def validate_table(self, value: str) -> str:
-        if not TABLE_NAME.match(value):
-            raise serializers.ValidationError("Not a ServiceNow table name.")
-        return value
-
     def validate_fields(self, value):
         return _field_names(value, "fields")
 
@@ -203,20 +197,25 @@ class SourceSerializer(serializers.ModelSerializer):
         return _field_names(value, "attribution_fields")
 
     def validate_query(self, value: str) -> str:
-        if "\n" in value:
-            raise serializers.ValidationError("An encoded query is one line.")
         return value.strip()
 
-    def validate_interval_minutes(self, value):
-        if value is not None and not 1 <= value <= 10080:
-            raise serializers.ValidationError("Between 1 minute and one week.")
-        return value
-
     def validate(self, attrs):
-        kind = attrs.get("kind", getattr(self.instance, "kind", "work_items"))
-        table = attrs.get("table", getattr(self.instance, "table", ""))
-        if kind == Source.Kind.USERS and table != "sys_user":
-            raise serializers.ValidationError({"table": "A users source reads sys_user."})
+        """The rules the admin and the setup page apply too (services.source_problems),
+        on the source as it would be saved."""
+
+        def current(name, default):
+            return attrs.get(name, getattr(self.instance, name, default))
+
+        trial = Source(
+            table=current("table", ""),
+            kind=current("kind", Source.Kind.WORK_ITEMS),
+            query=current("query", ""),
+            fields=current("fields", []),
+            attribution_fields=current("attribution_fields", []),
+            interval_minutes=current("interval_minutes", None),
+        )
+        if problems := services.source_problems(source=trial):
+            raise serializers.ValidationError(problems)
         return attrs
 
 
