@@ -107,3 +107,21 @@ def test_admin_creates_a_connection_switches_auth_tests_it_and_adds_a_source(
     assert "enabled, every 30 min" in source_row.inner_text()
     assert "never run" in source_row.inner_text()
     assert violations == []
+
+
+def test_the_django_admin_connection_form_follows_the_auth_type_too(page, live_server):
+    AdminUserFactory(username="ada")
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/servicenow/connection/add/")
+    page.get_by_label("Username").fill("ada")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/admin/servicenow/connection/add/")
+
+    # basic first: username and password rows, no client id
+    assert page.locator(".form-row.field-username").is_visible()
+    assert page.locator(".form-row.field-client_id").is_hidden()
+    # client credentials: the other way round
+    page.locator("#id_auth_type").select_option("oauth_client_credentials")
+    assert page.locator(".form-row.field-username").is_hidden()
+    assert page.locator(".form-row.field-password").is_hidden()
+    assert page.locator(".form-row.field-client_secret").is_visible()
