@@ -46,8 +46,9 @@ class ConnectionForm(forms.ModelForm):
     replaces it, the "clear stored" box removes it; the form says whether one is stored,
     never what it is. Only the chosen auth type's credentials count: the others are
     cleared on save (a stored password a client-credentials connection never sends is a
-    liability), and the chosen type's must be there. connection-auth.js shows only the
-    chosen type's fields; without it they are all shown and the server still decides."""
+    liability), and the chosen type's must be there. The setup page renders the other
+    types' rows hidden and connection-auth.js swaps them as the type changes (in the admin
+    too); the server decides either way."""
 
     password = _secret_field("Password")
     clear_password = forms.BooleanField(required=False, label="Clear stored password")

@@ -1,8 +1,10 @@
 // A ServiceNow connection form (the setup page and the Django admin): show only the
 // credential fields of the chosen auth type. The <select data-auth-fields> says which
 // fields each type uses; a field's row is [data-field="name"] on the setup page and
-// .field-name in the admin. Without this script every field is shown and the server still
-// decides (it clears another type's credentials on save).
+// .field-name in the admin. Without this script the setup page shows the fields of the type
+// it was rendered with (a changed type shows its fields when the form comes back with what
+// it lacks), the admin shows them all, and either way the server decides: it clears another
+// type's credentials on save.
 (function () {
   "use strict";
 
