@@ -468,6 +468,27 @@ def test_test_connection_says_unreachable_and_blocked_by_the_url_policy(
 
 
 @pytest.mark.django_db
+def test_test_connection_says_tls_failed_until_the_ca_is_pasted(
+    admin_client, tls_emulator, tls_files
+):
+    # given the emulator on https with a certificate from a CA nobody trusts yet
+    with open(tls_files["ca"]) as handle:
+        ca = handle.read()
+    settings_as_typed = connection_form(instance_url=tls_emulator.url, password="integration-pass")
+
+    # when the admin tests it, then again with that CA pasted into the form
+    untrusted = admin_client.post(TRY_NEW, settings_as_typed)
+    trusted = admin_client.post(TRY_NEW, {**settings_as_typed, "ca_certificate": ca})
+
+    # then the first says TLS failed (not "unreachable"), the second connects
+    state, text = try_result(untrusted)
+    assert state == "failed"
+    assert text.startswith("✗ TLS failed: the certificate is not trusted or does not match. ")
+    assert "certificate verify failed" in text
+    assert try_result(trusted)[0] == "ok"
+
+
+@pytest.mark.django_db
 def test_test_connection_with_an_invalid_form_sends_nothing(admin_client, emulator):
     response = admin_client.post(TRY_NEW, connection_form(instance_url=emulator.url, username=""))
 
