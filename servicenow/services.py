@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from datetime import UTC, timedelta
 
 from django.apps import apps
@@ -101,6 +102,41 @@ CONNECTION_FIELD_VALIDATORS = {
     "proxy_url": connection_proxy_url_validate,
     "ca_certificate": connection_ca_certificate_validate,
 }
+
+
+API_PATHS = ("/api/now/table", "/api/now/v1/table", "/api/now/v2/table")
+PAGE_SIZE_MAX = 10000  # the Table API's own sysparm_limit ceiling
+
+# The credentials each auth type uses (the client reads only these). The setup page and the
+# Django admin show only the chosen type's fields, and clear the others on save.
+AUTH_TYPE_FIELDS: dict[str, tuple[str, ...]] = {
+    Connection.AuthType.BASIC: ("username", "password"),
+    Connection.AuthType.OAUTH_PASSWORD: ("client_id", "client_secret", "username", "password"),
+    Connection.AuthType.OAUTH_CLIENT_CREDENTIALS: ("client_id", "client_secret"),
+}
+CREDENTIAL_FIELDS = ("username", "password", "client_id", "client_secret")
+SECRET_FIELDS = ("password", "client_secret")
+
+
+def connection_page_size_validate(value: int) -> None:
+    if not 1 <= value <= PAGE_SIZE_MAX:
+        raise ValidationError(f"Between 1 and {PAGE_SIZE_MAX}.")
+
+
+def connection_api_path_validate(value: str) -> None:
+    if value not in API_PATHS:
+        raise ValidationError(f"One of {', '.join(API_PATHS)}.")
+
+
+def connection_auth_problems(*, auth_type: str, username: str, client_id: str) -> dict[str, str]:
+    """What the chosen auth type lacks, by field (the API, the admin and the setup page ask
+    this; secrets are checked by the forms, which know whether one is stored)."""
+    problems = {}
+    if auth_type != Connection.AuthType.BASIC and not client_id:
+        problems["client_id"] = "OAuth needs a client id."
+    if auth_type != Connection.AuthType.OAUTH_CLIENT_CREDENTIALS and not username:
+        problems["username"] = "This auth type needs a username."
+    return problems
 
 
 def connection_validate(*, connection: Connection) -> None:
@@ -216,8 +252,39 @@ def connection_client(*, connection: Connection) -> ServiceNowClient:
     return ServiceNowClient(connection_client_config(connection=connection))
 
 
-def connection_check(*, connection: Connection) -> dict:
-    """Reachability and auth, recorded on the connection. Never raises for a remote failure.
+def connection_check_problem(exc: Exception) -> str:
+    """A heading for a failed check, saying which kind of failure it was, for the admin
+    who reads it beside the form (the message after it has the details)."""
+    from .client import (
+        AuthenticationError,
+        AuthorizationError,
+        ConfigurationError,
+        ConnectionFailedError,
+        OutboundRefusedError,
+    )
+
+    if isinstance(exc, SecretUnreadable):
+        return "Stored secret unreadable (was the encryption key changed?)"
+    if isinstance(exc, OutboundRefusedError):
+        return "Blocked by the outbound URL policy: nothing was sent"
+    if isinstance(exc, AuthenticationError):
+        return "Authentication refused: check the credentials"
+    if isinstance(exc, AuthorizationError):
+        return "Signed in, but not allowed to read sys_user: check the account's roles"
+    if isinstance(exc, ConnectionFailedError):
+        if "TLS error" in str(exc):
+            return "TLS failed: the certificate is not trusted or does not match"
+        return "Unreachable: no answer from the instance"
+    if isinstance(exc, ConfigurationError):
+        return "Settings the client cannot use"
+    return "The instance answered, but not as ServiceNow's Table API does"
+
+
+def connection_check(*, connection: Connection, record: bool = True) -> dict:
+    """Reachability and auth (one small authenticated GET through the client, outbound
+    policy included), recorded on the connection unless `record` is off (an unsaved
+    connection from the setup page's form). Never raises for a remote failure; a failure's
+    `problem` says which kind it was (`connection_check_problem`).
 
     A destination the outbound policy refuses is reported as refused (error
     "OutboundRefusedError"), nothing sent: the button says why, never whether something
@@ -244,15 +311,53 @@ def connection_check(*, connection: Connection) -> dict:
             "reachable": not isinstance(exc, SecretUnreadable)
             and getattr(exc, "status_code", None) is not None,
             "authenticated": False,
+            "problem": connection_check_problem(exc),
         }
         message = str(exc)
     result["message"] = message
+    if not record:  # settings being typed on the setup page, not a saved connection's
+        return result
     connection.last_checked_at = timezone.now()
     connection.last_check_ok = result["ok"]
     connection.last_check_message = message[:2000]
     connection.save(update_fields=["last_checked_at", "last_check_ok", "last_check_message"])
     logger.info("connection %s check: %s", connection.pk, "ok" if result["ok"] else message)
     return result
+
+
+FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+INTERVAL_MAX_MINUTES = 7 * 24 * 60
+
+
+def source_field_names_problem(value) -> str | None:
+    """Why a list of ServiceNow field names (a source's `fields`, `attribution_fields`) is
+    not one, or None."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return 'A list of field names, e.g. ["assigned_to"].'
+    bad = [v for v in value if not FIELD_NAME.match(v)]
+    if bad:
+        return f"Not a ServiceNow field name: {', '.join(bad)}"
+    return None
+
+
+def source_problems(*, source: Source) -> dict[str, str]:
+    """What the sync would choke on in a source's settings, by field (the API, the admin and
+    the setup page ask this)."""
+    problems = {}
+    if not TABLE_NAME.match(source.table or ""):
+        problems["table"] = "Not a ServiceNow table name."
+    elif source.kind == Source.Kind.USERS and source.table != "sys_user":
+        problems["table"] = "A users source reads sys_user."
+    for name in ("fields", "attribution_fields"):
+        if problem := source_field_names_problem(getattr(source, name)):
+            problems[name] = problem
+    if "\n" in (source.query or ""):
+        problems["query"] = "An encoded query is one line."
+    interval = source.interval_minutes
+    if interval is not None and not 1 <= interval <= INTERVAL_MAX_MINUTES:
+        problems["interval_minutes"] = "Between 1 minute and one week."
+    return problems
 
 
 @transaction.atomic

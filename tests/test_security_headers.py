@@ -105,9 +105,13 @@ def kwargs_for(name: str, params: list[str], world: dict) -> dict:
             values[param] = world["org"]["engineer"].pk
         elif name == "servicenow:run":
             values[param] = world["run"]
-        elif name == "servicenow:connection-test":
+        elif name in (
+            "servicenow:connection-test",
+            "servicenow:connection-edit",
+            "servicenow:connection-try",
+        ):
             values[param] = world["connection"]
-        elif name == "servicenow:source-sync":
+        elif name in ("servicenow:source-sync", "servicenow:source-edit", "servicenow:source-runs"):
             values[param] = world["source"]
         else:
             raise AssertionError(f"no value for {param} of {name}: add one to kwargs_for")

@@ -1,4 +1,3 @@
-import re
 from datetime import datetime
 
 from drf_spectacular.utils import extend_schema_field
@@ -7,16 +6,15 @@ from rest_framework import serializers
 from servicenow import selectors, services
 from servicenow.models import Connection, Source, SuggestionRule, SyncRun, WorkItem
 
-FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+FIELD_NAME = services.FIELD_NAME
+TABLE_NAME = services.TABLE_NAME
 
 
 def _field_names(value, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise serializers.ValidationError(f"{what} must be a list of field names.")
-    bad = [v for v in value if not FIELD_NAME.match(v)]
-    if bad:
-        raise serializers.ValidationError(f"Not a ServiceNow field name: {', '.join(bad)}")
+    if problem := services.source_field_names_problem(value):
+        raise serializers.ValidationError(problem)
     return value
 
 
@@ -81,25 +79,25 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return value
 
     def validate_page_size(self, value: int) -> int:
-        if not 1 <= value <= 10000:
-            raise serializers.ValidationError("Between 1 and 10000.")
+        services.connection_page_size_validate(value)
         return value
 
     def validate_api_path(self, value: str) -> str:
-        if value not in ("/api/now/table", "/api/now/v1/table", "/api/now/v2/table"):
-            raise serializers.ValidationError(
-                "One of /api/now/table, /api/now/v1/table, /api/now/v2/table."
-            )
+        services.connection_api_path_validate(value)
         return value
 
     def validate(self, attrs):
-        auth = attrs.get("auth_type", getattr(self.instance, "auth_type", "basic"))
-        if auth != "basic" and not attrs.get("client_id", getattr(self.instance, "client_id", "")):
-            raise serializers.ValidationError({"client_id": "OAuth needs a client id."})
-        if auth != "oauth_client_credentials" and not attrs.get(
-            "username", getattr(self.instance, "username", "")
-        ):
-            raise serializers.ValidationError({"username": "This auth type needs a username."})
+        def current(name):
+            return attrs.get(name, getattr(self.instance, name, ""))
+
+        problems = services.connection_auth_problems(
+            auth_type=current("auth_type") or Connection.AuthType.BASIC,
+            username=current("username"),
+            client_id=current("client_id"),
+        )
+        if problems:  # one at a time, as before: client id first
+            field = next(iter(problems))
+            raise serializers.ValidationError({field: problems[field]})
         return attrs
 
 
@@ -192,11 +190,6 @@ class SourceSerializer(serializers.ModelSerializer):
             return source.last_run_id
         return source.runs.order_by("-created_at", "-id").values_list("pk", flat=True).first()
 
-    def validate_table(self, value: str) -> str:
-        if not TABLE_NAME.match(value):
-            raise serializers.ValidationError("Not a ServiceNow table name.")
-        return value
-
     def validate_fields(self, value):
         return _field_names(value, "fields")
 
@@ -204,20 +197,25 @@ class SourceSerializer(serializers.ModelSerializer):
         return _field_names(value, "attribution_fields")
 
     def validate_query(self, value: str) -> str:
-        if "\n" in value:
-            raise serializers.ValidationError("An encoded query is one line.")
         return value.strip()
 
-    def validate_interval_minutes(self, value):
-        if value is not None and not 1 <= value <= 10080:
-            raise serializers.ValidationError("Between 1 minute and one week.")
-        return value
-
     def validate(self, attrs):
-        kind = attrs.get("kind", getattr(self.instance, "kind", "work_items"))
-        table = attrs.get("table", getattr(self.instance, "table", ""))
-        if kind == Source.Kind.USERS and table != "sys_user":
-            raise serializers.ValidationError({"table": "A users source reads sys_user."})
+        """The rules the admin and the setup page apply too (services.source_problems),
+        on the source as it would be saved."""
+
+        def current(name, default):
+            return attrs.get(name, getattr(self.instance, name, default))
+
+        trial = Source(
+            table=current("table", ""),
+            kind=current("kind", Source.Kind.WORK_ITEMS),
+            query=current("query", ""),
+            fields=current("fields", []),
+            attribution_fields=current("attribution_fields", []),
+            interval_minutes=current("interval_minutes", None),
+        )
+        if problems := services.source_problems(source=trial):
+            raise serializers.ValidationError(problems)
         return attrs
 
 
@@ -338,6 +336,11 @@ class ConnectionCheckSerializer(serializers.Serializer):
     api = serializers.CharField(required=False, help_text="The table API path used, when ok.")
     error = serializers.CharField(
         required=False, help_text="When not ok: the kind of failure, e.g. AuthenticationError."
+    )
+    problem = serializers.CharField(
+        required=False,
+        help_text="When not ok: what kind of failure, for a person (auth refused, TLS, "
+        "unreachable, blocked by the outbound URL policy, …).",
     )
 
 

@@ -43,9 +43,36 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
+    screenshot_on_failure(request, page)
     context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Keep each phase's report on the test item, so a fixture can tell whether the test failed.
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def screenshot_on_failure(request, page) -> None:
+    """Save a full-page screenshot of a failed test's page under E2E_SCREENSHOTS (default
+    var/e2e-screenshots/), named after the test, and say where in the report."""
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    folder = os.environ.get("E2E_SCREENSHOTS", "var/e2e-screenshots")
+    os.makedirs(folder, exist_ok=True)
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.nodeid)
+    path = os.path.join(folder, f"{name}.png")
+    try:
+        page.screenshot(path=path, full_page=True)
+    except Exception as exc:  # a closed page: the failure itself says more
+        print(f"screenshot failed: {exc}")
+        return
+    print(f"screenshot of the failed page: {path}")

@@ -104,7 +104,10 @@ def test_admin_pages_and_swagger_ui_render_with_nothing_from_outside(browser, li
 
     with watched(browser, live_server, "ada") as (page, seen):
         for path in ("/people/import/", "/packets/cycles/", "/admin/",
-                     "/admin/servicenow/connection/add/"):  # fmt: skip
+                     "/admin/servicenow/connection/add/", "/servicenow/setup/",
+                     "/servicenow/setup/connections/new/",
+                     f"/servicenow/setup/connections/{connection.pk}/",
+                     f"/servicenow/setup/sources/{source.pk}/"):  # fmt: skip
             visit(page, seen, base + path)
         visit(page, seen, f"{base}/servicenow/", idle=False)
 

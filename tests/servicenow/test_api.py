@@ -346,6 +346,7 @@ def test_check_with_a_bad_password_says_401(admin_api, emulator):
     assert response.json() == {
         "ok": False,
         "error": "AuthenticationError",
+        "problem": "Authentication refused: check the credentials",
         "reachable": True,
         "authenticated": False,
         "message": message,
@@ -424,6 +425,7 @@ def test_check_with_a_refused_oauth_grant(admin_api, emulator, auth_type, grant)
     assert response.json() == {
         "ok": False,
         "error": "AuthenticationError",
+        "problem": "Authentication refused: check the credentials",
         "reachable": True,
         "authenticated": False,
         "message": message,

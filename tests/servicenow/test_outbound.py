@@ -302,6 +302,7 @@ def test_the_admin_form_refuses_with_the_error_on_the_field(admin_web, field, va
         "instance_url": "https://acme.service-now.com",
         "auth_type": "basic",
         "username": "integration",
+        "password": "integration-pass",
         "page_size": "1000",
         "api_path": "/api/now/table",
         field: value,
@@ -406,6 +407,7 @@ def test_test_connection_refuses_a_name_that_resolves_to_a_refused_address(
     assert body == {
         "ok": False,
         "error": "OutboundRefusedError",
+        "problem": "Blocked by the outbound URL policy: nothing was sent",
         "reachable": False,
         "authenticated": False,
         "message": f"refused to connect to acme.service-now.com: it resolves to {reason} "

@@ -447,7 +447,8 @@ def test_connection_admin_action_tests_each_connection(admin_client, emulator):
     assert response.status_code == 200
     assert [level for level, _ in msgs] == ["error", "success"]  # ordered by name
     assert msgs[0][1] == (
-        "Bad: 401 User Not Authenticated: Required to provide Auth information (table sys_user)"
+        "Bad: Authentication refused: check the credentials. "
+        "401 User Not Authenticated: Required to provide Auth information (table sys_user)"
     )
     assert re.fullmatch(r"Good: Reachable and authenticated \(\d+ ms\)\.", msgs[1][1])
     assert list(Connection.objects.values_list("name", "last_check_ok")) == [

@@ -112,6 +112,7 @@ def test_a_check_with_an_unreadable_secret_says_to_enter_it_again(settings, emul
     assert result == {
         "ok": False,
         "error": "SecretUnreadable",
+        "problem": "Stored secret unreadable (was the encryption key changed?)",
         "reachable": False,
         "authenticated": False,
         "message": UNREADABLE,
