@@ -107,3 +107,33 @@ def evidence_verify(*, evidence: Evidence, actor) -> dict:
         raise NotImported("This item was not imported from ServiceNow: there is nothing to verify.")
     item = VerifyItem(evidence.pk, evidence.work_item_id, evidence.snapshot)
     return verifications_run(items=[item], actor=actor)[0]
+
+
+def verification_shown(answer: dict | None) -> dict | None:
+    """A verification as pages show it ({result, diff, at, by}), from a verify answer."""
+    if not answer:
+        return None
+    return {
+        "result": answer["result"],
+        "diff": answer.get("diff") or [],
+        "at": answer["verified_at"],
+        "by": answer.get("verified_by"),
+    }
+
+
+def evidence_last_verification(*, evidence: Evidence) -> dict | None:
+    """The item's last verification as pages show it ({result, diff, at, by}), or None.
+    One query."""
+    row = (
+        EvidenceVerification.objects.filter(evidence=evidence)
+        .values("result", "diff", "verified_at", "verified_by__username")
+        .first()
+    )
+    if row is None:
+        return None
+    return {
+        "result": row["result"],
+        "diff": row["diff"] or [],
+        "at": row["verified_at"],
+        "by": row["verified_by__username"],
+    }

@@ -16,7 +16,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 
-from .selectors import packet_data_for_reader, packet_source_flags
+from .selectors import LIVE_ITEM_KEYS, packet_data_for_reader, packet_source_flags
 from .services import packet_snapshot_data
 
 BAR_W, BAR_H, GAP, LABEL_W = 260, 18, 10, 230
@@ -109,6 +109,24 @@ def item_source_notes(item: dict) -> list[str]:
         when = last["at"].strftime("%Y-%m-%d %H:%M") if hasattr(last["at"], "strftime") else ""
         notes.append(f"Last verified {when} UTC by {last['by'] or 'someone'}: {last['result']}")
     return notes
+
+
+def packet_data_frozen(data: dict) -> dict:
+    """An export's data without what packet_source_flags added (`source_changes`, and each
+    item's LIVE_ITEM_KEYS): the snapshot as stored, whose canonical sha256 is the one the
+    export names. (For a withheld item, the withheld copy.)"""
+    out = {k: v for k, v in data.items() if k != "source_changes"}
+    out["expectations"] = [
+        {
+            **exp,
+            "items": [
+                {k: v for k, v in item.items() if k not in LIVE_ITEM_KEYS}
+                for item in exp.get("items", [])
+            ],
+        }
+        for exp in data.get("expectations", [])
+    ]
+    return out
 
 
 def packet_json(data: dict) -> str:
