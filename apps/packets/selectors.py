@@ -297,14 +297,16 @@ def packet_source_flags(*, data: dict) -> dict:
     sources = item_sources(
         evidence_ids=[item["evidence"] for exp in expectations for item in exp.get("items", [])]
     )
-    deleted = changed = 0
+    deleted: set[int] = set()
+    changed: set[int] = set()
 
     def flagged(item: dict) -> dict:
-        nonlocal deleted, changed
         source = sources.get(item["evidence"])
         gone, moved = item_flags(item, source)
-        deleted += gone
-        changed += moved
+        if gone:
+            deleted.add(item["evidence"])
+        if moved:
+            changed.add(item["evidence"])
         last = None if item.get("withheld") or source is None else source.verification
         return {**item, "work_item_deleted": gone, "work_item_changed": moved,
                 "last_verification": last}  # fmt: skip
@@ -316,7 +318,8 @@ def packet_source_flags(*, data: dict) -> dict:
             for exp in expectations
         ],
     }
-    out["source_changes"] = {"deleted": deleted, "changed": changed}
+    # evidence items, not places: an item offered for three expectations counts once
+    out["source_changes"] = {"deleted": len(deleted), "changed": len(changed)}
     return out
 
 
@@ -685,12 +688,17 @@ def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) ->
     sources = item_sources(evidence_ids=[i["evidence"] for rows in items.values() for i in rows])
     flags: dict[int, tuple[int, int]] = {}
     for pk, rows in items.items():
-        pairs = [
-            item_flags(i, sources.get(i["evidence"]))
-            for i in rows
-            if i["evidence"] in sources and not sources[i["evidence"]].private
-        ]
-        flags[pk] = (sum(d for d, _ in pairs), sum(c for _, c in pairs))
+        deleted, changed = set(), set()  # evidence items, each counted once
+        for i in rows:
+            source = sources.get(i["evidence"])
+            if source is None or source.private:
+                continue
+            gone, moved = item_flags(i, source)
+            if gone:
+                deleted.add(i["evidence"])
+            if moved:
+                changed.add(i["evidence"])
+        flags[pk] = (len(deleted), len(changed))
     ratings: dict[int, dict[str, int]] = {}
     for packet_id, rating, n in (
         Assessment.objects.filter(packet_id__in=ids)
