@@ -26,10 +26,13 @@ SNAPSHOT = {
 
 
 def test_the_canonical_form_is_sorted_compact_utf8():
-    assert canonical_json(SNAPSHOT) == (
-        '{"display":{"state":"Resolved"},"number":"INC0000001",'
-        '"short_description":"Café model — naïve retrain","state":"6"}'
-    ).encode()
+    assert (
+        canonical_json(SNAPSHOT)
+        == (
+            '{"display":{"state":"Resolved"},"number":"INC0000001",'
+            '"short_description":"Café model — naïve retrain","state":"6"}'
+        ).encode()
+    )
     assert b"Caf\xc3\xa9" in canonical_json(SNAPSHOT)  # UTF-8 bytes, not a \\u escape
     assert canonical_sha256(SNAPSHOT) == hashlib.sha256(canonical_json(SNAPSHOT)).hexdigest()
 
@@ -96,3 +99,26 @@ def test_the_migration_backfills_existing_rows(org):
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_hash_and_the_last_verification_read_only(org, client):
+    from django.utils import timezone
+
+    from apps.evidence.models import EvidenceVerification
+    from tests.factories import PASSWORD
+
+    (item,) = make_work_items(plain_source(acme()), 1, org.engineer)
+    ev = sync_copy(item, org.engineer)
+    EvidenceVerification.objects.create(
+        evidence=ev, result="changed", diff=[{"field": "state", "snapshot": "6", "live": "7"}],
+        compared_sha256=ev.snapshot_sha256, verified_by=org.manager.user,
+        verified_at=timezone.now(),
+    )  # fmt: skip
+    assert client.login(username="ada", password=PASSWORD)
+
+    html = client.get(f"/admin/evidence/evidence/{ev.pk}/change/").content.decode()
+
+    assert ev.snapshot_sha256 in html
+    assert "Changed in ServiceNow" in html
+    assert 'name="verification-0-result"' not in html  # shown, not editable

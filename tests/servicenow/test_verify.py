@@ -248,3 +248,28 @@ def test_the_verify_buttons_answer_htmx_with_their_panel(synced, org, cycle, lad
     assert refused.status_code == 422
     assert "disabled" in refused.content.decode()
     assert EvidenceVerification.objects.get(evidence=other).verified_at  # from the packet run
+
+
+def test_verifying_a_packet_reads_a_fixed_number_of_queries(synced, org, cycle, ladder_version):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    mine = synced["evidence"]
+    small = PacketFactory(person=org.engineer, cycle=cycle, ladder_version=ladder_version,
+                          state="endorsed", evidence=mine[:1], reviewer=org.manager)  # fmt: skip
+    api = api_client(org.committee)
+
+    def queries(packet) -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as ctx:
+            body = api.post(f"/api/v1/packets/{packet.pk}/verify/").json()
+        return len(ctx.captured_queries), len(body["items"])
+
+    few, n_few = queries(small)
+    small.state = "withdrawn"  # one open packet per person and cycle
+    small.save(update_fields=["state"])
+    large = PacketFactory(person=org.engineer, cycle=cycle, ladder_version=ladder_version,
+                          state="endorsed", evidence=mine, reviewer=org.manager)  # fmt: skip
+    many, n_many = queries(large)
+
+    assert n_few == 1 and n_many >= 4  # one item per expectation of the level, round robin
+    assert many == few
