@@ -104,6 +104,7 @@ def test_old_snapshots_without_item_hashes_still_verify(packets):
     assert "(0 older items" not in out
 
 
+@pytest.mark.django_db(transaction=True)  # manage.py closes the connections when it is done
 def test_the_exit_status_a_ci_step_sees(packets, capsys):
     """Through manage.py's own entry point (what `python manage.py verify_snapshots` runs):
     the process exits 0, then 1 once a hash is wrong."""
