@@ -169,6 +169,9 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         request=None,
         responses={
             200: s.ItemVerificationSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer, description="Manual evidence: nothing to verify."
+            ),
             409: conflict_response(
                 "The item's ServiceNow connection is gone or its source disabled: nothing "
                 "was sent or stored."
