@@ -21,6 +21,7 @@ from apps.ladders.models import Competency, Deliverable, Expectation
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
 from ladder_tracker.canonical import canonical_sha256
+from servicenow.query import format_timestamp
 
 from .models import Assessment, Packet, PacketEvent, PacketItem, PacketSnapshot, PromotionCycle
 from .transitions import TRANSITIONS, role_refusal
@@ -235,7 +236,10 @@ class ItemSource:
     private: bool  # withheld from readers other than its owner (packet_data_for_reader)
     deleted: bool  # the sync found the record deleted in ServiceNow
     snapshot_sha256: str | None  # the item's current snapshot hash (refreshed by each sync)
-    verification: dict | None  # {result, at, by, compared_sha256}: its last Verify
+    # the work item's sys_updated_on as last synced ("YYYY-MM-DD HH:MM:SS" UTC): a record
+    # reassigned to someone else moves on without this item's snapshot being refreshed
+    updated_on: str | None = None
+    verification: dict | None = None  # {result, at, by, compared_sha256}: its last Verify
 
 
 def item_sources(*, evidence_ids) -> dict[int, ItemSource]:
@@ -248,6 +252,7 @@ def item_sources(*, evidence_ids) -> dict[int, ItemSource]:
         "work_item_id",
         "visibility",
         "work_item__deleted_at",
+        "work_item__sys_updated_on",
         "snapshot_sha256",
         "verification__result",
         "verification__verified_at",
@@ -255,7 +260,7 @@ def item_sources(*, evidence_ids) -> dict[int, ItemSource]:
         "verification__compared_sha256",
     )
     out = {}
-    for pk, wi, visibility, deleted_at, sha, result, at, by, compared in rows:
+    for pk, wi, visibility, deleted_at, updated_on, sha, result, at, by, compared in rows:
         verification = None
         if result:
             verification = {"result": result, "at": at, "by": by, "compared_sha256": compared}
@@ -264,6 +269,7 @@ def item_sources(*, evidence_ids) -> dict[int, ItemSource]:
             private=visibility == Evidence.Visibility.PRIVATE,
             deleted=deleted_at is not None,
             snapshot_sha256=sha,
+            updated_on=format_timestamp(updated_on) if updated_on else None,
             verification=verification,
         )
     return out
@@ -279,12 +285,16 @@ def item_snapshot_sha256(item: dict) -> str | None:
 
 def item_flags(item: dict, source: ItemSource | None) -> tuple[bool, bool]:
     """(deleted, changed) for one item of a packet's data: its record was deleted in
-    ServiceNow, or the item's snapshot moved on (a sync refreshed it) since the packet's
-    copy was frozen. A withheld item shows neither."""
+    ServiceNow, or it changed since the packet's copy was frozen — the item's snapshot moved
+    on (a sync refreshed it: another hash), or the work item itself is newer than the copy
+    (a sync stored a later version). A withheld item shows neither."""
     if source is None or item.get("withheld") or not source.has_work_item:
         return False, False
     held = item_snapshot_sha256(item)
     changed = bool(held and source.snapshot_sha256 and source.snapshot_sha256 != held)
+    copy_on = (item.get("work_item") or {}).get("sys_updated_on")
+    if copy_on and source.updated_on and source.updated_on > copy_on:
+        changed = True
     return source.deleted, changed
 
 
@@ -573,22 +583,21 @@ class BuilderCompetency:
     narrative: str
 
 
-def _submitted_item_hashes(packet: Packet) -> dict[int, str]:
-    """{evidence id: hash of its record copy} in the packet's latest snapshot (none before
-    the first submission). One query."""
+def _submitted_items(packet: Packet) -> dict[int, dict]:
+    """{evidence id: its item} in the packet's latest snapshot (none before the first
+    submission). One query."""
     data = (
         PacketSnapshot.objects.filter(packet=packet)
         .order_by("-number")
         .values_list("data", flat=True)
         .first()
     ) or {}
-    hashes = {}
-    for exp in data.get("expectations", []):
-        for item in exp.get("items", []):
-            sha = item_snapshot_sha256(item)
-            if sha:
-                hashes[item["evidence"]] = sha
-    return hashes
+    return {
+        item["evidence"]: item
+        for exp in data.get("expectations", [])
+        for item in exp.get("items", [])
+        if item.get("work_item")
+    }
 
 
 def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
@@ -607,11 +616,25 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
             "occurred_on",
             "source",
             "visibility",
+            "work_item_id",
             "work_item__deleted_at",
+            "work_item__sys_updated_on",
             "snapshot_sha256",
         )
     )
-    submitted = _submitted_item_hashes(packet)
+    submitted = _submitted_items(packet)
+    moved = set()  # changed in ServiceNow since the last submission (item_flags)
+    for pk, _t, _o, _s, visibility, wi, deleted_at, updated_on, sha in evidence:
+        if pk in submitted:
+            source = ItemSource(
+                has_work_item=wi is not None,
+                private=visibility == Evidence.Visibility.PRIVATE,
+                deleted=deleted_at is not None,
+                snapshot_sha256=sha,
+                updated_on=format_timestamp(updated_on) if updated_on else None,
+            )
+            if item_flags(submitted[pk], source)[1]:
+                moved.add(pk)
     linked = set(
         EvidenceLink.objects.filter(
             evidence__person_id=packet.person_id, expectation__in=[e.pk for e in expectations]
@@ -636,9 +659,9 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
                 note=picked.get((exp.pk, pk), ""),
                 private=visibility == Evidence.Visibility.PRIVATE,
                 work_item_deleted=deleted_at is not None,
-                work_item_changed=bool(sha and submitted.get(pk) and submitted[pk] != sha),
+                work_item_changed=pk in moved,
             )
-            for pk, title, occurred_on, source, visibility, deleted_at, sha in evidence
+            for pk, title, occurred_on, source, visibility, _wi, deleted_at, _on, _sha in evidence
         ]
         choices.sort(key=lambda c: not (c.picked or c.linked))  # stable: newest first within
         group = groups.get(exp.competency_id)

@@ -277,3 +277,21 @@ def test_a_snapshot_from_before_item_hashes_still_reads_and_flags(world, org):
     assert items[world["edited"].pk]["work_item_changed"] is True
     assert items[world["gone"].pk]["work_item_deleted"] is True
     assert "snapshot_sha256" not in items[world["edited"].pk]
+
+
+def test_a_newer_work_item_is_changed_even_when_the_items_snapshot_was_not_refreshed(
+    org, cycle, ladder_version
+):
+    # given a packet item whose record a sync stored again, newer, but attributed to someone
+    # else now (so erin's evidence snapshot is not refreshed)
+    items, evidence = imported_items(org)
+    packet = PacketFactory(person=org.engineer, cycle=cycle, ladder_version=ladder_version,
+                           state="submitted", evidence=evidence)  # fmt: skip
+    later = items[0].sys_updated_on + timedelta(hours=2)
+    WorkItem.objects.filter(pk=items[0].pk).update(sys_updated_on=later, person=org.peer)
+
+    body = api_client(org.manager).get(f"/api/v1/packets/{packet.pk}/export/?format=json").json()
+
+    flags = {pk: i["work_item_changed"] for pk, i in items_of(body).items()}
+    assert flags == {evidence[0].pk: True, evidence[1].pk: False}
+    assert body["source_changes"] == {"deleted": 0, "changed": 1}
