@@ -1,12 +1,31 @@
 from django.contrib import admin
 
-from .models import Evidence, EvidenceLink
+from .models import Evidence, EvidenceLink, EvidenceVerification
 
 
 class EvidenceLinkInline(admin.TabularInline):
     model = EvidenceLink
     extra = 0
     raw_id_fields = ("expectation", "deliverable")
+
+
+class EvidenceVerificationInline(admin.StackedInline):
+    """The item's last Verify against ServiceNow: written by apps/evidence/verification.py
+    only, so read-only here."""
+
+    model = EvidenceVerification
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "result",
+        "diff",
+        "compared_sha256",
+        "verified_by",
+        "verified_at",
+    )
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Evidence)
@@ -16,5 +35,11 @@ class EvidenceAdmin(admin.ModelAdmin):
     search_fields = ("title", "person__name", "work_item__number")
     list_select_related = ("person",)
     raw_id_fields = ("person", "work_item")
-    readonly_fields = ("snapshot", "snapshot_updated_at", "created_at", "updated_at")
-    inlines = [EvidenceLinkInline]
+    readonly_fields = (
+        "snapshot",
+        "snapshot_sha256",
+        "snapshot_updated_at",
+        "created_at",
+        "updated_at",
+    )
+    inlines = [EvidenceLinkInline, EvidenceVerificationInline]

@@ -24,6 +24,7 @@ from apps.ladders.models import Expectation, Skill
 from apps.ladders.selectors import ladder_versions_published
 from apps.people.models import Person
 from ladder_tracker.bulk import rows_insert
+from ladder_tracker.canonical import snapshot_sha256
 
 from .models import Evidence, EvidenceEvent, EvidenceLink
 
@@ -123,11 +124,20 @@ def candidates_import(
     for c in candidates:
         pk = existing.get((c.person_id, c.work_item_id))
         if pk is not None:
-            refreshed.append(Evidence(pk=pk, snapshot=c.snapshot, snapshot_updated_at=now))
+            refreshed.append(
+                Evidence(
+                    pk=pk,
+                    snapshot=c.snapshot,
+                    snapshot_sha256=snapshot_sha256(c.snapshot),
+                    snapshot_updated_at=now,
+                )
+            )
         else:
             new.append(c)
     if refreshed:
-        Evidence.objects.bulk_update(refreshed, ["snapshot", "snapshot_updated_at"])
+        Evidence.objects.bulk_update(
+            refreshed, ["snapshot", "snapshot_sha256", "snapshot_updated_at"]
+        )
     if not new:
         return 0
     rows_insert(
@@ -142,6 +152,7 @@ def candidates_import(
                 "status": Evidence.Status.CANDIDATE.value,
                 "work_item_id": c.work_item_id,
                 "snapshot": c.snapshot,
+                "snapshot_sha256": snapshot_sha256(c.snapshot),
                 "snapshot_updated_at": now,
             }
             for c in new

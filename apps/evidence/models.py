@@ -63,6 +63,9 @@ class Evidence(models.Model):
     )
     # The work item's mapped fields as last synced: read-only for people, refreshed by syncs.
     snapshot = models.JSONField(default=dict, blank=True)
+    # sha256 of the snapshot's canonical form (ladder_tracker.canonical.snapshot_sha256), set
+    # with the snapshot every time it is written; None without a snapshot (manual evidence).
+    snapshot_sha256 = models.CharField(max_length=64, null=True, blank=True, editable=False)
     snapshot_updated_at = models.DateTimeField(null=True, blank=True)
     skills = models.ManyToManyField("ladders.Skill", blank=True, related_name="evidence")
     # The description rendered and sanitised once, on write (services.markdown_render).
@@ -175,6 +178,33 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class EvidenceVerification(models.Model):
+    """An imported item's last check against its live ServiceNow record ("Verify", on the
+    item or on a packet holding it): written by apps/evidence/verification.py only."""
+
+    class Result(models.TextChoices):
+        MATCH = "match", "Matches ServiceNow"
+        CHANGED = "changed", "Changed in ServiceNow"
+        DELETED = "deleted", "Deleted in ServiceNow"
+
+    evidence = models.OneToOneField(
+        Evidence, on_delete=models.CASCADE, primary_key=True, related_name="verification"
+    )
+    result = models.CharField(max_length=16, choices=Result.choices)
+    # [{"field", "snapshot", "live"}] for a change; empty otherwise
+    diff = models.JSONField(default=list, blank=True)
+    # the hash of the snapshot the live record was compared with: the item's own, or the
+    # copy a packet snapshot froze (they differ once a sync refreshed the item)
+    compared_sha256 = models.CharField(max_length=64)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    verified_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.evidence_id} {self.result} {self.verified_at:%Y-%m-%d %H:%M}"
 
 
 class EvidenceEvent(models.Model):

@@ -27,7 +27,7 @@ from apps.evidence.api.views import attachment_response
 from apps.ladders.selectors import ladder_version_published, ladder_version_tree
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_list, person_report_ids
-from ladder_tracker.errors import form_error
+from ladder_tracker.errors import ApplicationError, form_error
 
 from . import selectors, services
 from .exports import brag_document
@@ -40,6 +40,7 @@ from .forms import (
 )
 from .models import Evidence
 from .uploads import UploadRejected
+from .verification import evidence_last_verification, evidence_verify, verification_shown
 
 PAGE_SIZE = 50
 SNAPSHOT_FIELDS = [
@@ -278,8 +279,43 @@ def evidence_detail_page(request, pk: int):
         "deliverable_links": [lk for lk in links if lk.deliverable_id],
         "snapshot": snapshot_rows(evidence),
         "history": _history(evidence),
+        "verification": (
+            evidence_last_verification(evidence=evidence)
+            if evidence.source == Evidence.Source.SERVICENOW
+            else None
+        ),
     }
     return render(request, "evidence/evidence_detail.html", context)
+
+
+@login_required
+@require_POST
+def evidence_verify_view(request, pk: int):
+    """Verify against ServiceNow (whoever may see the item): htmx gets the verification panel
+    back (422 with the reason when it cannot be done); without JavaScript, a message."""
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk)
+    error, verification = "", None
+    try:
+        verification = verification_shown(evidence_verify(evidence=evidence, actor=request.user))
+    except ApplicationError as exc:
+        error = exc.message
+    if request.htmx:
+        if error:
+            verification = evidence_last_verification(evidence=evidence)
+        context = {"ev": evidence, "verification": verification, "verify_error": error}
+        return render(request, "evidence/_verify.html", context, status=422 if error else 200)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, VERIFY_MESSAGES[verification["result"]])
+    return redirect("evidence:detail", pk=evidence.pk)
+
+
+VERIFY_MESSAGES = {
+    "match": "Verified: the ServiceNow record matches the snapshot.",
+    "changed": "Verified: the ServiceNow record changed since the snapshot.",
+    "deleted": "Verified: the record is no longer in ServiceNow.",
+}
 
 
 @login_required

@@ -11,11 +11,12 @@ import io
 import json
 from html import escape
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 
-from .selectors import packet_data_for_reader
+from .selectors import LIVE_ITEM_KEYS, packet_data_for_reader, packet_source_flags
 from .services import packet_snapshot_data
 
 BAR_W, BAR_H, GAP, LABEL_W = 260, 18, 10, 230
@@ -60,6 +61,12 @@ def packet_markdown(data: dict) -> str:
         lines.append(f"  - {name}: {round(fraction * 100)}%")
     if data["coverage"].get("gaps"):
         lines.append(f"- Gaps: {', '.join(data['coverage']['gaps'])}")
+    changes = data.get("source_changes") or {}
+    if changes.get("deleted") or changes.get("changed"):
+        lines.append(
+            f"- ServiceNow since this snapshot: {changes.get('deleted', 0)} deleted, "
+            f"{changes.get('changed', 0)} changed"
+        )
     narratives = data.get("narratives") or {}
     by_comp: dict[str, list[dict]] = {}
     for exp in data["expectations"]:
@@ -85,12 +92,46 @@ def packet_markdown(data: dict) -> str:
                     lines.append(
                         f"  - ServiceNow {wi.get('table')} {wi.get('number')}: {wi.get('url')}"
                     )
+                lines += [f"  - **{flag}**" for flag in item_source_notes(item)]
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
+def item_source_notes(item: dict) -> list[str]:
+    """What the exports say about an item's ServiceNow record now (packet_source_flags)."""
+    notes = []
+    if item.get("work_item_deleted"):
+        notes.append("Deleted in ServiceNow")
+    if item.get("work_item_changed"):
+        notes.append("Changed in ServiceNow since this snapshot")
+    last = item.get("last_verification")
+    if last:
+        when = last["at"].strftime("%Y-%m-%d %H:%M") if hasattr(last["at"], "strftime") else ""
+        notes.append(f"Last verified {when} UTC by {last['by'] or 'someone'}: {last['result']}")
+    return notes
+
+
+def packet_data_frozen(data: dict) -> dict:
+    """An export's data without what packet_source_flags added (`source_changes`, and each
+    item's LIVE_ITEM_KEYS): the snapshot as stored, whose canonical sha256 is the one the
+    export names. (For a withheld item, the withheld copy.)"""
+    out = {k: v for k, v in data.items() if k != "source_changes"}
+    out["expectations"] = [
+        {
+            **exp,
+            "items": [
+                {k: v for k, v in item.items() if k not in LIVE_ITEM_KEYS}
+                for item in exp.get("items", [])
+            ],
+        }
+        for exp in data.get("expectations", [])
+    ]
+    return out
+
+
 def packet_json(data: dict) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    # DjangoJSONEncoder: the live `last_verification.at` is a datetime (ISO 8601 out)
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, cls=DjangoJSONEncoder)
 
 
 def packet_html(data: dict, *, sha256: str | None = None) -> str:
@@ -121,15 +162,18 @@ EXPORT_FORMATS = ("pdf", "md", "json")
 
 def packet_export_data(packet, number: int | None, *, viewer) -> tuple[dict, str | None, str]:
     """A given snapshot, else the latest one, else (a draft never submitted) the live packet,
-    as `viewer` may read it (selectors.packet_data_for_reader: private items withheld).
-    Returns (data, sha256 or None, file label); sha256 is the stored snapshot's."""
+    as `viewer` may read it (selectors.packet_data_for_reader: private items withheld), with
+    each item's ServiceNow flags as they are now (selectors.packet_source_flags: deleted,
+    changed since the snapshot, last verification). Returns (data, sha256 or None, file
+    label); sha256 is the stored snapshot's, over its data without those live keys."""
     snaps = packet.snapshots.order_by("-number")
     snap = get_object_or_404(snaps, number=number) if number else snaps.first()
     if snap is not None:
         data, sha, label = snap.data, snap.sha256, f"packet-{packet.pk}-v{snap.number}"
     else:
         data, sha, label = packet_snapshot_data(packet=packet), None, f"packet-{packet.pk}-draft"
-    return packet_data_for_reader(viewer=viewer, packet=packet, data=data), sha, label
+    data = packet_data_for_reader(viewer=viewer, packet=packet, data=data)
+    return packet_source_flags(data=data), sha, label
 
 
 def export_response(data: dict, sha: str | None, label: str, fmt: str) -> HttpResponse:

@@ -20,6 +20,8 @@ from apps.evidence.selectors import evidence_withheld_ids
 from apps.ladders.models import Competency, Deliverable, Expectation
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
+from ladder_tracker.canonical import canonical_sha256
+from servicenow.query import format_timestamp
 
 from .models import Assessment, Packet, PacketEvent, PacketItem, PacketSnapshot, PromotionCycle
 from .transitions import TRANSITIONS, role_refusal
@@ -217,6 +219,118 @@ def _withheld_item(item: dict) -> dict:
         "work_item": None,
         "note": "",
     }
+
+
+# --- the ServiceNow record behind each item, as it is now ----------------------------------
+
+# Keys packet_source_flags adds to each item of a packet's data: facts about now, not part of
+# the frozen snapshot (its sha256 is over the stored data, without them).
+LIVE_ITEM_KEYS = ("work_item_deleted", "work_item_changed", "last_verification")
+
+
+@dataclass(frozen=True)
+class ItemSource:
+    """What an evidence item's ServiceNow record is now, for the flags on a packet's item."""
+
+    has_work_item: bool
+    private: bool  # withheld from readers other than its owner (packet_data_for_reader)
+    deleted: bool  # the sync found the record deleted in ServiceNow
+    snapshot_sha256: str | None  # the item's current snapshot hash (refreshed by each sync)
+    # the work item's sys_updated_on as last synced ("YYYY-MM-DD HH:MM:SS" UTC): a record
+    # reassigned to someone else moves on without this item's snapshot being refreshed
+    updated_on: str | None = None
+    verification: dict | None = None  # {result, at, by, compared_sha256}: its last Verify
+
+
+def item_sources(*, evidence_ids) -> dict[int, ItemSource]:
+    """The ServiceNow side of these evidence items, by id. One query whatever their number."""
+    ids = set(evidence_ids)
+    if not ids:
+        return {}
+    rows = Evidence.objects.filter(pk__in=ids).values_list(
+        "pk",
+        "work_item_id",
+        "visibility",
+        "work_item__deleted_at",
+        "work_item__sys_updated_on",
+        "snapshot_sha256",
+        "verification__result",
+        "verification__verified_at",
+        "verification__verified_by__username",
+        "verification__compared_sha256",
+    )
+    out = {}
+    for pk, wi, visibility, deleted_at, updated_on, sha, result, at, by, compared in rows:
+        verification = None
+        if result:
+            verification = {"result": result, "at": at, "by": by, "compared_sha256": compared}
+        out[pk] = ItemSource(
+            has_work_item=wi is not None,
+            private=visibility == Evidence.Visibility.PRIVATE,
+            deleted=deleted_at is not None,
+            snapshot_sha256=sha,
+            updated_on=format_timestamp(updated_on) if updated_on else None,
+            verification=verification,
+        )
+    return out
+
+
+def item_snapshot_sha256(item: dict) -> str | None:
+    """The hash of the record copy a packet's item holds: the one it carries, or (snapshots
+    frozen before items carried one) computed from the copy itself."""
+    if item.get("snapshot_sha256"):
+        return item["snapshot_sha256"]
+    return canonical_sha256(item["work_item"]) if item.get("work_item") else None
+
+
+def item_flags(item: dict, source: ItemSource | None) -> tuple[bool, bool]:
+    """(deleted, changed) for one item of a packet's data: its record was deleted in
+    ServiceNow, or it changed since the packet's copy was frozen — the item's snapshot moved
+    on (a sync refreshed it: another hash), or the work item itself is newer than the copy
+    (a sync stored a later version). A withheld item shows neither."""
+    if source is None or item.get("withheld") or not source.has_work_item:
+        return False, False
+    held = item_snapshot_sha256(item)
+    changed = bool(held and source.snapshot_sha256 and source.snapshot_sha256 != held)
+    copy_on = (item.get("work_item") or {}).get("sys_updated_on")
+    if copy_on and source.updated_on and source.updated_on > copy_on:
+        changed = True
+    return source.deleted, changed
+
+
+def packet_source_flags(*, data: dict) -> dict:
+    """A packet's data (frozen or live, as packet_data_for_reader returned it) with, on each
+    item, `work_item_deleted`, `work_item_changed` and `last_verification` (LIVE_ITEM_KEYS),
+    and at the top `source_changes` (how many items are flagged). Every packet page and export
+    shows these. One query; a copy: the stored snapshot stays as it was."""
+    expectations = data.get("expectations") or []
+    sources = item_sources(
+        evidence_ids=[item["evidence"] for exp in expectations for item in exp.get("items", [])]
+    )
+    deleted: set[int] = set()
+    changed: set[int] = set()
+
+    def flagged(item: dict) -> dict:
+        source = sources.get(item["evidence"])
+        gone, moved = item_flags(item, source)
+        if gone:
+            deleted.add(item["evidence"])
+        if moved:
+            changed.add(item["evidence"])
+        last = None if item.get("withheld") or source is None else source.verification
+        return {**item, "work_item_deleted": gone, "work_item_changed": moved,
+                "last_verification": last}  # fmt: skip
+
+    out = {
+        **data,
+        "expectations": [
+            {**exp, "items": [flagged(item) for item in exp.get("items", [])]}
+            for exp in expectations
+        ],
+    }
+    # evidence items, not places: an item offered for three expectations counts once
+    out["source_changes"] = {"deleted": len(deleted), "changed": len(changed)}
+    return out
 
 
 def snapshot_diff(*, before: dict, after: dict) -> dict:
@@ -443,6 +557,9 @@ class EvidenceChoice:
     picked: bool  # it is in the packet for this expectation
     note: str = ""
     private: bool = False  # picking it asks to share it with reviewers
+    work_item_deleted: bool = False  # its ServiceNow record was deleted
+    # its ServiceNow snapshot moved on since the packet's last submission froze a copy
+    work_item_changed: bool = False
 
 
 @dataclass
@@ -466,17 +583,58 @@ class BuilderCompetency:
     narrative: str
 
 
+def _submitted_items(packet: Packet) -> dict[int, dict]:
+    """{evidence id: its item} in the packet's latest snapshot (none before the first
+    submission). One query."""
+    data = (
+        PacketSnapshot.objects.filter(packet=packet)
+        .order_by("-number")
+        .values_list("data", flat=True)
+        .first()
+    ) or {}
+    return {
+        item["evidence"]: item
+        for exp in data.get("expectations", [])
+        for item in exp.get("items", [])
+        if item.get("work_item")
+    }
+
+
 def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
     """What the builder page offers for each expectation of the target level: the owner's
-    accepted, live evidence, linked (or already picked) items first. Four queries whatever
-    the number of evidence items."""
+    accepted, live evidence, linked (or already picked) items first, each flagged when its
+    ServiceNow record was deleted or changed since the last submission. Five queries
+    whatever the number of evidence items."""
     expectations = packet_target_expectations(packet=packet)
     evidence = list(
         Evidence.objects.usable()
         .filter(person_id=packet.person_id)
         .order_by("-occurred_on", "-id")
-        .values_list("pk", "title", "occurred_on", "source", "visibility")
+        .values_list(
+            "pk",
+            "title",
+            "occurred_on",
+            "source",
+            "visibility",
+            "work_item_id",
+            "work_item__deleted_at",
+            "work_item__sys_updated_on",
+            "snapshot_sha256",
+        )
     )
+    submitted = _submitted_items(packet)
+    moved = set()  # changed in ServiceNow since the last submission (item_flags)
+    for pk, _t, _o, _s, visibility, wi, deleted_at, updated_on, sha in evidence:
+        if pk in submitted:
+            source = ItemSource(
+                has_work_item=wi is not None,
+                private=visibility == Evidence.Visibility.PRIVATE,
+                deleted=deleted_at is not None,
+                snapshot_sha256=sha,
+                updated_on=format_timestamp(updated_on) if updated_on else None,
+            )
+            if item_flags(submitted[pk], source)[1]:
+                moved.add(pk)
     linked = set(
         EvidenceLink.objects.filter(
             evidence__person_id=packet.person_id, expectation__in=[e.pk for e in expectations]
@@ -500,8 +658,10 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
                 picked=(exp.pk, pk) in picked,
                 note=picked.get((exp.pk, pk), ""),
                 private=visibility == Evidence.Visibility.PRIVATE,
+                work_item_deleted=deleted_at is not None,
+                work_item_changed=pk in moved,
             )
-            for pk, title, occurred_on, source, visibility in evidence
+            for pk, title, occurred_on, source, visibility, _wi, deleted_at, _on, _sha in evidence
         ]
         choices.sort(key=lambda c: not (c.picked or c.linked))  # stable: newest first within
         group = groups.get(exp.competency_id)
@@ -522,22 +682,46 @@ class CommitteeRow:
     by_competency: dict[str, float]
     ratings: dict[str, int]  # below / meets / exceeds, over all reviewers
     own_report: bool  # the viewer manages this person: they do not decide it
+    # items of the latest snapshot whose ServiceNow record was deleted / changed since
+    # (private items, withheld from the committee, are not counted)
+    source_deleted: int = 0
+    source_changed: int = 0
 
 
 def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) -> list[CommitteeRow]:
     """The committee's side-by-side summary: each packet's latest snapshot coverage and the
-    managers' assessment counts. Two queries whatever the number of packets."""
+    managers' assessment counts, and how many of its items' ServiceNow records were deleted
+    or changed since. Three queries whatever the number of packets."""
     ids = [p.pk for p in packets]
     latest = (
         PacketSnapshot.objects.filter(packet_id=OuterRef("packet_id"))
         .order_by("-number")
         .values("number")[:1]
     )
-    coverage = dict(
+    snapshots = dict(
         PacketSnapshot.objects.filter(packet_id__in=ids, number=Subquery(latest)).values_list(
-            "packet_id", "data__coverage"
+            "packet_id", "data"
         )
     )
+    coverage = {pk: data.get("coverage") for pk, data in snapshots.items()}
+    items = {
+        pk: [item for exp in data.get("expectations", []) for item in exp.get("items", [])]
+        for pk, data in snapshots.items()
+    }
+    sources = item_sources(evidence_ids=[i["evidence"] for rows in items.values() for i in rows])
+    flags: dict[int, tuple[int, int]] = {}
+    for pk, rows in items.items():
+        deleted, changed = set(), set()  # evidence items, each counted once
+        for i in rows:
+            source = sources.get(i["evidence"])
+            if source is None or source.private:
+                continue
+            gone, moved = item_flags(i, source)
+            if gone:
+                deleted.add(i["evidence"])
+            if moved:
+                changed.add(i["evidence"])
+        flags[pk] = (len(deleted), len(changed))
     ratings: dict[int, dict[str, int]] = {}
     for packet_id, rating, n in (
         Assessment.objects.filter(packet_id__in=ids)
@@ -559,6 +743,8 @@ def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) ->
                 by_competency=cov.get("by_competency") or {},
                 ratings={r: counts.get(r, 0) for r in Assessment.Rating.values},
                 own_report=packet.person_id in reports,
+                source_deleted=flags.get(packet.pk, (0, 0))[0],
+                source_changed=flags.get(packet.pk, (0, 0))[1],
             )
         )
     return rows

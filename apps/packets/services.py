@@ -11,8 +11,6 @@ packet into a PacketSnapshot (JSON + sha256).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,11 +22,13 @@ from django.utils import timezone
 from apps.evidence.markdown import MARKDOWN_MAX_LENGTH, markdown_render, markdown_too_long
 from apps.evidence.models import Evidence
 from apps.evidence.services import evidence_share_with_reviewers
+from apps.evidence.verification import VerifyItem, verifications_run
 from apps.ladders.selectors import ladder_version_published
 from apps.notifications.services import packet_transition_notify
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
 from apps.people.services import person_update
+from ladder_tracker.canonical import canonical_sha256, snapshot_sha256
 from ladder_tracker.errors import ConflictError, ForbiddenError, InvalidError
 
 from .models import (
@@ -247,6 +247,9 @@ def packet_snapshot_data(*, packet: Packet) -> dict:
                 "source": ev.source,
                 "status": ev.status,
                 "work_item": ev.snapshot or None,
+                # the hash of that copy (canonical form): what `work_item_changed` and
+                # verify_snapshots compare; snapshots from before it was added have none
+                "snapshot_sha256": snapshot_sha256(ev.snapshot),
                 "note": item.note,
             }
         )
@@ -273,11 +276,6 @@ def packet_snapshot_data(*, packet: Packet) -> dict:
             for e in coverage.expectations
         ],
     }
-
-
-def _sha256(data: dict) -> str:
-    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # --- transitions --------------------------------------------------------------------------
@@ -360,7 +358,9 @@ def packet_submit(*, packet_id: int, actor, comment: str = "") -> Packet:
             )
         data = packet_snapshot_data(packet=packet)
         number = packet.snapshots.count() + 1
-        PacketSnapshot.objects.create(packet=packet, number=number, data=data, sha256=_sha256(data))
+        PacketSnapshot.objects.create(
+            packet=packet, number=number, data=data, sha256=canonical_sha256(data)
+        )
         packet.submitted_at = timezone.now()
         _move(packet, actor, "submit", comment)
     return packet
@@ -500,3 +500,46 @@ def packet_withdraw(*, packet_id: int, actor, comment: str = "") -> Packet:
         _authorize(packet, actor, "withdraw")
         _move(packet, actor, "withdraw", comment)
     return packet
+
+
+# --- verify -------------------------------------------------------------------------------
+
+
+def packet_verify(*, packet: Packet, actor) -> dict:
+    """Re-read from ServiceNow the record behind each imported item of the packet, as the
+    actor may see the packet (the caller found it in their scope; private items withheld
+    from them are skipped), and compare it with the copy the packet's latest snapshot froze
+    (a packet never submitted: each item's own snapshot). Each item's answer becomes its last
+    verification (apps/evidence/verification.py). Returns {packet, snapshot, items: [{evidence,
+    result, diff, …}], skipped: [evidence ids not imported or withheld], summary: {result:
+    count}}. A fixed number of queries, one request per connection, table and 100 records."""
+    from .exports import packet_export_data  # exports import this module
+
+    snap = packet.snapshots.order_by("-number").only("number").first()
+    data, _sha, _label = packet_export_data(packet, None, viewer=actor)
+    seen: dict[int, dict] = {}
+    skipped: list[int] = []
+    for exp in data.get("expectations", []):
+        for item in exp.get("items", []):
+            pk = item["evidence"]
+            if pk in seen or pk in skipped:
+                continue
+            if item.get("withheld") or not item.get("work_item"):
+                skipped.append(pk)
+            else:
+                seen[pk] = item["work_item"]
+    work_item_of = dict(
+        Evidence.objects.filter(pk__in=list(seen)).values_list("pk", "work_item_id")
+    )
+    items = [VerifyItem(pk, work_item_of.get(pk), copy) for pk, copy in seen.items()]
+    answers = verifications_run(items=items, actor=actor) if items else []
+    summary = {r: 0 for r in ("match", "changed", "deleted")}
+    for answer in answers:
+        summary[answer["result"]] += 1
+    return {
+        "packet": packet.pk,
+        "snapshot": snap.number if snap else None,
+        "items": answers,
+        "skipped": skipped,
+        "summary": summary,
+    }

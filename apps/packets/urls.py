@@ -19,6 +19,7 @@ urlpatterns = [
     path("<int:pk>/withdraw/", views.packet_withdraw_view, name="withdraw"),
     path("<int:pk>/export/", views.packet_export_view, name="export"),
     path("<int:pk>/diff/", views.packet_diff_page, name="diff"),
+    path("<int:pk>/verify/", views.packet_verify_view, name="verify"),
     path("<int:pk>/review/", views.packet_review_page, name="review"),
     path("<int:pk>/decide/", views.packet_decide_page, name="decide"),
 ]

@@ -322,6 +322,42 @@ def packet_export_view(request, pk: int):
 
 
 @login_required
+@require_POST
+def packet_verify_view(request, pk: int):
+    """Verify the packet's imported items against ServiceNow (whoever may see the packet):
+    htmx gets the ServiceNow panel back (422 with the reason when it cannot be done);
+    without JavaScript, a message on the packet page."""
+    packet = selectors.packet_get(viewer=request.user, pk=pk)
+    error, verified = "", None
+    try:
+        verified = services.packet_verify(packet=packet, actor=request.user)
+    except ApplicationError as exc:
+        error = exc.message
+    if request.htmx:
+        data, _sha, _label = exports.packet_export_data(packet, None, viewer=request.user)
+        if verified:
+            titles = {
+                item["evidence"]: item["title"]
+                for exp in data["expectations"]
+                for item in exp["items"]
+            }
+            for answer in verified["items"]:
+                answer["title"] = titles.get(answer["evidence"], "")
+        context = {"packet": packet, "data": data, "verified": verified, "verify_error": error}
+        return render(request, "packets/_verify_packet.html", context, status=422 if error else 200)
+    if error:
+        messages.error(request, error)
+    else:
+        n = verified["summary"]
+        messages.success(
+            request,
+            f"Verified against ServiceNow: {n['match']} match, {n['changed']} changed, "
+            f"{n['deleted']} deleted.",
+        )
+    return redirect("packets:detail", pk=packet.pk)
+
+
+@login_required
 def packet_diff_page(request, pk: int):
     packet = selectors.packet_get(viewer=request.user, pk=pk)
     snapshots = selectors.packet_snapshot_list(packet=packet)

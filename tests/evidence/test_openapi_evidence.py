@@ -86,7 +86,7 @@ def test_the_evidence_component_types_the_other_fields(spec):
         "id", "person", "person_name", "title", "description", "description_html",
         "occurred_on", "occurred_until", "url", "source", "status", "visibility",
         "expectations", "links", "skills", "work_item", "work_item_deleted", "snapshot",
-        "attachments", "deleted_at", "created_at", "updated_at",
+        "snapshot_sha256", "attachments", "deleted_at", "created_at", "updated_at",
     }  # fmt: skip
     for name in ("occurred_on", "occurred_until"):
         assert (props[name]["format"], props[name].get("nullable")) == ("date", True)
@@ -96,6 +96,9 @@ def test_the_evidence_component_types_the_other_fields(spec):
     assert (props["work_item"]["type"], props["work_item"]["nullable"]) == ("integer", True)
     assert props["work_item_deleted"]["type"] == "boolean"
     assert props["snapshot"]["type"] == "object"
+    assert (props["snapshot_sha256"]["type"], props["snapshot_sha256"]["nullable"]) == (
+        "string", True,
+    )  # fmt: skip
     assert resolve(spec, props["source"])["enum"] == ["manual", "servicenow"]
     assert resolve(spec, props["status"])["enum"] == ["candidate", "accepted", "dismissed"]
     assert resolve(spec, props["visibility"])["enum"] == ["private", "manager"]

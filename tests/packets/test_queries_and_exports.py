@@ -51,14 +51,15 @@ QUERIES = {
     # of the level, the offered evidence, the deliverables
     ("coverage", "engineer"): 5,
     # person_for_user, the packet, looking for a snapshot (none), coverage (3), the items
-    # with their evidence and expectation
-    ("export-draft", "engineer"): 7,
-    # person_for_user, the packet, the latest snapshot
-    ("export-submitted", "engineer"): 3,
+    # with their evidence and expectation, and the items' ServiceNow side now (deleted,
+    # changed, last verification: packet_source_flags)
+    ("export-draft", "engineer"): 8,
+    # person_for_user, the packet, the latest snapshot, the items' ServiceNow side
+    ("export-submitted", "engineer"): 4,
     ("detail", "manager"): 6,
     ("coverage", "manager"): 7,
     # ... and which of the items are private now (withheld from him)
-    ("export-submitted", "manager"): 6,
+    ("export-submitted", "manager"): 7,
 }
 
 
@@ -193,7 +194,13 @@ def test_json_export_is_the_snapshot(exported, org):
         response = api_client(org[who]).get(f"/api/v1/packets/{packet.pk}/export/?format=json")
         assert response.status_code == 200
         assert response["Content-Type"].startswith("application/json")
-        assert json.loads(response.content) == snapshot.data
+        body = json.loads(response.content)
+        # the snapshot as stored, plus what is true of its ServiceNow records now
+        assert exports.packet_data_frozen(body) == snapshot.data
+        assert body["source_changes"] == {"deleted": 0, "changed": 0}
+        items = [i for e in body["expectations"] for i in e["items"]]
+        assert all(i["work_item_deleted"] is False and i["work_item_changed"] is False
+                   for i in items)  # fmt: skip
     imported_items = [i for e in snapshot.data["expectations"] for i in e["items"]
                       if i["source"] == "servicenow"]  # fmt: skip
     assert imported_items and all(i["work_item"]["number"] == "INC0012345"

@@ -19,7 +19,13 @@ from rest_framework import serializers
 
 from apps.evidence import selectors
 from apps.evidence.markdown import MARKDOWN_MAX_LENGTH
-from apps.evidence.models import Attachment, Evidence, EvidenceEvent, EvidenceLink
+from apps.evidence.models import (
+    Attachment,
+    Evidence,
+    EvidenceEvent,
+    EvidenceLink,
+    EvidenceVerification,
+)
 from apps.evidence.selectors import EVIDENCE_SORTS
 
 
@@ -137,6 +143,12 @@ class EvidenceOutSerializer(serializers.Serializer):
     work_item_deleted = serializers.BooleanField(read_only=True)
     snapshot = serializers.DictField(
         read_only=True, help_text="The ServiceNow record as last imported."
+    )
+    snapshot_sha256 = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="sha256 of the snapshot's canonical JSON (sorted keys, no whitespace, "
+        "UTF-8); null without a snapshot (manual evidence).",
     )
     attachments = AttachmentSerializer(many=True, read_only=True)
     deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
@@ -316,6 +328,29 @@ class AttachmentUploadSerializer(serializers.Serializer):
         help_text="PDF, PNG, JPEG, GIF, WebP or text; at most the site's upload limit "
         "(EVIDENCE_MAX_UPLOAD_BYTES, 20 MB by default): larger is a 413 naming the limit."
     )
+
+
+class VerifyDiffSerializer(serializers.Serializer):
+    field = serializers.CharField(read_only=True, help_text="e.g. state, display.state")
+    snapshot = serializers.CharField(read_only=True, help_text="The value the snapshot holds.")
+    live = serializers.CharField(read_only=True, help_text="The value ServiceNow has now.")
+
+
+class ItemVerificationSerializer(serializers.Serializer):
+    """One item checked against its live ServiceNow record (stored as its last one)."""
+
+    evidence = serializers.IntegerField(read_only=True)
+    result = serializers.ChoiceField(
+        choices=EvidenceVerification.Result.choices,
+        read_only=True,
+        help_text="match; changed (see diff); deleted (ServiceNow no longer returns it).",
+    )
+    diff = VerifyDiffSerializer(many=True, read_only=True)
+    compared_sha256 = serializers.CharField(
+        read_only=True, help_text="Hash of the snapshot compared (the item's, or a packet's copy)."
+    )
+    verified_at = serializers.DateTimeField(read_only=True)
+    verified_by = serializers.CharField(read_only=True, allow_null=True)
 
 
 class EvidenceEventSerializer(serializers.ModelSerializer):

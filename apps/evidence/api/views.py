@@ -15,7 +15,9 @@ from rest_framework.response import Response
 
 from apps.evidence import selectors, services
 from apps.evidence.uploads import UploadRejected, max_upload_bytes, too_large_message
+from apps.evidence.verification import evidence_verify
 from apps.people.selectors import person_for_user
+from ladder_tracker.api import ErrorSerializer, conflict_response
 from ladder_tracker.errors import ForbiddenError
 
 from . import serializers as s
@@ -38,7 +40,11 @@ class OwnerChanges(permissions.IsAuthenticated):
     Attachment removal is refused by its service once the attachment is found (404 first)."""
 
     def has_object_permission(self, request, view, obj) -> bool:
-        if request.method not in permissions.SAFE_METHODS and view.action != "attachment_detail":
+        # verify: whoever may see the item may check it against ServiceNow
+        if request.method not in permissions.SAFE_METHODS and view.action not in (
+            "attachment_detail",
+            "verify",
+        ):
             services.evidence_require_owner(actor=request.user, evidence=obj)
         return True
 
@@ -158,6 +164,28 @@ class EvidenceViewSet(viewsets.ModelViewSet):
             expectations=body.validated_data.get("expectations", ()),
         )
         return Response({"updated": done.updated})
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.ItemVerificationSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer, description="Manual evidence: nothing to verify."
+            ),
+            409: conflict_response(
+                "The item's ServiceNow connection is gone or its source disabled: nothing "
+                "was sent or stored."
+            ),
+            502: OpenApiResponse(
+                ErrorSerializer, description="ServiceNow did not answer; nothing was stored."
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def verify(self, request, pk=None):
+        """Re-read the item's record from ServiceNow and compare it with its snapshot:
+        match, changed (with the field diff) or deleted. Stored as its last verification."""
+        return Response(evidence_verify(evidence=self.get_object(), actor=request.user))
 
     # The whole history in one plain list: no page wrapper (pagination_class=None here only
     # keeps the schema from documenting one; the action never paginates).

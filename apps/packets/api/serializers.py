@@ -2,6 +2,7 @@ from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.evidence.api.serializers import ItemVerificationSerializer
 from apps.evidence.markdown import MARKDOWN_MAX_LENGTH, MARKDOWN_TOO_LONG
 from apps.evidence.selectors import evidence_withheld
 from apps.packets.models import Assessment, Packet, PacketEvent, PacketSnapshot, PromotionCycle
@@ -351,3 +352,23 @@ class CycleAnalyticsSerializer(serializers.Serializer):
     outcomes_by_manager = AnalyticsManagerRowSerializer(many=True)
     ratings = AnalyticsRatingsSerializer()
     time_in_state = AnalyticsStateTimeSerializer(many=True)
+class VerifySummarySerializer(serializers.Serializer):
+    match = serializers.IntegerField(read_only=True)
+    changed = serializers.IntegerField(read_only=True)
+    deleted = serializers.IntegerField(read_only=True)
+
+
+class PacketVerificationSerializer(serializers.Serializer):
+    """A packet's imported items checked against ServiceNow (services.packet_verify)."""
+
+    packet = serializers.IntegerField(read_only=True)
+    snapshot = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The snapshot compared; null: never submitted."
+    )
+    items = ItemVerificationSerializer(many=True, read_only=True)
+    skipped = serializers.ListField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="Evidence ids not verified: manual items, and items withheld from you.",
+    )
+    summary = VerifySummarySerializer(read_only=True)

@@ -17,7 +17,7 @@ from apps.packets.analytics import cycle_analytics
 from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
 from apps.packets.models import PacketItem, PromotionCycle
 from apps.people.selectors import person_for_user
-from ladder_tracker.api import conflict_response, forbidden_response
+from ladder_tracker.api import ErrorSerializer, conflict_response, forbidden_response
 from ladder_tracker.errors import ForbiddenError, InvalidError
 
 from . import serializers as s
@@ -283,6 +283,27 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
             for snap in (before, after)
         )
         return Response(selectors.snapshot_diff(before=before, after=after))
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.PacketVerificationSerializer,
+            409: conflict_response(
+                "An item's ServiceNow connection is gone or its source disabled: nothing was "
+                "sent or stored (error.detail.items names them)."
+            ),
+            502: OpenApiResponse(
+                ErrorSerializer, description="ServiceNow did not answer; nothing was stored."
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def verify(self, request, pk=None):
+        """Re-read from ServiceNow the record behind each imported item and compare it with
+        the copy the latest snapshot froze: match, changed (with the field diff) or deleted
+        per item. Anyone who may see the packet may verify it; items withheld from them are
+        skipped."""
+        return Response(services.packet_verify(packet=self.get_object(), actor=request.user))
 
     @extend_schema(
         parameters=[s.ExportQuerySerializer],
