@@ -1,0 +1,144 @@
+"""Publishing a new ladder version carries evidence links forward by code (issue 13.1).
+
+Version 2 (tests/fixtures/ladders/ai-ml-engineer-v2.yaml) rewords TE-3.2, removes TE-3.3
+and adds TE-3.4 against the seed's version 1."""
+
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.evidence.models import EvidenceLink
+from apps.evidence.selectors import evidence_coverage
+from apps.evidence.services import LinkSpec, evidence_link_confirm, evidence_update
+from apps.ladders.models import Expectation, Ladder, LadderVersion
+from apps.ladders.schema import LadderFileError
+from apps.ladders.services import ladder_load, ladder_load_file
+from tests.conftest import LADDER_FILE
+from tests.factories import EvidenceFactory
+
+pytestmark = pytest.mark.django_db
+
+V2_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "ladders" / "ai-ml-engineer-v2.yaml"
+
+
+def publish_v2() -> LadderVersion:
+    return ladder_load_file(path=V2_FILE, publish=True).version
+
+
+def links_of(evidence):
+    return {
+        lk.expectation.code: lk
+        for lk in EvidenceLink.objects.filter(evidence=evidence).select_related(
+            "expectation__version", "made_against__version"
+        )
+    }
+
+
+def test_publish_maps_links_by_code_and_flags_removed_and_reworded(ladder_version, engineer):
+    kept = EvidenceFactory(person=engineer, links=[LinkSpec(expectation="TE-3.1")])
+    reworded = EvidenceFactory(person=engineer, links=[LinkSpec(expectation="TE-3.2")])
+    gone = EvidenceFactory(person=engineer, links=[LinkSpec(expectation="TE-3.3")])
+    v1 = {e.code: e for e in ladder_version.expectations.all()}
+
+    v2 = publish_v2()
+    assert v2.number == 2 and v2.is_published
+
+    link = links_of(kept)["TE-3.1"]
+    assert link.expectation.version == v2
+    assert link.made_against == v1["TE-3.1"]
+    assert link.ladder_change == ""
+
+    link = links_of(reworded)["TE-3.2"]
+    assert link.expectation.version == v2
+    assert link.expectation.text == "Runs models through MLflow, Airflow and CI/CD pipelines"
+    assert link.made_against == v1["TE-3.2"]
+    assert link.made_against.text == "Uses MLflow, Airflow, CI/CD tools"
+    assert link.ladder_change == "reworded"
+
+    link = links_of(gone)["TE-3.3"]
+    assert link.expectation == v1["TE-3.3"]  # nowhere to go: it stays, flagged
+    assert link.made_against == v1["TE-3.3"]
+    assert link.ladder_change == "removed"
+
+
+def test_coverage_after_publish_counts_carried_links(ladder_version, engineer):
+    EvidenceFactory(person=engineer, links=[LinkSpec(expectation="TE-3.1")])
+    EvidenceFactory(person=engineer, links=[LinkSpec(expectation="TE-3.2")])
+    EvidenceFactory(person=engineer, links=[LinkSpec(expectation="TE-3.3")])
+    before = evidence_coverage(person=engineer)
+    assert {i.expectation.code for i in before.items if i.covered} == {"TE-3.1", "TE-3.2", "TE-3.3"}
+
+    publish_v2()
+    after = evidence_coverage(person=engineer)
+    covered = {i.expectation.code for i in after.items if i.covered}
+    assert covered == {"TE-3.1", "TE-3.2"}  # carried; TE-3.3 is gone, TE-3.4 is a gap
+    assert "TE-3.4" in {i.expectation.code for i in after.items if not i.covered}
+    assert all(i.expectation.version.number == 2 for i in after.items)
+
+
+def test_a_third_version_keeps_what_the_link_was_first_made_against(ladder_version, engineer):
+    ev = EvidenceFactory(person=engineer, links=[LinkSpec(expectation="TE-3.2")])
+    publish_v2()
+    # v3: v2's text with one more expectation; TE-3.2 still reads as in v2
+    text = V2_FILE.read_text().replace(
+        '  - code: "TE-3.4"',
+        '  - code: "TE-3.5"\n    competency: TE\n    level: 3\n'
+        '    text: "Mentors on evaluation"\n  - code: "TE-3.4"',
+    )
+    v3 = ladder_load(text=text, publish=True).version
+    link = links_of(ev)["TE-3.2"]
+    assert link.expectation.version == v3
+    assert link.made_against.version.number == 1
+    assert link.ladder_change == "reworded"  # still unlike what it was made against
+
+
+def test_editing_an_item_keeps_its_carried_links_and_confirm_clears_a_flag(
+    ladder_version, engineer
+):
+    ev = EvidenceFactory(person=engineer, links=[LinkSpec(expectation="TE-3.2")])
+    publish_v2()
+    # re-sending the same codes (the API's round trip) keeps the rows and their flags
+    evidence_update(
+        evidence=ev,
+        actor=engineer.user,
+        title="Renamed",
+        links=[LinkSpec(expectation="TE-3.2"), LinkSpec(expectation="TE-3.1")],
+    )
+    links = links_of(ev)
+    assert links["TE-3.2"].ladder_change == "reworded"
+    assert links["TE-3.2"].made_against.version.number == 1
+    assert links["TE-3.1"].made_against is None  # made now, against its own expectation
+
+    evidence_link_confirm(evidence=ev, actor=engineer.user, code="TE-3.2")
+    link = links_of(ev)["TE-3.2"]
+    assert link.ladder_change == ""
+    assert link.made_against == link.expectation
+
+
+def test_reloading_a_file_that_moves_a_code_to_another_competency_is_refused(ladder_version):
+    text = LADDER_FILE.read_text().replace(
+        '  - code: TE\n    name: "Technical Expertise"', '  - code: TE\n    name: "Team Empathy"'
+    )
+    with pytest.raises(LadderFileError) as caught:
+        ladder_load(text=text, publish=True)
+    line = text.splitlines().index('  - code: "TE-1.1"') + 1
+    assert caught.value.problems[0].startswith(f"line {line}: expectations[0].code: ")
+    assert "'Technical Expertise'" in caught.value.problems[0]
+    assert "'Team Empathy'" in caught.value.problems[0]
+    # nothing written
+    assert LadderVersion.objects.count() == 1
+    assert Ladder.objects.get().versions.get().number == 1
+    assert not Expectation.objects.filter(competency__name="Team Empathy").exists()
+
+
+def test_load_ladder_command_names_the_line(ladder_version, tmp_path):
+    text = LADDER_FILE.read_text().replace('name: "Technical Expertise"', 'name: "Team Empathy"')
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(CommandError) as caught:
+        call_command("load_ladder", str(bad), "--publish")
+    message = str(caught.value)
+    assert "nothing was loaded" in message
+    assert "expectations[0].code" in message and "line " in message
+    assert LadderVersion.objects.count() == 1
