@@ -244,9 +244,10 @@ def _update(*, evidence: Evidence, actor, skills=None, links=None, **fields) -> 
         for key, link in current.items():
             if key not in kept:
                 link.delete()
-            elif link.rationale != kept[key]:
-                link.rationale = kept[key]
-                link.save(update_fields=["rationale"])
+            elif link.rationale != kept[key] or link.origin != EvidenceLink.Origin.ENGINEER:
+                # named by the owner now: theirs, as a newly made link would be
+                link.rationale, link.origin = kept[key], EvidenceLink.Origin.ENGINEER
+                link.save(update_fields=["rationale", "origin"])
         for link in resolved:
             link.evidence = evidence
         EvidenceLink.objects.bulk_create(resolved)
