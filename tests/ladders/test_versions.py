@@ -142,3 +142,69 @@ def test_load_ladder_command_names_the_line(ladder_version, tmp_path):
     assert "nothing was loaded" in message
     assert "expectations[0].code" in message and "line " in message
     assert LadderVersion.objects.count() == 1
+
+
+def test_the_evidence_api_flags_removed_and_reworded_links(ladder_version, engineer, engineer_api):
+    ev = EvidenceFactory(
+        person=engineer,
+        links=[LinkSpec(expectation="TE-3.1"), LinkSpec(expectation="TE-3.2"),
+               LinkSpec(expectation="TE-3.3")],
+    )  # fmt: skip
+    v1 = {e.code: e for e in ladder_version.expectations.all()}
+    assert engineer_api.get(f"/api/v1/evidence/{ev.pk}/").json()["ladder_changed"] is False
+    publish_v2()
+
+    body = engineer_api.get(f"/api/v1/evidence/{ev.pk}/").json()
+    assert body["ladder_changed"] is True
+    assert body["expectations"] == ["TE-3.1", "TE-3.2", "TE-3.3"]
+    by_code = {lk["expectation"]: lk for lk in body["links"]}
+    assert by_code["TE-3.1"]["ladder_change"] == ""
+    assert by_code["TE-3.2"]["ladder_change"] == "reworded"
+    assert by_code["TE-3.2"]["made_against"] == {
+        "expectation": v1["TE-3.2"].pk,
+        "code": "TE-3.2",
+        "version": 1,
+        "text": "Uses MLflow, Airflow, CI/CD tools",
+    }
+    assert by_code["TE-3.3"]["ladder_change"] == "removed"
+    listed = engineer_api.get("/api/v1/evidence/").json()["results"]
+    assert [r["ladder_changed"] for r in listed] == [True]
+
+    # the body read back as it is (a removed code included) saves unchanged
+    put = engineer_api.patch(
+        f"/api/v1/evidence/{ev.pk}/", {"expectations": body["expectations"]}, format="json"
+    )
+    assert put.status_code == 200, put.content
+    assert put.json()["links"] == body["links"]
+
+    confirmed = engineer_api.post(
+        f"/api/v1/evidence/{ev.pk}/confirm-link/", {"code": "TE-3.2"}, format="json"
+    )
+    assert confirmed.status_code == 200
+    link = {lk["expectation"]: lk for lk in confirmed.json()["links"]}["TE-3.2"]
+    assert link["ladder_change"] == ""
+    assert link["made_against"]["version"] == 2
+    refused = engineer_api.post(
+        f"/api/v1/evidence/{ev.pk}/confirm-link/", {"code": "TE-3.3"}, format="json"
+    )
+    assert refused.status_code == 400
+    assert "TE-3.3" in str(refused.json()["error"])
+
+
+def test_the_evidence_page_flags_the_links(client, ladder_version, engineer):
+    ev = EvidenceFactory(
+        person=engineer, links=[LinkSpec(expectation="TE-3.2"), LinkSpec(expectation="TE-3.3")]
+    )
+    publish_v2()
+    client.force_login(engineer.user)
+    html = client.get(f"/evidence/{ev.pk}/").content.decode()
+    assert "Reworded in v2" in html
+    assert "You linked it when it read: “Uses MLflow, Airflow, CI/CD tools” (v1)" in html
+    assert "Removed from the ladder" in html
+    assert "the current version has no TE-3.3" in html
+
+    response = client.post(f"/evidence/{ev.pk}/confirm-link/", {"code": "TE-3.2"}, follow=True)
+    html = response.content.decode()
+    assert "Kept the link to TE-3.2" in html
+    assert "Reworded in v2" not in html
+    assert "Removed from the ladder" in html
