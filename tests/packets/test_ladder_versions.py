@@ -237,7 +237,7 @@ def test_ladder_changes_queries_do_not_grow(
     org, cycle, ladder_version, django_assert_num_queries, n
 ):
     erin = org.engineer
-    for i in range(n):
+    for _ in range(n):
         EvidenceFactory(
             person=erin, links=[LinkSpec(expectation="TE-3.2"), LinkSpec(expectation="TE-3.3")]
         )
