@@ -9,7 +9,13 @@ import pytest
 from apps.evidence.services import LinkSpec
 from apps.packets.models import Packet, PacketEvent, PacketItem
 from apps.packets.selectors import ladder_changes_for_person
-from tests.factories import EvidenceFactory, PacketFactory, api_client, level_codes
+from tests.factories import (
+    EvidenceFactory,
+    PacketFactory,
+    PromotionCycleFactory,
+    api_client,
+    level_codes,
+)
 from tests.ladders.test_versions import publish_v2
 
 pytestmark = pytest.mark.django_db
@@ -274,3 +280,46 @@ def test_the_what_changed_page_and_the_links_to_it(client, org, cycle, ladder_ve
 def test_the_selector_with_no_published_ladder(org):
     assert ladder_changes_for_person(person=None).changed is False
     assert Packet.objects.count() == 0
+
+
+# --- the schema documents what the endpoints answer -------------------------------------------
+
+
+def test_the_new_answers_validate_against_the_schema(spec, org, cycle, ladder_version, erin_work):
+    from tests.test_openapi_responses import assert_documented
+
+    erin = org.engineer
+    draft = PacketFactory(person=erin, cycle=cycle, evidence=[erin_work["TE-3.2"]])
+    decided = PacketFactory(
+        person=erin, cycle=PromotionCycleFactory(name="H1"), state="promoted",
+        reviewer=org.manager, decider=org.committee,
+    )  # fmt: skip
+    publish_v2()
+    client = api_client(erin)
+    changes = "/api/v1/people/me/ladder-changes/"
+    assert_documented(spec, changes, "get", client.get(changes))
+    assert_documented(spec, changes, "get", api_client(org.admin.user).get(changes))
+    detail = "/api/v1/packets/{id}/"
+    assert_documented(spec, detail, "get", client.get(f"/api/v1/packets/{draft.pk}/"))
+    move = "/api/v1/packets/{id}/move-to-latest/"
+    assert_documented(
+        spec, move, "post", client.post(f"/api/v1/packets/{decided.pk}/move-to-latest/")
+    )
+    assert_documented(
+        spec, move, "post", client.post(f"/api/v1/packets/{draft.pk}/move-to-latest/")
+    )
+    evidence = "/api/v1/evidence/{id}/"
+    pk = erin_work["TE-3.3"].pk
+    assert_documented(spec, evidence, "get", client.get(f"/api/v1/evidence/{pk}/"))
+    confirm = "/api/v1/evidence/{id}/confirm-link/"
+    pk = erin_work["TE-3.2"].pk
+    assert_documented(
+        spec,
+        confirm,
+        "post",
+        client.post(f"/api/v1/evidence/{pk}/confirm-link/", {"code": "TE-3.2"}),
+    )
+    assert (
+        spec["components"]["schemas"]["Packet"]["properties"]["ladder_moved_on"]["type"]
+        == "boolean"
+    )

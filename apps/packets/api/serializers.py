@@ -299,7 +299,7 @@ class TouchedEvidenceSerializer(serializers.Serializer):
     )
 
 
-class ExpectationChangeSerializer(serializers.Serializer):
+class PersonExpectationChangeSerializer(serializers.Serializer):
     code = serializers.CharField(read_only=True)
     change = serializers.ChoiceField(choices=["added", "removed", "reworded"], read_only=True)
     level = serializers.IntegerField(read_only=True)
@@ -317,9 +317,9 @@ class ExpectationChangeSerializer(serializers.Serializer):
 class LevelChangesSerializer(serializers.Serializer):
     level = serializers.IntegerField(read_only=True)
     role = serializers.ChoiceField(choices=["next", "current"], read_only=True)
-    added = ExpectationChangeSerializer(many=True, read_only=True)
-    removed = ExpectationChangeSerializer(many=True, read_only=True)
-    reworded = ExpectationChangeSerializer(many=True, read_only=True)
+    added = PersonExpectationChangeSerializer(many=True, read_only=True)
+    removed = PersonExpectationChangeSerializer(many=True, read_only=True)
+    reworded = PersonExpectationChangeSerializer(many=True, read_only=True)
 
 
 class PacketBehindSerializer(serializers.Serializer):
