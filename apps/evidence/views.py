@@ -211,10 +211,22 @@ def evidence_edit_page(request, pk: int):
     services.evidence_require_owner(actor=request.user, evidence=evidence)  # else a 403
     me = evidence.person
     ladder = _form_context(me)
+    removed = list(
+        evidence.links.filter(ladder_change="removed").select_related(
+            "expectation__version", "deliverable__version"
+        )
+    )
     if request.method == "POST":
-        form = EvidenceForm(request.POST, request.FILES, editing=True, **ladder)
+        form = EvidenceForm(
+            request.POST, request.FILES, editing=True, removed_links=removed, **ladder
+        )
     else:
-        form = EvidenceForm(initial=EvidenceForm.initial_for(evidence), editing=True, **ladder)
+        form = EvidenceForm(
+            initial=EvidenceForm.initial_for(evidence),
+            editing=True,
+            removed_links=removed,
+            **ladder,
+        )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         saved = _write(

@@ -208,3 +208,29 @@ def test_the_evidence_page_flags_the_links(client, ladder_version, engineer):
     assert "Kept the link to TE-3.2" in html
     assert "Reworded in v2" not in html
     assert "Removed from the ladder" in html
+
+
+def test_the_edit_form_keeps_a_removed_link_until_it_is_unticked(client, ladder_version, engineer):
+    ev = EvidenceFactory(
+        person=engineer, links=[LinkSpec(expectation="TE-3.1"), LinkSpec(expectation="TE-3.3")]
+    )
+    publish_v2()
+    client.force_login(engineer.user)
+    html = client.get(f"/evidence/{ev.pk}/edit/").content.decode()
+    assert 'id="removed-links"' in html
+    assert 'value="TE-3.3" id="exp-TE-3.3" checked' in html
+
+    form = {
+        "title": "Edited",
+        "occurred_on": ev.occurred_on.isoformat(),
+        "visibility": "manager",
+        "expectations": ["TE-3.1", "TE-3.3"],
+    }
+    assert client.post(f"/evidence/{ev.pk}/edit/", form).status_code == 302
+    links = links_of(ev)
+    assert set(links) == {"TE-3.1", "TE-3.3"}
+    assert links["TE-3.3"].ladder_change == "removed"
+
+    form["expectations"] = ["TE-3.1"]
+    assert client.post(f"/evidence/{ev.pk}/edit/", form).status_code == 302
+    assert set(links_of(ev)) == {"TE-3.1"}
