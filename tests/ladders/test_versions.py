@@ -234,3 +234,41 @@ def test_the_edit_form_keeps_a_removed_link_until_it_is_unticked(client, ladder_
     form["expectations"] = ["TE-3.1"]
     assert client.post(f"/evidence/{ev.pk}/edit/", form).status_code == 302
     assert set(links_of(ev)) == {"TE-3.1"}
+
+
+# loading v2 (the ladder, the code check, the version's rows: ~45) and moving the links:
+# the new expectations and deliverables, the duplicates' delete, the groups, the facts, one
+# UPDATE per group (4 here) and the deliverable groups
+PUBLISH_QUERIES = 55
+
+
+@pytest.mark.parametrize("n", [2, 40])
+def test_publishing_writes_per_group_of_links_not_per_link(
+    ladder_version, engineer, django_assert_num_queries, n
+):
+    for _ in range(n):
+        EvidenceFactory(
+            person=engineer,
+            links=[LinkSpec(expectation=c) for c in ("TE-3.1", "TE-3.2", "TE-3.3", "CC-3.1")],
+        )
+    # the file's load (ladder, versions, rows) and the move: the same whatever the links
+    with django_assert_num_queries(PUBLISH_QUERIES):
+        publish_v2()
+    assert EvidenceLink.objects.filter(expectation__version__number=2).count() == 3 * n
+
+
+def test_deliverable_links_follow_the_same_text_or_are_flagged_removed(ladder_version, engineer):
+    first = ladder_version.deliverables.get(
+        text="Cleaned, annotated, and pre-processed datasets for supervised learning models"
+    )
+    ev = EvidenceFactory(person=engineer, links=[LinkSpec(deliverable=first.pk)])
+    v2 = publish_v2()
+    link = EvidenceLink.objects.select_related("deliverable").get(evidence=ev)
+    assert link.deliverable.version == v2 and link.deliverable.text == first.text
+    assert link.ladder_change == ""
+
+    text = V2_FILE.read_text().replace(first.text, "Curated datasets with data cards")
+    ladder_load(text=text, publish=True)
+    link.refresh_from_db()
+    assert link.deliverable.version == v2  # stays where it was, flagged
+    assert link.ladder_change == "removed"
