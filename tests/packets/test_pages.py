@@ -626,7 +626,9 @@ def many_linked(org, ladder_version):
 
 
 BUILDER_QUERIES = 18  # the same for 10 and 200 evidence items
-REVIEW_QUERIES = 17  # the snapshot carries the evidence: no query per item; +1 the latest ladder version (the moved-on banner)
+# the snapshot carries the evidence: no query per item; one for the latest ladder version
+# (the moved-on banner)
+REVIEW_QUERIES = 17
 
 
 @pytest.mark.parametrize("n", [10, 200])
