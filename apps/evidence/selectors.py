@@ -424,15 +424,15 @@ def evidence_inbox_count(*, person: Person) -> int:
 
 
 def evidence_ladder_behind(*, person: Person, version: LadderVersion | None) -> bool:
-    """The person has live evidence linked to an expectation of an older version than
-    `version` (the current one), or flagged removed / reworded by a newer version: the
-    evidence page then links to "What changed". One query."""
+    """The person has usable (accepted, live) evidence linked to an expectation of an older
+    version than `version` (the current one), or flagged removed / reworded by a newer
+    version: the evidence page then links to "What changed". One query."""
     if version is None:
         return False
     return (
         EvidenceLink.objects.filter(
+            evidence_usable_q("evidence__"),
             evidence__person=person,
-            evidence__deleted_at__isnull=True,
             expectation__version__ladder_id=version.ladder_id,
         )
         .annotate(

@@ -717,9 +717,9 @@ def _changes_by_level(diff, levels: list[tuple[int, str]]) -> list[LevelChanges]
 
 def ladder_changes_for_person(*, person: Person | None) -> LadderChanges:
     """What changed for the person's next level (and their current one) between the oldest
-    ladder version their live evidence links or open packets were made against and the
+    ladder version their usable evidence's links or open packets were made against and the
     latest published version, with the evidence and packets each change touches. A fixed
-    number of queries (seven at most) whatever the evidence and packets."""
+    number of queries (eight at most) whatever the evidence and packets."""
     empty = LadderChanges(
         ladder=None, from_version=None, to_version=None, levels=[], packets=[], evidence_flagged=0
     )
@@ -730,8 +730,8 @@ def ladder_changes_for_person(*, person: Person | None) -> LadderChanges:
         return empty
     links = list(
         EvidenceLink.objects.filter(
+            evidence_usable_q("evidence__"),  # accepted and live: what counts for them
             evidence__person=person,
-            evidence__deleted_at__isnull=True,
             expectation__version__ladder_id=person.ladder_id,
         )
         .annotate(

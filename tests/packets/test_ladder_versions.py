@@ -323,3 +323,14 @@ def test_the_new_answers_validate_against_the_schema(spec, org, cycle, ladder_ve
         spec["components"]["schemas"]["Packet"]["properties"]["ladder_moved_on"]["type"]
         == "boolean"
     )
+
+
+def test_deleted_evidence_is_not_touched_and_does_not_hold_the_from_version(org, ladder_version):
+    from apps.evidence.services import evidence_delete
+
+    erin = org.engineer
+    gone = EvidenceFactory(person=erin, links=[LinkSpec(expectation="TE-3.3")])
+    evidence_delete(evidence=gone, actor=erin.user)
+    publish_v2()
+    body = api_client(erin).get("/api/v1/people/me/ladder-changes/").json()
+    assert body["changed"] is False and body["evidence_flagged"] == 0
