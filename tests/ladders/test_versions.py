@@ -272,3 +272,26 @@ def test_deliverable_links_follow_the_same_text_or_are_flagged_removed(ladder_ve
     link.refresh_from_db()
     assert link.deliverable.version == v2  # stays where it was, flagged
     assert link.ladder_change == "removed"
+
+
+def test_the_follow_command_carries_links_left_behind(ladder_version, engineer):
+    from io import StringIO
+
+    ev = EvidenceFactory(person=engineer, links=[LinkSpec(expectation="TE-3.2")])
+    v2 = publish_v2()
+    # a link left on v1 (as a release before this one would have left it)
+    EvidenceLink.objects.filter(evidence=ev).update(
+        expectation=ladder_version.expectations.get(code="TE-3.2"),
+        made_against=None,
+        ladder_change="",
+    )
+    out = StringIO()
+    call_command("evidence_links_follow", "ai-ml-engineer", stdout=out)
+    assert "ai-ml-engineer v2: 1 links carried (1 reworded), 0 removed" in out.getvalue()
+    link = links_of(ev)["TE-3.2"]
+    assert link.expectation.version == v2 and link.ladder_change == "reworded"
+    out = StringIO()
+    call_command("evidence_links_follow", stdout=out)  # again: nothing left to move
+    assert "0 links carried" in out.getvalue()
+    with pytest.raises(CommandError, match="no such ladder: nope"):
+        call_command("evidence_links_follow", "nope")
