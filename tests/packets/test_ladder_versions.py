@@ -334,3 +334,15 @@ def test_deleted_evidence_is_not_touched_and_does_not_hold_the_from_version(org,
     publish_v2()
     body = api_client(erin).get("/api/v1/people/me/ladder-changes/").json()
     assert body["changed"] is False and body["evidence_flagged"] == 0
+
+
+def test_the_what_changed_page_escapes_evidence_titles(client, org, ladder_version):
+    erin = org.engineer
+    EvidenceFactory(
+        person=erin, title='<script>alert("x")</script>', links=[LinkSpec(expectation="TE-3.2")]
+    )
+    publish_v2()
+    client.force_login(erin.user)
+    html = client.get("/ladder-changes/").content.decode()
+    assert '<script>alert("x")</script>' not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_serializer
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from apps.evidence import selectors
@@ -91,13 +91,27 @@ class EvidenceSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class MadeAgainstSerializer(serializers.Serializer):
-    """The expectation a link was made against (published versions never change)."""
+# The expectation a link was made against, inline and nullable: OpenAPI 3.0 has no nullable
+# reference (a $ref under allOf stays non-null), so the object is spelled out here.
+MADE_AGAINST_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "readOnly": True,
+    "description": "The expectation as it read when the link was made (published versions "
+    "never change); null for a deliverable.",
+    "properties": {
+        "expectation": {"type": "integer", "description": "Expectation id."},
+        "code": {"type": "string"},
+        "version": {"type": "integer", "description": "Ladder version number."},
+        "text": {"type": "string"},
+    },
+    "required": ["expectation", "code", "version", "text"],
+}
 
-    expectation = serializers.IntegerField(read_only=True, help_text="Expectation id.")
-    code = serializers.CharField(read_only=True)
-    version = serializers.IntegerField(read_only=True, help_text="Ladder version number.")
-    text = serializers.CharField(read_only=True)
+
+@extend_schema_field(MADE_AGAINST_SCHEMA)
+class MadeAgainstField(serializers.DictField):
+    pass
 
 
 class LinkOutSerializer(serializers.Serializer):
@@ -118,11 +132,7 @@ class LinkOutSerializer(serializers.Serializer):
         'made: "" (nothing), "reworded" (same code, other text: check it still fits) or '
         '"removed" (the code is gone; the link stays on the old version\'s expectation).',
     )
-    made_against = MadeAgainstSerializer(
-        read_only=True,
-        allow_null=True,
-        help_text="The expectation as it read when the link was made; null for a deliverable.",
-    )
+    made_against = MadeAgainstField(read_only=True, allow_null=True)
 
 
 @extend_schema_serializer(component_name="Evidence")
