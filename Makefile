@@ -13,7 +13,7 @@ DEBIAN_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 	poppler-utils
 
 .PHONY: install browser test demo serve lint check-deploy clean bench-sync bench-evidence bench-packets \
-	bench-markdown
+	bench-markdown bench-ladder-publish
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -90,6 +90,11 @@ bench-packets: install
 # Python-Markdown and markdown-it-py on the same inputs.
 bench-markdown: install
 	$(BIN)/python benchmarks/markdown.py $(BENCH_ARGS)
+
+# Ladder publish benchmark (benchmarks/ladder_publish.py): publishing v2 over 20,000 evidence
+# links, each moved to the new version by code (seconds, queries).
+bench-ladder-publish: install
+	$(BIN)/python benchmarks/ladder_publish.py $(BENCH_ARGS)
 
 bench-sync: install
 	test -x var/bench-venv/bin/python || $(PYTHON) -m venv var/bench-venv

@@ -6,6 +6,8 @@ from mozilla_django_oidc.views import OIDCLogoutView
 from apps.evidence import views as evidence_views
 from apps.ladders import views as ladder_views
 from apps.notifications.api.views import MyNotificationsView
+from apps.packets import views as packet_views
+from apps.packets.api.views import MyLadderChangesView
 from apps.people import views as people_views
 from apps.team import views as team_views
 from apps.team.api import TeamView
@@ -15,6 +17,7 @@ from . import errors, health, metrics
 api_v1 = [
     path("", include("apps.ladders.api.urls")),
     path("people/me/notifications/", MyNotificationsView.as_view(), name="my-notifications"),
+    path("people/me/ladder-changes/", MyLadderChangesView.as_view(), name="my-ladder-changes"),
     path("", include("apps.people.api.urls")),
     path("", include("servicenow.api.urls")),
     path("", include("apps.evidence.api.urls")),
@@ -35,6 +38,7 @@ urlpatterns = [
     path("ladders/", include("apps.ladders.urls")),
     path("evidence/", include("apps.evidence.urls")),
     path("packets/", include("apps.packets.urls")),
+    path("ladder-changes/", packet_views.ladder_changes_page, name="ladder-changes"),
     path("team/", team_views.team_page, name="team"),
     path("team/evidence/", evidence_views.team_page, name="team-evidence"),
     path("team/<int:person_id>/", team_views.team_person_page, name="team-person"),

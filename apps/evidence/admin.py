@@ -6,7 +6,9 @@ from .models import Evidence, EvidenceLink, EvidenceVerification
 class EvidenceLinkInline(admin.TabularInline):
     model = EvidenceLink
     extra = 0
-    raw_id_fields = ("expectation", "deliverable")
+    raw_id_fields = ("expectation", "deliverable", "made_against")
+    # set by publishing a ladder version (services.evidence_links_follow_version)
+    readonly_fields = ("ladder_change",)
 
 
 class EvidenceVerificationInline(admin.StackedInline):

@@ -127,10 +127,14 @@ class EvidenceForm(forms.Form):
         tree: VersionTree | None = None,
         next_level: int | None = None,
         editing: bool = False,
+        removed_links: list | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.tree = tree
+        # links a newer ladder version removed (EvidenceLink.ladder_change): offered apart,
+        # ticked, so that saving the item keeps them unless unticked
+        self.removed_links = removed_links or []
         self.next_level = next_level
         self.fields["skills"].choices = skill_choices(tree)
         # No maxlength attribute: a browser cuts a pasted title silently; the server says
@@ -221,6 +225,22 @@ class EvidenceForm(forms.Form):
             ]
             groups.append(group)
         return groups
+
+    @property
+    def removed_rows(self) -> list[LinkRow]:
+        """The links a newer ladder version removed, ticked unless the post unticked them."""
+        codes, deliverables = set(self._chosen("expectations")), set(self._chosen("deliverables"))
+        rows = []
+        for link in self.removed_links:
+            if link.expectation_id:
+                code = link.expectation.code
+                rows.append(LinkRow(link.expectation, code in codes, self._rationale(code)))
+            else:
+                pk = link.deliverable_id
+                rows.append(
+                    LinkRow(link.deliverable, str(pk) in deliverables, self._rationale(f"d{pk}"))
+                )
+        return rows
 
 
 def skill_choices(tree: VersionTree | None) -> list:

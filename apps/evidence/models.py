@@ -112,7 +112,15 @@ class Evidence(models.Model):
         )
 
 
+class LadderChange(models.TextChoices):
+    NONE = "", "Unchanged"
+    REMOVED = "removed", "Removed from the ladder"
+    REWORDED = "reworded", "Reworded"
+
+
 class EvidenceLink(models.Model):
+    LadderChange = LadderChange
+
     class Origin(models.TextChoices):
         SUGGESTED = "suggested", "Suggested"
         ENGINEER = "engineer", "Engineer"
@@ -136,6 +144,23 @@ class EvidenceLink(models.Model):
     rationale = models.TextField(blank=True)
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.ENGINEER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What the link was made against: the expectation (its version and its text, which a
+    # published version never changes) the engineer or the suggestion chose. Publishing a
+    # new version moves `expectation` to the one with the same code and leaves this alone
+    # (services.evidence_links_follow_version); null for a deliverable link.
+    made_against = models.ForeignKey(
+        "ladders.Expectation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # What publishing did to the expectation since it was made against: nothing (""),
+    # removed (no expectation with that code any more: the link stays on the old one) or
+    # reworded (same code, other text, level or competency).
+    ladder_change = models.CharField(
+        max_length=16, choices=LadderChange.choices, blank=True, default=""
+    )
 
     class Meta:
         constraints = [

@@ -16,7 +16,8 @@ from datetime import UTC, date
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils.dateparse import parse_datetime
 
 from apps.ladders.models import Expectation, LadderVersion
@@ -201,6 +202,7 @@ def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
     if not ids:
         return EvidenceSatellites(links={}, skills={}, attachments={})
     link_t, exp_t = EvidenceLink._meta.db_table, Expectation._meta.db_table
+    version_t = LadderVersion._meta.db_table
     through = Evidence.skills.through
     skill_t, through_t = (
         through._meta.get_field("skill").related_model._meta.db_table,
@@ -211,15 +213,20 @@ def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
     # The attachments branch comes first so that PostgreSQL takes each column's type from a
     # real column (a NULL in the first branch would make the timestamp column text).
     sql = f"""
-        SELECT 3, a.evidence_id, a.id, a.name, a.content_type, NULL, a.size, a.created_at
+        SELECT 3, a.evidence_id, a.id, a.name, a.content_type, NULL, a.size, a.created_at,
+               NULL, NULL, NULL, NULL
           FROM {att_t} a
          WHERE a.evidence_id IN ({marks})
         UNION ALL
-        SELECT 1, l.evidence_id, l.id, e.code, l.rationale, l.origin, l.deliverable_id, NULL
+        SELECT 1, l.evidence_id, l.id, e.code, l.rationale, l.origin, l.deliverable_id, NULL,
+               l.ladder_change, m.id, v.number, m.text
           FROM {link_t} l LEFT JOIN {exp_t} e ON e.id = l.expectation_id
+               LEFT JOIN {exp_t} m ON m.id = COALESCE(l.made_against_id, l.expectation_id)
+               LEFT JOIN {version_t} v ON v.id = m.version_id
          WHERE l.evidence_id IN ({marks})
         UNION ALL
-        SELECT 2, t.evidence_id, s.position, s.name, NULL, NULL, t.skill_id, NULL
+        SELECT 2, t.evidence_id, s.position, s.name, NULL, NULL, t.skill_id, NULL,
+               NULL, NULL, NULL, NULL
           FROM {through_t} t JOIN {skill_t} s ON s.id = t.skill_id
          WHERE t.evidence_id IN ({marks})
     """  # noqa: S608 (identifiers from model metadata; values are parameters)
@@ -228,8 +235,10 @@ def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
     files: dict[int, list] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, [*ids, *ids, *ids])
-        for kind, ev_id, key, text1, text2, text3, num, stamp in cursor.fetchall():
+        for row in cursor.fetchall():
+            kind, ev_id, key, text1, text2, text3, num, stamp = row[:8]
             if kind == 1:
+                change, against_id, against_version, against_text = row[8:]
                 links.setdefault(ev_id, []).append(
                     (
                         key,
@@ -238,6 +247,15 @@ def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
                             "deliverable": num,
                             "rationale": text2,
                             "origin": text3,
+                            "ladder_change": change or "",
+                            "made_against": {
+                                "expectation": against_id,
+                                "code": text1,
+                                "version": against_version,
+                                "text": against_text,
+                            }
+                            if against_id is not None
+                            else None,
                         },
                     )
                 )
@@ -403,3 +421,23 @@ def evidence_inbox_count(*, person: Person) -> int:
     return Evidence.objects.filter(
         person=person, status=Evidence.Status.CANDIDATE, deleted_at__isnull=True
     ).count()
+
+
+def evidence_ladder_behind(*, person: Person, version: LadderVersion | None) -> bool:
+    """The person has usable (accepted, live) evidence linked to an expectation of an older
+    version than `version` (the current one), or flagged removed / reworded by a newer
+    version: the evidence page then links to "What changed". One query."""
+    if version is None:
+        return False
+    return (
+        EvidenceLink.objects.filter(
+            evidence_usable_q("evidence__"),
+            evidence__person=person,
+            expectation__version__ladder_id=version.ladder_id,
+        )
+        .annotate(
+            against=Coalesce(F("made_against__version__number"), F("expectation__version__number"))
+        )
+        .filter(Q(against__lt=version.number) | ~Q(ladder_change=""))
+        .exists()
+    )

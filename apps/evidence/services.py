@@ -17,6 +17,7 @@ from datetime import date
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from apps.ladders.models import Deliverable, Expectation, Skill
@@ -25,7 +26,7 @@ from apps.people.models import Person
 from ladder_tracker.errors import ForbiddenError
 
 from .markdown import markdown_check_length, markdown_render
-from .models import Attachment, Evidence, EvidenceEvent, EvidenceLink
+from .models import Attachment, Evidence, EvidenceEvent, EvidenceLink, LadderChange
 from .selectors import evidence_can_edit
 from .uploads import upload_check
 
@@ -173,6 +174,10 @@ def evidence_create(
     return evidence
 
 
+def _link_key(link: EvidenceLink) -> tuple:
+    return (link.expectation.code if link.expectation_id else None, link.deliverable_id)
+
+
 def _links_summary(evidence: Evidence) -> list[str]:
     out = []
     for link in evidence.links.select_related("expectation", "deliverable").order_by("id"):
@@ -220,9 +225,29 @@ def _update(*, evidence: Evidence, actor, skills=None, links=None, **fields) -> 
             changes["skills"] = [old_names, sorted(s.name for s in new_skills)]
             evidence.skills.set(new_skills)
     if links is not None:
-        resolved = _resolve_links(evidence.person, links)
         before = _links_summary(evidence)
-        evidence.links.all().delete()
+        # A link the item has already stays the same row (what it was made against, its
+        # ladder flag; a link to an expectation a newer version removed stays possible);
+        # the others are resolved against the current version, the unnamed ones go.
+        current = {_link_key(lk): lk for lk in evidence.links.select_related("expectation")}
+        kept: dict[tuple, str] = {}
+        fresh = []
+        for spec in links:
+            key = (spec.expectation or None, None if spec.expectation else spec.deliverable)
+            if key in current and key not in kept:
+                kept[key] = spec.rationale.strip()
+            elif key not in current:
+                fresh.append(spec)
+        resolved = [
+            lk for lk in _resolve_links(evidence.person, fresh) if _link_key(lk) not in kept
+        ]
+        for key, link in current.items():
+            if key not in kept:
+                link.delete()
+            elif link.rationale != kept[key] or link.origin != EvidenceLink.Origin.ENGINEER:
+                # named by the owner now: theirs, as a newly made link would be
+                link.rationale, link.origin = kept[key], EvidenceLink.Origin.ENGINEER
+                link.save(update_fields=["rationale", "origin"])
         for link in resolved:
             link.evidence = evidence
         EvidenceLink.objects.bulk_create(resolved)
@@ -437,3 +462,140 @@ def attachment_remove(*, attachment: Attachment, actor) -> None:
     attachment.delete()
     transaction.on_commit(lambda: storage.delete(stored))
     _event(evidence, actor, EvidenceEvent.Action.DETACHED, {"attachment": [name, None]})
+
+
+# --- a new ladder version -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinksFollowed:
+    """What publishing a version did to the evidence links of its ladder."""
+
+    carried: int = 0  # moved to the expectation (or deliverable) of the new version
+    reworded: int = 0  # of those, the ones whose expectation reads otherwise now
+    removed: int = 0  # left where they were: the new version has no such expectation
+
+
+def evidence_links_follow_version(*, version) -> LinksFollowed:
+    """Move every evidence link of the version's ladder to the version just published
+    (called by apps.ladders.services.ladder_version_publish, in its transaction).
+
+    An expectation link moves to the expectation with the same code and keeps what it was
+    made against (`made_against`, set to the old expectation the first time it moves);
+    it is flagged `reworded` when the text, level or competency differ from what it was
+    made against, and `removed` (staying on its old expectation) when the code is gone. A
+    deliverable link moves to the deliverable of the same level and text, else is flagged
+    removed. Packet items are not links: a packet keeps its pinned version (a draft moves
+    by packet_move_to_latest), and snapshots are frozen JSON.
+
+    Links that share (expectation, made against) share their fate, so the writes are one
+    UPDATE per such group, not per link: a handful of queries plus one per group (at most
+    the old versions' expectations times what they were made against), whatever the
+    number of links (benchmarks in the commit: 20,000 links in well under a second)."""
+    new_exp = {
+        code: (pk, (text, level, comp))
+        for pk, code, text, level, comp in Expectation.objects.filter(version=version).values_list(
+            "pk", "code", "text", "level__number", "competency__code"
+        )
+    }
+    new_del = {
+        (level, text): pk
+        for pk, level, text in Deliverable.objects.filter(version=version).values_list(
+            "pk", "level__number", "text"
+        )
+    }
+    older = EvidenceLink.objects.filter(expectation__version__ladder_id=version.ladder_id).exclude(
+        expectation__version=version
+    )
+    # an item that links the new expectation already (made there by hand) needs no other
+    older.filter(
+        Exists(
+            EvidenceLink.objects.filter(
+                evidence_id=OuterRef("evidence_id"),
+                expectation__version=version,
+                expectation__code=OuterRef("expectation__code"),
+            )
+        )
+    ).delete()
+    groups = list(
+        older.values_list("expectation_id", "expectation__code", "made_against_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    against_ids = {ma or exp for exp, _code, ma, _n in groups}
+    facts = {
+        pk: (text, level, comp)
+        for pk, text, level, comp in Expectation.objects.filter(pk__in=against_ids).values_list(
+            "pk", "text", "level__number", "competency__code"
+        )
+    }
+    carried = reworded = removed = 0
+    for exp_id, code, made_against_id, n in groups:
+        against = made_against_id or exp_id
+        target = new_exp.get(code)
+        if target is None:
+            values = {"made_against_id": against, "ladder_change": LadderChange.REMOVED}
+            removed += n
+        else:
+            same = facts.get(against) == target[1]
+            values = {
+                "expectation_id": target[0],
+                "made_against_id": against,
+                "ladder_change": LadderChange.NONE if same else LadderChange.REWORDED,
+            }
+            carried += n
+            reworded += 0 if same else n
+        EvidenceLink.objects.filter(expectation_id=exp_id, made_against_id=made_against_id).update(
+            **values
+        )
+    older_del = EvidenceLink.objects.filter(
+        deliverable__version__ladder_id=version.ladder_id
+    ).exclude(deliverable__version=version)
+    for del_id, level, text, n in (
+        older_del.values_list("deliverable_id", "deliverable__level__number", "deliverable__text")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        target_del = new_del.get((level, text))
+        rows = EvidenceLink.objects.filter(deliverable_id=del_id)
+        if target_del is None:
+            rows.update(ladder_change=LadderChange.REMOVED)
+            removed += n
+        else:
+            # an item with both (a hand-made link on the new one) keeps the new one
+            rows.filter(
+                Exists(
+                    EvidenceLink.objects.filter(
+                        evidence_id=OuterRef("evidence_id"), deliverable_id=target_del
+                    )
+                )
+            ).delete()
+            rows.update(deliverable_id=target_del, ladder_change=LadderChange.NONE)
+            carried += n
+    return LinksFollowed(carried=carried, reworded=reworded, removed=removed)
+
+
+@transaction.atomic
+def evidence_link_confirm(*, evidence: Evidence, actor, code: str) -> Evidence:
+    """The owner read the reworded expectation and keeps the link: it is made against the
+    expectation as it reads now, and the flag goes. A removed one cannot be confirmed
+    (there is nothing to link to); editing the links drops it."""
+    evidence_require_owner(actor=actor, evidence=evidence)
+    link = (
+        evidence.links.select_related("expectation", "made_against")
+        .filter(expectation__code=code, ladder_change=EvidenceLink.LadderChange.REWORDED)
+        .first()
+    )
+    if link is None:
+        raise ValidationError({"code": f"{code!r} is not a reworded link of this item."})
+    before = link.made_against.version.number if link.made_against_id else None
+    link.made_against = link.expectation
+    link.ladder_change = EvidenceLink.LadderChange.NONE
+    link.save(update_fields=["made_against", "ladder_change"])
+    _event(
+        evidence,
+        actor,
+        EvidenceEvent.Action.UPDATED,
+        {"link_confirmed": [f"{code} v{before}", f"{code} v{link.expectation.version.number}"]},
+    )
+    return evidence

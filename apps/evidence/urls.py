@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/accept/", views.evidence_accept_view, name="accept"),
     path("<int:pk>/dismiss/", views.evidence_dismiss_view, name="dismiss"),
     path("<int:pk>/verify/", views.evidence_verify_view, name="verify"),
+    path("<int:pk>/confirm-link/", views.evidence_link_confirm_view, name="link-confirm"),
     path(
         "<int:pk>/attachments/<int:attachment_id>/",
         views.attachment_download,

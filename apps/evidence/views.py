@@ -130,6 +130,7 @@ def evidence_list_page(request):
             coverage=coverage,
             coverage_groups=_coverage_groups(coverage),
             coverage_percent=round(coverage.fraction * 100),
+            ladder_behind=selectors.evidence_ladder_behind(person=me, version=version),
         )
     return render_list(request, "evidence/evidence_list.html", context)
 
@@ -211,10 +212,22 @@ def evidence_edit_page(request, pk: int):
     services.evidence_require_owner(actor=request.user, evidence=evidence)  # else a 403
     me = evidence.person
     ladder = _form_context(me)
+    removed = list(
+        evidence.links.filter(ladder_change="removed").select_related(
+            "expectation__version", "deliverable__version"
+        )
+    )
     if request.method == "POST":
-        form = EvidenceForm(request.POST, request.FILES, editing=True, **ladder)
+        form = EvidenceForm(
+            request.POST, request.FILES, editing=True, removed_links=removed, **ladder
+        )
     else:
-        form = EvidenceForm(initial=EvidenceForm.initial_for(evidence), editing=True, **ladder)
+        form = EvidenceForm(
+            initial=EvidenceForm.initial_for(evidence),
+            editing=True,
+            removed_links=removed,
+            **ladder,
+        )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         saved = _write(
@@ -271,7 +284,16 @@ def _history(evidence: Evidence) -> list[dict]:
 @login_required
 def evidence_detail_page(request, pk: int):
     evidence = selectors.evidence_get(viewer=request.user, pk=pk)
-    links = list(evidence.links.all())
+    # with the versions: a link a newer ladder version moved shows what it was made against
+    links = list(
+        evidence.links.select_related(
+            "expectation__competency",
+            "expectation__level",
+            "expectation__version",
+            "made_against__version",
+            "deliverable__version",
+        ).order_by("id")
+    )
     context = {
         "evidence": evidence,
         "can_edit": selectors.evidence_can_edit(viewer=request.user, evidence=evidence),
@@ -406,6 +428,22 @@ def evidence_accept_view(request, pk: int):
             messages.error(request, error)
         return redirect(_next_url(request, reverse("evidence:inbox")))
     return _triage_done(request, evidence, "Accepted")
+
+
+@login_required
+@require_POST
+def evidence_link_confirm_view(request, pk: int):
+    """The owner keeps a link whose expectation a newer ladder version reworded."""
+    evidence = selectors.evidence_get(viewer=request.user, pk=pk)
+    code = request.POST.get("code", "")
+    try:
+        services.evidence_link_confirm(evidence=evidence, actor=request.user, code=code)
+    except ValidationError as exc:
+        for problem in exc.messages:
+            messages.error(request, problem)
+    else:
+        messages.success(request, f"Kept the link to {code} as it reads now.")
+    return redirect("evidence:detail", pk=evidence.pk)
 
 
 @login_required

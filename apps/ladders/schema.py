@@ -114,6 +114,12 @@ def _where(lines: dict, path: tuple) -> str:
     return f"line {line}: {dotted or '(document)'}"
 
 
+def ladder_file_locate(text: str, problems: list[tuple[tuple, str]]) -> list[str]:
+    """`(path, message)` problems found outside this module, as `line N: path: message`."""
+    lines = _line_index(yaml.compose(text, Loader=yaml.SafeLoader))
+    return [_where(lines, path) + f": {msg}" for path, msg in problems]
+
+
 def ladder_file_parse(text: str) -> LadderFile:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -29,7 +29,7 @@ from .models import (
     Skill,
     Statement,
 )
-from .schema import LadderFile, ladder_file_parse
+from .schema import LadderFile, LadderFileError, ladder_file_locate, ladder_file_parse
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def ladder_load(*, text: str, publish: bool = False) -> LoadResult:
         ladder, _ = Ladder.objects.select_for_update().get_or_create(
             slug=spec.slug, defaults={"name": spec.name, "description": spec.description}
         )
+        _codes_check(ladder=ladder, spec=spec, text=text)
         latest = ladder.versions.order_by("-number").first()
         if latest is not None and latest.content_sha256 == sha:
             published_now = False
@@ -106,6 +107,41 @@ def ladder_load(*, text: str, publish: bool = False) -> LoadResult:
             ladder_version_publish(version=version)
     logger.info("ladder %s: version %s %s", spec.slug, version.number, outcome)
     return LoadResult(version=version, outcome=outcome, published_now=publish)
+
+
+def _codes_check(*, ladder: Ladder, spec: LadderFile, text: str) -> None:
+    """A code means one expectation for the life of the ladder: evidence links follow it
+    from version to version. A file that gives a code the ladder's published versions used
+    to a different competency (the competency's code now names another competency) is
+    refused, naming the line, before anything is written. Rewording is allowed; it is
+    flagged on the evidence linked to it."""
+    before: dict[str, tuple[int, str]] = {}  # code -> (version number, competency name)
+    for number, code, name in (
+        Expectation.objects.filter(
+            version__ladder=ladder, version__status=LadderVersion.Status.PUBLISHED
+        )
+        .order_by("version__number")
+        .values_list("version__number", "code", "competency__name")
+    ):
+        before[code] = (number, name)  # the newest published use of each code wins
+    if not before:
+        return
+    names = {c.code: c.name for c in spec.competencies}
+    problems = []
+    for i, exp in enumerate(spec.expectations):
+        known = before.get(exp.code)
+        name = names.get(exp.competency)
+        if known is None or name is None or known[1].casefold() == name.casefold():
+            continue
+        problems.append(
+            (
+                ("expectations", i, "code"),
+                f"code {exp.code!r} belongs to competency {known[1]!r} (version "
+                f"{known[0]}) and cannot be re-used for {name!r}: give it a new code",
+            )
+        )
+    if problems:
+        raise LadderFileError(ladder_file_locate(text, problems))
 
 
 def _version_fill(*, version: LadderVersion, spec: LadderFile) -> None:
@@ -181,12 +217,27 @@ def _version_fill(*, version: LadderVersion, spec: LadderFile) -> None:
     Skill.objects.bulk_create(skills)
 
 
+@transaction.atomic
 def ladder_version_publish(*, version: LadderVersion) -> LadderVersion:
+    """Publish a draft: it becomes the current version, and the evidence links of the
+    ladder follow it by code (apps/evidence owns those rows: its service moves them, keeping
+    what each was made against and flagging removed and reworded expectations)."""
+    # imported here: apps/evidence reads ladders, and ladders only calls evidence here
+    from apps.evidence.services import evidence_links_follow_version
+
     ladder_version_assert_editable(version=version)
     version.status = LadderVersion.Status.PUBLISHED
     version.published_at = timezone.now()
     version.save(update_fields=["status", "published_at"])
-    logger.info("ladder %s: version %s published", version.ladder.slug, version.number)
+    followed = evidence_links_follow_version(version=version)
+    logger.info(
+        "ladder %s: version %s published; links carried %s (reworded %s), removed %s",
+        version.ladder.slug,
+        version.number,
+        followed.carried,
+        followed.reworded,
+        followed.removed,
+    )
     return version
 
 

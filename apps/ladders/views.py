@@ -58,6 +58,10 @@ def ladder_page(request, slug: str):
         "rows": rows,
         "current_level": current_level,
         "next_level": next_level,
+        # an engineer on a ladder with more than one published version: what changed for them
+        "ladder_moved": person is not None
+        and person.ladder_id == ladder.id
+        and sum(1 for v in versions if v.is_published) > 1,
     }
     return render(request, "ladders/ladder_detail.html", context)
 

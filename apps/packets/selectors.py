@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
 from apps.evidence.models import Evidence, EvidenceLink, evidence_usable_q
 from apps.evidence.selectors import evidence_withheld_ids
-from apps.ladders.models import Competency, Deliverable, Expectation
+from apps.ladders.models import Competency, Deliverable, Expectation, LadderVersion
+from apps.ladders.selectors import ladder_version_diff, ladder_version_published
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
 from ladder_tracker.canonical import canonical_sha256
@@ -635,11 +636,17 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
             )
             if item_flags(submitted[pk], source)[1]:
                 moved.add(pk)
-    linked = set(
-        EvidenceLink.objects.filter(
-            evidence__person_id=packet.person_id, expectation__in=[e.pk for e in expectations]
-        ).values_list("expectation_id", "evidence_id")
-    )
+    # By code: the engineer's links follow the ladder's newest version, and a packet pinned
+    # to an older one still finds them (services.evidence_links_follow_version).
+    by_code = {e.code: e.pk for e in expectations}
+    linked = {
+        (by_code[code], ev_id)
+        for code, ev_id in EvidenceLink.objects.filter(
+            evidence__person_id=packet.person_id,
+            expectation__version__ladder_id=packet.ladder_version.ladder_id,
+            expectation__code__in=list(by_code),
+        ).values_list("expectation__code", "evidence_id")
+    }
     picked = {
         (exp_id, ev_id): note
         for exp_id, ev_id, note in PacketItem.objects.filter(packet=packet).values_list(
@@ -760,3 +767,235 @@ def packet_committee_decided(*, viewer: AbstractBaseUser, cycle_id: int) -> Quer
         .filter(cycle_id=cycle_id, state__in=(Packet.State.PROMOTED, Packet.State.NOT_PROMOTED))
         .select_related("decision")
     )
+
+
+# --- a newer ladder version: what changed for a person, and for a packet --------------------
+
+
+@dataclass
+class TouchedEvidence:
+    """One of the person's evidence items linked to a changed expectation."""
+
+    id: int
+    title: str
+    made_against_version: int  # the version the link was made against
+    ladder_change: str  # the link's flag: "", "reworded" or "removed"
+
+
+@dataclass
+class ExpectationChangeForPerson:
+    code: str
+    change: str  # "added" | "removed" | "reworded"
+    level: int
+    competency: str  # code
+    before: str | None  # the text in the older version (None when added)
+    after: str | None  # the text in the latest version (None when removed)
+    evidence: list[TouchedEvidence] = field(default_factory=list)
+    packets: list[int] = field(default_factory=list)  # open packets offering it
+
+    def as_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "change": self.change,
+            "level": self.level,
+            "competency": self.competency,
+            "before": self.before,
+            "after": self.after,
+            "evidence": [vars(e) for e in self.evidence],
+            "packets": self.packets,
+        }
+
+
+@dataclass
+class LevelChanges:
+    level: int
+    role: str  # "next" | "current"
+    added: list[ExpectationChangeForPerson] = field(default_factory=list)
+    removed: list[ExpectationChangeForPerson] = field(default_factory=list)
+    reworded: list[ExpectationChangeForPerson] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.removed or self.reworded)
+
+    def as_dict(self) -> dict:
+        return {
+            "level": self.level,
+            "role": self.role,
+            **{
+                kind: [c.as_dict() for c in getattr(self, kind)]
+                for kind in ("added", "removed", "reworded")
+            },
+        }
+
+
+@dataclass
+class PacketBehind:
+    id: int
+    state: str
+    target_level: int
+    ladder_version: int
+
+
+@dataclass
+class LadderChanges:
+    """What newer ladder versions changed for a person: between the oldest version their
+    evidence links or open packets were made against and the latest published one."""
+
+    ladder: str | None  # slug
+    from_version: int | None
+    to_version: int | None
+    levels: list[LevelChanges]
+    packets: list[PacketBehind]
+    evidence_flagged: int  # the person's items with a removed or reworded link
+
+    @property
+    def changed(self) -> bool:
+        return self.from_version is not None and self.from_version != self.to_version
+
+    def as_dict(self) -> dict:
+        return {
+            "ladder": self.ladder,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "changed": self.changed,
+            "evidence_flagged": self.evidence_flagged,
+            "levels": [lv.as_dict() for lv in self.levels],
+            "packets": [vars(p) for p in self.packets],
+        }
+
+
+def _changes_by_level(diff, levels: list[tuple[int, str]]) -> list[LevelChanges]:
+    """The diff's expectation changes that concern these levels (a reworded one counts for
+    the level it is at now, or was at)."""
+    out = []
+    for level, role in levels:
+        group = LevelChanges(level=level, role=role)
+        for ch in diff.added:
+            if ch.after["level"] == level:
+                group.added.append(
+                    ExpectationChangeForPerson(
+                        ch.code, "added", level, ch.after["competency"], None, ch.after["text"]
+                    )
+                )
+        for ch in diff.removed:
+            if ch.before["level"] == level:
+                group.removed.append(
+                    ExpectationChangeForPerson(
+                        ch.code, "removed", level, ch.before["competency"], ch.before["text"], None
+                    )
+                )
+        for ch in diff.changed:
+            if level in (ch.before["level"], ch.after["level"]):
+                group.reworded.append(
+                    ExpectationChangeForPerson(
+                        ch.code,
+                        "reworded",
+                        ch.after["level"],
+                        ch.after["competency"],
+                        ch.before["text"],
+                        ch.after["text"],
+                    )
+                )
+        out.append(group)
+    return out
+
+
+def ladder_changes_for_person(*, person: Person | None) -> LadderChanges:
+    """What changed for the person's next level (and their current one) between the oldest
+    ladder version their usable evidence's links or open packets were made against and the
+    latest published version, with the evidence and packets each change touches. A fixed
+    number of queries (eight at most) whatever the evidence and packets."""
+    empty = LadderChanges(
+        ladder=None, from_version=None, to_version=None, levels=[], packets=[], evidence_flagged=0
+    )
+    if person is None or person.ladder_id is None:
+        return empty
+    latest = ladder_version_published(ladder_id=person.ladder_id)
+    if latest is None:
+        return empty
+    links = list(
+        EvidenceLink.objects.filter(
+            evidence_usable_q("evidence__"),  # accepted and live: what counts for them
+            evidence__person=person,
+            expectation__version__ladder_id=person.ladder_id,
+        )
+        .annotate(
+            against=Coalesce(F("made_against__version__number"), F("expectation__version__number"))
+        )
+        .filter(Q(against__lt=latest.number) | ~Q(ladder_change=""))
+        .values_list(
+            "evidence_id", "evidence__title", "expectation__code", "against", "ladder_change"
+        )
+        .order_by("evidence_id")
+    )
+    behind = [
+        PacketBehind(id=pk, state=state, target_level=target, ladder_version=number)
+        for pk, state, target, number in Packet.objects.filter(
+            person=person,
+            state__in=Packet.OPEN_STATES,
+            ladder_version__ladder_id=person.ladder_id,
+            ladder_version__number__lt=latest.number,
+        )
+        .order_by("-id")
+        .values_list("pk", "state", "target_level", "ladder_version__number")
+    ]
+    flagged = len({ev for ev, _t, _c, _a, change in links if change})
+    numbers = [a for *_x, a, _ch in links if a < latest.number] + [p.ladder_version for p in behind]
+    slug = latest.ladder.slug
+    if not numbers:
+        return LadderChanges(slug, latest.number, latest.number, [], behind, flagged)
+    oldest = LadderVersion.objects.get(ladder_id=person.ladder_id, number=min(numbers))
+    diff = ladder_version_diff(from_version=oldest, to_version=latest)
+    wanted = []
+    if person.level:
+        wanted.append(((person.level or 0) + 1, "next"))
+        wanted.append((person.level, "current"))
+    else:
+        wanted.append((1, "next"))
+    levels = _changes_by_level(diff, wanted)
+    touched = {
+        c.code: c for group in levels for kind in (group.removed, group.reworded) for c in kind
+    }
+    for ev_id, title, code, against, change in links:
+        if code in touched and (against < latest.number or change):
+            touched[code].evidence.append(TouchedEvidence(ev_id, title, against, change))
+    if behind and touched:
+        for packet_id, code in (
+            PacketItem.objects.filter(
+                packet_id__in=[p.id for p in behind], expectation__code__in=touched
+            )
+            .values_list("packet_id", "expectation__code")
+            .distinct()
+            .order_by("packet_id")
+        ):
+            if packet_id not in touched[code].packets:
+                touched[code].packets.append(packet_id)
+    return LadderChanges(
+        ladder=slug,
+        from_version=oldest.number,
+        to_version=latest.number,
+        levels=levels,
+        packets=behind,
+        evidence_flagged=flagged,
+    )
+
+
+@dataclass
+class PacketMovedOn:
+    """A packet pinned to an older ladder version: the latest one, and what changed for the
+    packet's target level since the packet's version."""
+
+    latest: int
+    changes: LevelChanges
+
+
+def packet_ladder_moved_on(*, packet: Packet) -> PacketMovedOn | None:
+    """None while the packet's version is the latest published one (one query); else the
+    changes for its target level (two more)."""
+    latest = ladder_version_published(ladder_id=packet.ladder_version.ladder_id)
+    if latest is None or latest.number <= packet.ladder_version.number:
+        return None
+    diff = ladder_version_diff(from_version=packet.ladder_version, to_version=latest)
+    (changes,) = _changes_by_level(diff, [(packet.target_level, "target")])
+    return PacketMovedOn(latest=latest.number, changes=changes)

@@ -23,6 +23,7 @@ from apps.evidence.markdown import MARKDOWN_MAX_LENGTH, markdown_render, markdow
 from apps.evidence.models import Evidence
 from apps.evidence.services import evidence_share_with_reviewers
 from apps.evidence.verification import VerifyItem, verifications_run
+from apps.ladders.models import Expectation
 from apps.ladders.selectors import ladder_version_published
 from apps.notifications.services import packet_transition_notify
 from apps.people.models import Person
@@ -219,6 +220,95 @@ def _items_replace(packet: Packet, items: list[ItemSpec], actor) -> None:
             )
         )
     PacketItem.objects.bulk_create(rows)
+
+
+# --- a newer ladder version ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PacketMove:
+    packet: Packet
+    from_version: int
+    to_version: int
+    carried: list[dict]  # [{expectation, evidence}] now on the new version's expectation
+    reworded: list[str]  # codes carried whose text (level, competency) changed
+    dropped: list[dict]  # [{expectation, evidence}]: the code is not at the target level now
+    narratives_dropped: list[str]  # competency names the new version does not have
+    gaps: list[str]  # the target level's codes no item covers after the move
+
+
+def packet_move_to_latest(*, packet_id: int, actor) -> PacketMove:
+    """Move a draft to its ladder's latest published version (TRANSITIONS
+    "move-to-latest": the owner, a draft only; anything else is refused, 403 or 409).
+    Each item goes to the expectation with the same code at the target level; an item whose
+    code is gone is dropped (listed); narratives follow their competency's name. Already on
+    the latest version: nothing changes."""
+    with transaction.atomic():
+        packet = _locked(packet_id)
+        _authorize(packet, actor, "move-to-latest")
+        old = packet.ladder_version
+        latest = ladder_version_published(ladder_id=old.ladder_id)
+        if latest is None or latest.number <= old.number:
+            coverage = packet_coverage(packet=packet)
+            return PacketMove(packet, old.number, old.number, [], [], [], [], coverage.gaps)
+        if not latest.levels.filter(number=packet.target_level).exists():
+            raise PacketInvalid(
+                f"Version {latest.number} has no level {packet.target_level}.",
+                {"target_level": f"no level {packet.target_level} in v{latest.number}"},
+            )
+        new = {
+            e.code: e
+            for e in Expectation.objects.filter(version=latest, level__number=packet.target_level)
+        }
+        carried, dropped, reworded = [], [], set()
+        items = list(packet.items.select_related("expectation").order_by("position", "id"))
+        keep = []
+        for item in items:
+            target = new.get(item.expectation.code)
+            row = {"expectation": item.expectation.code, "evidence": item.evidence_id}
+            if target is None:
+                dropped.append(row)
+                item.delete()
+                continue
+            if target.text != item.expectation.text:
+                reworded.add(target.code)
+            item.expectation = target
+            keep.append(item)
+            carried.append(row)
+        PacketItem.objects.bulk_update(keep, ["expectation"])
+        names = set(latest.competencies.values_list("name", flat=True))
+        narratives_dropped = sorted(set(packet.narratives or {}) - names)
+        packet.narratives = {k: v for k, v in (packet.narratives or {}).items() if k in names}
+        packet.narratives_html = {
+            k: v for k, v in (packet.narratives_html or {}).items() if k in names
+        }
+        packet.ladder_version = latest
+        packet.save(update_fields=["ladder_version", "narratives", "narratives_html", "updated_at"])
+        summary = (
+            f"Moved from ladder v{old.number} to v{latest.number}: {len(carried)} items carried"
+        )
+        if dropped:
+            summary += ", dropped " + ", ".join(sorted({d["expectation"] for d in dropped}))
+        PacketEvent.objects.create(
+            packet=packet,
+            actor=actor,
+            action="move-to-latest",
+            from_state=packet.state,
+            to_state=packet.state,
+            comment=summary + ".",
+        )
+        coverage = packet_coverage(packet=packet)
+    logger.info("packet %s: %s", packet.pk, summary)
+    return PacketMove(
+        packet=packet,
+        from_version=old.number,
+        to_version=latest.number,
+        carried=carried,
+        reworded=sorted(reworded),
+        dropped=dropped,
+        narratives_dropped=narratives_dropped,
+        gaps=coverage.gaps,
+    )
 
 
 # --- snapshots ----------------------------------------------------------------------------

@@ -73,6 +73,18 @@ TRANSITIONS: dict[str, Transition] = {
             (S.WITHDRAWN,),
             forbidden="Only the engineer withdraws their packet.",
         ),
+        # A newer ladder version: only a draft moves to it (items carried by code). Once
+        # submitted, reviewers assess against the pinned version and a snapshot holds it;
+        # decided packets never change.
+        _t(
+            "move-to-latest",
+            (S.DRAFT,),
+            Role.OWNER,
+            (),
+            forbidden="Only the engineer moves their packet to a new ladder version.",
+            conflict="A {state} packet stays on the ladder version it was made against; "
+            "only a draft moves to a newer one.",
+        ),
         _t("assess", (S.SUBMITTED,), Role.REVIEWER, (), forbidden=_MANAGERS_ONLY),
         _t(
             "request-changes",

@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/save/", views.packet_save_view, name="save"),
     path("<int:pk>/submit/", views.packet_submit_view, name="submit"),
     path("<int:pk>/withdraw/", views.packet_withdraw_view, name="withdraw"),
+    path("<int:pk>/move-to-latest/", views.packet_move_view, name="move-to-latest"),
     path("<int:pk>/export/", views.packet_export_view, name="export"),
     path("<int:pk>/diff/", views.packet_diff_page, name="diff"),
     path("<int:pk>/verify/", views.packet_verify_view, name="verify"),

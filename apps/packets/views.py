@@ -171,6 +171,7 @@ def _coverage_context(packet: Packet) -> dict:
 def _common_context(packet: Packet) -> dict:
     return {
         "packet": packet,
+        "moved_on": selectors.packet_ladder_moved_on(packet=packet),
         "events": selectors.packet_event_list(packet=packet),
         "snapshots": selectors.packet_snapshot_list(packet=packet),
         "export_formats": exports.EXPORT_FORMATS,
@@ -197,6 +198,8 @@ def _render_builder(request, packet: Packet, *, errors=None, gaps=None, status: 
         "narrative_limit": f"{MARKDOWN_MAX_LENGTH:,}",
     }
     context["changes_request"] = _changes_requested(context["events"])
+    # the builder is the owner's page: a draft may move (TRANSITIONS "move-to-latest")
+    context["can_move"] = packet.state in TRANSITIONS["move-to-latest"].sources
     return render(request, "packets/packet_builder.html", context, status=status)
 
 
@@ -291,6 +294,42 @@ def packet_submit_view(request, pk: int):
         return redirect("packets:detail", pk=packet.pk)
     messages.success(request, "Submitted for review. Your manager has been told.")
     return redirect("packets:detail", pk=packet.pk)
+
+
+@login_required
+@require_POST
+def packet_move_view(request, pk: int):
+    """Move a draft to the latest ladder version; the builder then shows what was carried,
+    what was dropped and the gaps."""
+    packet = selectors.packet_get(viewer=request.user, pk=pk)
+    try:
+        moved = services.packet_move_to_latest(packet_id=packet.pk, actor=request.user)
+    except (InvalidError, ConflictError) as exc:
+        message_error(request, exc)
+        return redirect("packets:detail", pk=packet.pk)
+    if moved.from_version == moved.to_version:
+        messages.info(request, f"The packet is on the latest version (v{moved.to_version}).")
+        return redirect("packets:detail", pk=packet.pk)
+    text = f"Moved to ladder v{moved.to_version}: {len(moved.carried)} items carried by code"
+    if moved.dropped:
+        text += "; dropped (no longer in the ladder): " + ", ".join(
+            sorted({d["expectation"] for d in moved.dropped})
+        )
+    if moved.reworded:
+        text += "; reworded, check they still fit: " + ", ".join(moved.reworded)
+    if moved.gaps:
+        text += "; gaps now: " + ", ".join(moved.gaps)
+    messages.success(request, text + ".")
+    return redirect("packets:detail", pk=packet.pk)
+
+
+@login_required
+def ladder_changes_page(request):
+    """What newer ladder versions changed for the signed-in engineer (their next and
+    current level) and which of their evidence and packets each change touches."""
+    me = _me(request)
+    changes = selectors.ladder_changes_for_person(person=me)
+    return render(request, "packets/ladder_changes.html", {"me": me, "changes": changes})
 
 
 @login_required
@@ -461,6 +500,7 @@ def packet_review_page(request, pk: int):
         # packet_review_get let only a reviewer this far: the table's states decide the rest
         "reviewable": packet.state in TRANSITIONS["assess"].sources,
         "events": selectors.packet_event_list(packet=packet),
+        "moved_on": selectors.packet_ladder_moved_on(packet=packet),
     }
     return render(request, "packets/packet_review.html", context, status=status)
 
@@ -588,6 +628,7 @@ def packet_decide_page(request, pk: int):
         "decidable": "decide"
         in selectors.packet_actions_allowed(viewer=request.user, packet=packet, person=me),
         "events": selectors.packet_event_list(packet=packet),
+        "moved_on": selectors.packet_ladder_moved_on(packet=packet),
     }
     return render(request, "packets/packet_decide.html", context, status=status)
 

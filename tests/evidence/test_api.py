@@ -323,11 +323,15 @@ def test_links_carry_a_rationale_and_may_point_at_deliverables(engineer_api, lad
         ],
     )
 
+    te21 = ladder_version.expectations.get(code="TE-2.1")
     assert item["links"] == [
         {"expectation": "TE-2.1", "deliverable": None,
-         "rationale": "Trained and shipped the ranker.", "origin": "engineer"},
+         "rationale": "Trained and shipped the ranker.", "origin": "engineer",
+         "ladder_change": "",
+         "made_against": {"expectation": te21.pk, "code": "TE-2.1", "version": 1,
+                          "text": te21.text}},
         {"expectation": None, "deliverable": deliverable.pk, "rationale": "The design doc",
-         "origin": "engineer"},
+         "origin": "engineer", "ladder_change": "", "made_against": None},
     ]  # fmt: skip
     assert item["expectations"] == ["TE-2.1"]
     unknown = engineer_api.post(

@@ -59,7 +59,10 @@ def test_the_evidence_component_documents_links_skills_and_attachments(spec):
     assert props["skills"]["items"] == {"type": "string"}
     assert props["links"]["type"] == "array"
     link = resolve(spec, props["links"]["items"])
-    assert set(link["properties"]) == {"expectation", "deliverable", "rationale", "origin"}
+    assert set(link["properties"]) == {
+        "expectation", "deliverable", "rationale", "origin", "ladder_change", "made_against",
+    }  # fmt: skip
+    assert link["properties"]["made_against"]["nullable"] is True
     assert link["properties"]["expectation"]["type"] == "string"
     assert link["properties"]["expectation"]["nullable"] is True
     assert link["properties"]["deliverable"]["type"] == "integer"
@@ -85,8 +88,8 @@ def test_the_evidence_component_types_the_other_fields(spec):
     assert set(props) == {
         "id", "person", "person_name", "title", "description", "description_html",
         "occurred_on", "occurred_until", "url", "source", "status", "visibility",
-        "expectations", "links", "skills", "work_item", "work_item_deleted", "snapshot",
-        "snapshot_sha256", "attachments", "deleted_at", "created_at", "updated_at",
+        "expectations", "links", "ladder_changed", "skills", "work_item", "work_item_deleted",
+        "snapshot", "snapshot_sha256", "attachments", "deleted_at", "created_at", "updated_at",
     }  # fmt: skip
     for name in ("occurred_on", "occurred_until"):
         assert (props[name]["format"], props[name].get("nullable")) == ("date", True)

@@ -295,7 +295,8 @@ EVIDENCE_RENDERED = {"evidence:list", "evidence:create", "evidence:detail", "evi
                      "evidence:inbox", "evidence:trash"}  # fmt: skip
 EVIDENCE_DOWNLOADS = {"evidence:brag"}
 EVIDENCE_POST_ONLY = {"evidence:inbox-bulk", "evidence:delete", "evidence:restore",
-                      "evidence:accept", "evidence:dismiss", "evidence:verify"}  # fmt: skip
+                      "evidence:accept", "evidence:dismiss", "evidence:verify",
+                      "evidence:link-confirm"}  # fmt: skip
 # routes that need more than the evidence id (an attachment id): none exists in this walk
 EVIDENCE_UNWALKED = {"evidence:attachment", "evidence:attachment-remove"}
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_serializer
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from apps.evidence import selectors
@@ -97,6 +97,29 @@ class EvidenceSerializer(serializers.ModelSerializer):
         return attrs
 
 
+# The expectation a link was made against, inline and nullable: OpenAPI 3.0 has no nullable
+# reference (a $ref under allOf stays non-null), so the object is spelled out here.
+MADE_AGAINST_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "readOnly": True,
+    "description": "The expectation as it read when the link was made (published versions "
+    "never change); null for a deliverable.",
+    "properties": {
+        "expectation": {"type": "integer", "description": "Expectation id."},
+        "code": {"type": "string"},
+        "version": {"type": "integer", "description": "Ladder version number."},
+        "text": {"type": "string"},
+    },
+    "required": ["expectation", "code", "version", "text"],
+}
+
+
+@extend_schema_field(MADE_AGAINST_SCHEMA)
+class MadeAgainstField(serializers.DictField):
+    pass
+
+
 class LinkOutSerializer(serializers.Serializer):
     """A link from an evidence item to an expectation or a deliverable."""
 
@@ -108,6 +131,14 @@ class LinkOutSerializer(serializers.Serializer):
     )
     rationale = serializers.CharField(read_only=True)
     origin = serializers.ChoiceField(choices=EvidenceLink.Origin.choices, read_only=True)
+    ladder_change = serializers.ChoiceField(
+        choices=EvidenceLink.LadderChange.choices,
+        read_only=True,
+        help_text="What newer ladder versions did to the expectation since the link was "
+        'made: "" (nothing), "reworded" (same code, other text: check it still fits) or '
+        '"removed" (the code is gone; the link stays on the old version\'s expectation).',
+    )
+    made_against = MadeAgainstField(read_only=True, allow_null=True)
 
 
 @extend_schema_serializer(component_name="Evidence")
@@ -136,6 +167,11 @@ class EvidenceOutSerializer(serializers.Serializer):
         help_text="Codes of the linked expectations (the expectation links, in order).",
     )
     links = LinkOutSerializer(many=True, read_only=True)
+    ladder_changed = serializers.BooleanField(
+        read_only=True,
+        help_text="True when a newer ladder version removed or reworded an expectation this "
+        "item links to (see each link's ladder_change and made_against).",
+    )
     skills = serializers.ListField(
         child=serializers.CharField(), read_only=True, help_text="Skill names."
     )
@@ -160,7 +196,14 @@ class EvidenceOutSerializer(serializers.Serializer):
 
 # Evidence fields that are not a column under their source: the satellites (one query for a
 # whole page, selectors.evidence_satellites) and the work item's deleted flag.
-EVIDENCE_FILLED = ("expectations", "links", "skills", "work_item_deleted", "attachments")
+EVIDENCE_FILLED = (
+    "expectations",
+    "links",
+    "ladder_changed",
+    "skills",
+    "work_item_deleted",
+    "attachments",
+)
 _WORK_ITEM_DELETED_AT = "work_item__deleted_at"
 
 _DATED = (serializers.DateField, serializers.DateTimeField)
@@ -243,6 +286,7 @@ def evidence_bodies(rows: list[dict]) -> list[dict]:
         filled = {
             "expectations": [lk["expectation"] for lk in links if lk["expectation"]],
             "links": links,
+            "ladder_changed": any(lk["ladder_change"] for lk in links),
             "skills": satellites.skills.get(pk, []),
             "work_item_deleted": row[_WORK_ITEM_DELETED_AT] is not None,
             "attachments": files,
@@ -301,6 +345,10 @@ class EvidenceQuerySerializer(serializers.Serializer):
 class AcceptSerializer(serializers.Serializer):
     expectations = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
     links = LinkInSerializer(many=True, required=False)
+
+
+class ConfirmLinkSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=32, help_text="The reworded link's expectation code.")
 
 
 class BulkTriageSerializer(serializers.Serializer):

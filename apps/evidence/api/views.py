@@ -187,6 +187,19 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         match, changed (with the field diff) or deleted. Stored as its last verification."""
         return Response(evidence_verify(evidence=self.get_object(), actor=request.user))
 
+    @extend_schema(request=s.ConfirmLinkSerializer, responses=s.EvidenceOutSerializer)
+    @action(detail=True, methods=["post"], url_path="confirm-link")
+    def confirm_link(self, request, pk=None):
+        """Keep a link whose expectation a newer ladder version reworded: it is then made
+        against the expectation as it reads now, and its ladder_change flag goes."""
+        evidence = self.get_object()
+        body = s.ConfirmLinkSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.evidence_link_confirm(
+            evidence=evidence, actor=request.user, code=body.validated_data["code"]
+        )
+        return Response(self._body(evidence.pk))
+
     # The whole history in one plain list: no page wrapper (pagination_class=None here only
     # keeps the schema from documenting one; the action never paginates).
     @extend_schema(responses=s.EvidenceEventSerializer(many=True))

@@ -48,6 +48,16 @@ class PacketSerializer(serializers.ModelSerializer):
     person_name = serializers.CharField(source="person.name", read_only=True)
     ladder_version = serializers.IntegerField(source="ladder_version.number", read_only=True)
     ladder = serializers.CharField(source="ladder_version.ladder.slug", read_only=True)
+    ladder_latest_version = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="The number of the ladder's latest published version.",
+    )
+    ladder_moved_on = serializers.SerializerMethodField(
+        help_text="True when the ladder has a newer published version than the packet's "
+        "(ladder_version): the packet keeps its version; a draft may move "
+        "(POST packets/{id}/move-to-latest/). GET people/me/ladder-changes/ says what changed."
+    )
     items = serializers.SerializerMethodField()
 
     class Meta:
@@ -59,6 +69,8 @@ class PacketSerializer(serializers.ModelSerializer):
             "cycle",
             "ladder",
             "ladder_version",
+            "ladder_latest_version",
+            "ladder_moved_on",
             "from_level",
             "target_level",
             "state",
@@ -70,6 +82,10 @@ class PacketSerializer(serializers.ModelSerializer):
             "submitted_at",
         ]
         read_only_fields = fields
+
+    def get_ladder_moved_on(self, packet) -> bool:
+        latest = getattr(packet, "ladder_latest_version", None)
+        return latest is not None and latest > packet.ladder_version.number
 
     @extend_schema_field(PacketItemOutSerializer(many=True))
     def get_items(self, packet) -> list[dict]:
@@ -352,6 +368,8 @@ class CycleAnalyticsSerializer(serializers.Serializer):
     outcomes_by_manager = AnalyticsManagerRowSerializer(many=True)
     ratings = AnalyticsRatingsSerializer()
     time_in_state = AnalyticsStateTimeSerializer(many=True)
+
+
 class VerifySummarySerializer(serializers.Serializer):
     match = serializers.IntegerField(read_only=True)
     changed = serializers.IntegerField(read_only=True)
@@ -372,3 +390,82 @@ class PacketVerificationSerializer(serializers.Serializer):
         help_text="Evidence ids not verified: manual items, and items withheld from you.",
     )
     summary = VerifySummarySerializer(read_only=True)
+
+
+class PacketMoveItemSerializer(serializers.Serializer):
+    expectation = serializers.CharField(read_only=True, help_text="Expectation code.")
+    evidence = serializers.IntegerField(read_only=True)
+
+
+class PacketMoveSerializer(serializers.Serializer):
+    """A draft moved to the ladder's latest version: items carried by code, the ones whose
+    code is gone dropped, and the target level's gaps afterwards."""
+
+    packet = PacketSerializer(read_only=True)
+    from_version = serializers.IntegerField(read_only=True)
+    to_version = serializers.IntegerField(read_only=True)
+    carried = PacketMoveItemSerializer(many=True, read_only=True)
+    reworded = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Codes carried whose expectation reads otherwise in the new version.",
+    )
+    dropped = PacketMoveItemSerializer(many=True, read_only=True)
+    narratives_dropped = serializers.ListField(child=serializers.CharField(), read_only=True)
+    gaps = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+
+# The ladder-changes body (selectors.LadderChanges.as_dict), for the schema and its test.
+class TouchedEvidenceSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    made_against_version = serializers.IntegerField(read_only=True)
+    ladder_change = serializers.CharField(
+        read_only=True, help_text='The link\'s flag: "", "reworded" or "removed".'
+    )
+
+
+class PersonExpectationChangeSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True)
+    change = serializers.ChoiceField(choices=["added", "removed", "reworded"], read_only=True)
+    level = serializers.IntegerField(read_only=True)
+    competency = serializers.CharField(read_only=True, help_text="Competency code.")
+    before = serializers.CharField(read_only=True, allow_null=True)
+    after = serializers.CharField(read_only=True, allow_null=True)
+    evidence = TouchedEvidenceSerializer(many=True, read_only=True)
+    packets = serializers.ListField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="Your open packets on an older version that offer evidence for it.",
+    )
+
+
+class LevelChangesSerializer(serializers.Serializer):
+    level = serializers.IntegerField(read_only=True)
+    role = serializers.ChoiceField(choices=["next", "current"], read_only=True)
+    added = PersonExpectationChangeSerializer(many=True, read_only=True)
+    removed = PersonExpectationChangeSerializer(many=True, read_only=True)
+    reworded = PersonExpectationChangeSerializer(many=True, read_only=True)
+
+
+class PacketBehindSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    state = serializers.ChoiceField(choices=Packet.State.choices, read_only=True)
+    target_level = serializers.IntegerField(read_only=True)
+    ladder_version = serializers.IntegerField(read_only=True)
+
+
+class LadderChangesSerializer(serializers.Serializer):
+    """What newer ladder versions changed for you: between the oldest version your evidence
+    links or open packets were made against (from_version) and the latest (to_version), for
+    your next and current level, with the evidence and packets each change touches."""
+
+    ladder = serializers.CharField(read_only=True, allow_null=True)
+    from_version = serializers.IntegerField(read_only=True, allow_null=True)
+    to_version = serializers.IntegerField(read_only=True, allow_null=True)
+    changed = serializers.BooleanField(read_only=True)
+    evidence_flagged = serializers.IntegerField(
+        read_only=True, help_text="Your items with a removed or reworded link."
+    )
+    levels = LevelChangesSerializer(many=True, read_only=True)
+    packets = PacketBehindSerializer(many=True, read_only=True)

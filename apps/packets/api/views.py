@@ -3,22 +3,23 @@
 The services decide what may happen (apps/packets/transitions.py) and raise the error
 family; ladder_tracker.api.exception_handler answers for them, so no view catches them."""
 
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from apps.ladders.models import Expectation
+from apps.ladders.models import Expectation, LadderVersion
 from apps.packets import selectors, services
 from apps.packets.analytics import cycle_analytics
 from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
 from apps.packets.models import PacketItem, PromotionCycle
 from apps.people.selectors import person_for_user
 from ladder_tracker.api import ErrorSerializer, conflict_response, forbidden_response
-from ladder_tracker.errors import ForbiddenError, InvalidError
+from ladder_tracker.errors import ForbiddenError, InvalidError, NotFoundError
 
 from . import serializers as s
 
@@ -126,7 +127,15 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     def _with_items(qs):
         # Items come as plain rows: a packet may offer thousands, and model instances for
         # each (item + expectation) were most of the detail's time (benchmarks/packets.py).
-        return qs.prefetch_related(
+        latest = (
+            LadderVersion.objects.filter(
+                ladder_id=OuterRef("ladder_version__ladder_id"),
+                status=LadderVersion.Status.PUBLISHED,
+            )
+            .order_by("-number")
+            .values("number")[:1]
+        )
+        return qs.annotate(ladder_latest_version=Subquery(latest)).prefetch_related(
             Prefetch(
                 "items",
                 # the evidence's visibility: a private item is withheld from other readers
@@ -222,6 +231,30 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def decide(self, request, pk=None):
         return self._transition(request, pk, services.packet_decide, s.DecideSerializer)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.PacketMoveSerializer,
+            409: conflict_response("Only a draft moves to a newer ladder version."),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="move-to-latest")
+    def move_to_latest(self, request, pk=None):
+        packet = self.get_object()
+        moved = services.packet_move_to_latest(packet_id=packet.pk, actor=request.user)
+        return Response(
+            {
+                "packet": self._packet_body(packet.pk),
+                "from_version": moved.from_version,
+                "to_version": moved.to_version,
+                "carried": moved.carried,
+                "reworded": moved.reworded,
+                "dropped": moved.dropped,
+                "narratives_dropped": moved.narratives_dropped,
+                "gaps": moved.gaps,
+            }
+        )
 
     @_transition_schema(s.TransitionSerializer)
     @action(detail=True, methods=["post"])
@@ -326,3 +359,17 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
             packet, query.validated_data.get("snapshot"), viewer=request.user
         )
         return export_response(data, sha, label, query.validated_data["format"])
+
+
+class MyLadderChangesView(APIView):
+    """`GET /api/v1/people/me/ladder-changes/`: what newer ladder versions changed for your
+    next (and current) level, and which of your evidence and packets each change touches."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: s.LadderChangesSerializer, 404: ErrorSerializer})
+    def get(self, request):
+        person = person_for_user(user=request.user)
+        if person is None:
+            raise NotFoundError("You have no person profile; ask an admin to create one.")
+        return Response(selectors.ladder_changes_for_person(person=person).as_dict())
