@@ -687,7 +687,9 @@ def test_sync_is_accepted_and_the_run_finishes(admin_api, incidents):
     # then 202 names the run, which succeeds with every row
     assert response.status_code == 202
     run = wait_for(response.json()["run"])
-    assert response.json() == {"run": run.pk}
+    assert response.json() == {
+        "run": run.pk, "status": "queued", "url": f"http://testserver/api/v1/servicenow/runs/{run.pk}/",
+    }  # fmt: skip
     assert (run.source_id, run.mode, run.status, run.error) == (
         incidents.pk, "full", "succeeded", ""
     )  # fmt: skip
