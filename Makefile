@@ -54,8 +54,9 @@ demo: install
 	@set -e; \
 	$(BIN)/python -m servicenow.emulator --port $(EMULATOR_PORT) --dataset var/demo-servicenow.json \
 	  $(EMULATOR_ARGS) > var/emulator.log 2>&1 & emu=$$!; \
-	worker=""; \
-	trap 'kill $$emu $$worker 2>/dev/null || true; wait $$worker 2>/dev/null || true' EXIT INT TERM; \
+	worker=""; web=""; \
+	trap 'kill $$emu $$worker $$web 2>/dev/null || true; wait $$worker $$web 2>/dev/null || true' \
+	  EXIT INT TERM; \
 	for i in $$(seq 100); do grep -q listening var/emulator.log && break; sleep 0.1; done; \
 	grep -q listening var/emulator.log || { cat var/emulator.log; exit 1; }; \
 	echo "ServiceNow emulator on http://127.0.0.1:$(EMULATOR_PORT) (log: var/emulator.log)"; \
@@ -71,7 +72,8 @@ demo: install
 	echo "Celery worker + beat on var/celery-broker.sqlite (log: var/worker.log)"; \
 	echo ""; \
 	echo "ladder_tracker: http://$(HOST):$(PORT)/  (Ctrl-C stops it, the worker and the emulator)"; \
-	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
+	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload & web=$$!; \
+	wait $$web
 
 lint: install
 	$(BIN)/ruff check .
