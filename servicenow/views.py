@@ -111,4 +111,4 @@ def run_progress(request, pk: int):
 @admin_only
 def run_detail(request, pk: int):
     run = get_object_or_404(selectors.sync_run_list(), pk=pk)
-    return render(request, "servicenow/run_detail.html", {"run": run})
+    return render(request, "servicenow/run_detail.html", {"run": _with_reclaim_time([run])[0]})

@@ -321,6 +321,19 @@ def test_run_detail_shows_the_error_and_the_log(admin_client):
     assert "10:00:00 attempt 1 failed, retrying: 503 Service Unavailable" in html
 
 
+def test_run_detail_of_an_active_run_polls_its_progress(admin_client):
+    source = plain_source(acme(), name="Incidents")
+    run = SyncRun.objects.create(source=source, status="running", rows_seen=10, pages=1,
+                                 total_estimate=40)  # fmt: skip
+
+    html = page(admin_client.get(f"/servicenow/runs/{run.pk}/"))
+
+    assert f'hx-get="/servicenow/runs/{run.pk}/progress/" {POLLING}' in html
+    assert 'value="0.250"' in html and "10 / 40" in html
+    SyncRun.objects.filter(pk=run.pk).update(status="succeeded")
+    assert POLLING not in page(admin_client.get(f"/servicenow/runs/{run.pk}/"))
+
+
 def test_run_detail_of_a_missing_run_is_a_404(admin_client):
     assert admin_client.get("/servicenow/runs/999/").status_code == 404
 
