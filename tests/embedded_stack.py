@@ -136,6 +136,8 @@ class EmbeddedStack:
         self._wait(self._server_up, 60, "the server", "server")
         if self.worker is not None:
             self._wait(lambda: "ready." in self.log("worker"), 60, "the worker", "worker")
+        # the server's first API answer imports and builds what later ones reuse: not timed
+        assert self.api("GET", f"servicenow/sources/{self.source_id}/").status_code == 200
         return self
 
     def _server_up(self) -> bool:
