@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 EMULATOR_PORT ?= 8001
+# extra emulator flags for the demo, e.g. EMULATOR_ARGS="--latency-ms 300 --jitter-ms 100"
+# (a far-away instance: watch a run's progress bar move on the Sync page)
+EMULATOR_ARGS ?=
 LADDER := fixtures/ladders/ai-ml-engineer.yaml
 # Debian packages the suite needs: Chromium for the browser tests; Pango, HarfBuzz and a
 # font for WeasyPrint's PDF exports; poppler-utils (pdftotext) to read those PDFs back.
@@ -40,7 +43,9 @@ test: install browser
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # The demo: SQLite, the ladder, a demo org, the ServiceNow emulator with a dataset for that
-# org, a first sync, then the app. Ctrl-C stops the app and the emulator.
+# org, a first sync, then the app with a Celery worker (and its beat: schedules, reclaim)
+# beside it on the embedded broker, a SQLite file (var/celery-broker.sqlite). Ctrl-C stops
+# the app, the worker and the emulator.
 demo: install
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py load_ladder $(LADDER) --publish
@@ -48,8 +53,10 @@ demo: install
 	$(BIN)/python manage.py servicenow_demo --write-dataset var/demo-servicenow.json
 	@set -e; \
 	$(BIN)/python -m servicenow.emulator --port $(EMULATOR_PORT) --dataset var/demo-servicenow.json \
-	  > var/emulator.log 2>&1 & emu=$$!; \
-	trap 'kill $$emu 2>/dev/null || true' EXIT INT TERM; \
+	  $(EMULATOR_ARGS) > var/emulator.log 2>&1 & emu=$$!; \
+	worker=""; web=""; \
+	trap 'kill $$emu $$worker $$web 2>/dev/null || true; wait $$worker $$web 2>/dev/null || true' \
+	  EXIT INT TERM; \
 	for i in $$(seq 100); do grep -q listening var/emulator.log && break; sleep 0.1; done; \
 	grep -q listening var/emulator.log || { cat var/emulator.log; exit 1; }; \
 	echo "ServiceNow emulator on http://127.0.0.1:$(EMULATOR_PORT) (log: var/emulator.log)"; \
@@ -58,9 +65,15 @@ demo: install
 	$(BIN)/python manage.py demo_evidence; \
 	$(BIN)/python manage.py demo_packets; \
 	$(BIN)/python manage.py demo_org; \
+	$(BIN)/python -m celery -A ladder_tracker worker --beat --concurrency=2 --loglevel=INFO \
+	  > var/worker.log 2>&1 & worker=$$!; \
+	for i in $$(seq 300); do grep -q "ready\." var/worker.log && break; \
+	  kill -0 $$worker 2>/dev/null || { cat var/worker.log; exit 1; }; sleep 0.1; done; \
+	echo "Celery worker + beat on var/celery-broker.sqlite (log: var/worker.log)"; \
 	echo ""; \
-	echo "ladder_tracker: http://$(HOST):$(PORT)/  (Ctrl-C stops it and the emulator)"; \
-	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
+	echo "ladder_tracker: http://$(HOST):$(PORT)/  (Ctrl-C stops it, the worker and the emulator)"; \
+	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload & web=$$!; \
+	wait $$web
 
 lint: install
 	$(BIN)/ruff check .

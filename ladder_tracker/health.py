@@ -26,7 +26,7 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
-    if not settings.CELERY_BROKER_URL:
+    if settings.CELERY_TASK_ALWAYS_EAGER or not settings.CELERY_BROKER_URL:
         return "not configured (tasks run inline)"
     from ladder_tracker.celery import app
 

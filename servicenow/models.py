@@ -190,6 +190,11 @@ class SyncRun(models.Model):
         return alive + stale_after
 
     @property
+    def is_active(self) -> bool:
+        """Queued or running: a worker will still move it (what a page polls for)."""
+        return self.status in self.ACTIVE
+
+    @property
     def progress(self) -> float | None:
         """0..1 for the progress bar, when the first page told us how many rows to expect."""
         if self.status == self.Status.SUCCEEDED:

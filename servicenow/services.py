@@ -437,7 +437,7 @@ def _run_reclaim(*, run: SyncRun, enqueue: bool) -> None:
     worker, were it still alive, is fenced out at its next page (sync_run_start bumps
     `attempts`, pages commit only for the attempt holding the run)."""
     from .sync.progress import log_append
-    from .tasks import sync_source
+    from .tasks import sync_source_enqueue
 
     silent = timezone.now() - (run.retry_at or run.heartbeat_at or run.created_at)
     log_append(
@@ -450,7 +450,7 @@ def _run_reclaim(*, run: SyncRun, enqueue: bool) -> None:
     run.retry_at = None
     run.save(update_fields=["status", "heartbeat_at", "retry_at", "log"])
     if enqueue:
-        transaction.on_commit(lambda: sync_source.delay(run.pk))
+        transaction.on_commit(lambda: sync_source_enqueue(run.pk))
     logger.warning("sync run %s reclaimed: no sign of life for %s", run.pk, silent)
 
 
@@ -476,7 +476,7 @@ def sync_run_request(
     Raises RunAlreadyActive (the API's 409) while another run of the source is queued or
     running, and SourceDisabled. An active run that was abandoned (no sign of life for the
     stale threshold) is resumed instead and returned, whatever mode was asked for."""
-    from .tasks import sync_source
+    from .tasks import sync_source_enqueue
 
     if not source.enabled:
         raise SourceDisabled(f"Source {source.name!r} is disabled.")
@@ -489,7 +489,7 @@ def sync_run_request(
                 return abandoned
             run = SyncRun.objects.create(source=source, mode=mode, requested_by=requested_by)
             if enqueue:
-                transaction.on_commit(lambda: sync_source.delay(run.pk))
+                transaction.on_commit(lambda: sync_source_enqueue(run.pk))
     except IntegrityError:
         active = SyncRun.objects.filter(source=source, status__in=SyncRun.ACTIVE).first()
         if active is None:  # it finished between our insert and this read: try once more

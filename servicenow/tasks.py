@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from celery import shared_task
+from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from . import services
@@ -28,6 +31,32 @@ def sync_source(self, run_id: int) -> str:
             raise self.retry(countdown=wait)
         # Embedded mode has no broker to hold a delayed retry: wait here, briefly.
         time.sleep(min(wait, 5.0))
+
+
+def sync_source_enqueue(run_id: int) -> None:
+    """Hand a run to a worker; the caller (a request, beat, the reclaimer) never waits for it.
+
+    With a broker the task is published and a worker takes it. With CELERY_TASK_ALWAYS_EAGER
+    there is no worker, and `delay` would run the whole sync inside the caller: unless
+    SERVICENOW_SYNC_EAGER_IN_THREAD is off (the test suite, which reads results inline), the
+    run goes to a daemon thread of this process instead. A process that exits mid-run leaves
+    it to the reclaim (its heartbeat stops), like a killed worker."""
+    if settings.CELERY_TASK_ALWAYS_EAGER and settings.SERVICENOW_SYNC_EAGER_IN_THREAD:
+        thread = threading.Thread(
+            target=_sync_source_in_thread, args=(run_id,), name=f"sync-run-{run_id}", daemon=True
+        )
+        thread.start()
+        return
+    sync_source.delay(run_id)
+
+
+def _sync_source_in_thread(run_id: int) -> None:
+    try:
+        sync_source.apply(args=[run_id], throw=False)
+    except Exception:  # the run records its own failure; this only keeps the thread quiet
+        logger.exception("sync run %s failed in its thread", run_id)
+    finally:
+        connections.close_all()  # this thread's own connections
 
 
 @shared_task(name="servicenow.sync_runs_reclaim")

@@ -1,4 +1,8 @@
-"""The admin's Sync page: test connections, start syncs, watch runs with a live bar (htmx)."""
+"""The admin's Sync page: test connections, start syncs, watch runs with a live bar (htmx).
+
+"Sync now" only requests the run (a worker, or in eager mode a thread, does it) and answers
+202 at once with the runs table; the new run's row polls `run_progress` every second while
+the run is queued or running and stops when it has ended."""
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404, render
@@ -14,12 +18,15 @@ from .models import SyncRun
 RECENT_RUNS = 20
 
 
-def _runs_context():
-    runs = list(selectors.sync_run_list()[:RECENT_RUNS])
+def _with_reclaim_time(runs: list[SyncRun]) -> list[SyncRun]:
     stale_after = services.stale_run_after()
     for run in runs:
         run.reclaim_when = run.reclaim_at(stale_after)  # shown for active runs
-    return {"runs": runs, "any_active": any(r.status in SyncRun.ACTIVE for r in runs)}
+    return runs
+
+
+def _runs_context():
+    return {"runs": _with_reclaim_time(list(selectors.sync_run_list()[:RECENT_RUNS]))}
 
 
 def _health_rows(sources) -> list[dict]:
@@ -71,7 +78,7 @@ def connection_test(request, pk: int):
 def source_sync(request, pk: int):
     source = get_object_or_404(selectors.source_list(), pk=pk)
     mode = request.POST.get("mode", SyncRun.Mode.INCREMENTAL)
-    status, notice = 200, None
+    status, notice, run = 202, None, None
     if mode not in SyncRun.Mode.values:
         status, notice = 400, f"Unknown mode {mode!r}."
     else:
@@ -83,13 +90,25 @@ def source_sync(request, pk: int):
                 notice = f"{source.name}: run {run.pk} started ({mode})."
         except ConflictError as exc:  # a run already active, or the source disabled
             status, notice = exc.status_code, exc.message
-    context = {**_runs_context(), "notice": notice, "notice_is_error": status != 200}
-    # htmx swaps 2xx only by default; the page lets 400/409 through too (data-swap-statuses,
-    # static/js/app.js).
+    context = {
+        **_runs_context(),
+        "notice": notice,
+        "notice_is_error": status != 202,
+        "started": run if status == 202 else None,
+    }
+    # 202: the run is queued, not done; its row (in this answer) polls run_progress. htmx
+    # swaps 2xx; the page lets 400/409 through too (data-swap-statuses, static/js/app.js).
     return render(request, "servicenow/_runs.html", context, status=status)
+
+
+@admin_only
+def run_progress(request, pk: int):
+    """One run's row as it is now: the live progress "Sync now" polls (pages, rows, state)."""
+    run = get_object_or_404(selectors.sync_run_list(), pk=pk)
+    return render(request, "servicenow/_run_row.html", {"run": _with_reclaim_time([run])[0]})
 
 
 @admin_only
 def run_detail(request, pk: int):
     run = get_object_or_404(selectors.sync_run_list(), pk=pk)
-    return render(request, "servicenow/run_detail.html", {"run": run})
+    return render(request, "servicenow/run_detail.html", {"run": _with_reclaim_time([run])[0]})

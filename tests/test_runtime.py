@@ -37,7 +37,7 @@ def test_readyz_reports_database_and_broker(client, settings):
 @pytest.mark.django_db
 def test_readyz_is_503_when_the_broker_is_down(client):
     unreachable = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    with override_settings(CELERY_BROKER_URL=unreachable):
+    with override_settings(CELERY_BROKER_URL=unreachable, CELERY_TASK_ALWAYS_EAGER=False):
         response = client.get("/readyz")
 
     assert response.status_code == 503

@@ -103,7 +103,7 @@ def kwargs_for(name: str, params: list[str], world: dict) -> dict:
             values[param] = world["evidence" if app == "evidence" else "packet"]
         elif name == "team-person":
             values[param] = world["org"]["engineer"].pk
-        elif name == "servicenow:run":
+        elif name in ("servicenow:run", "servicenow:run-progress"):
             values[param] = world["run"]
         elif name in (
             "servicenow:connection-test",

@@ -1,7 +1,8 @@
 """Settings shared by every mode, read from the environment (django-environ).
 
-With nothing set this is the embedded default: SQLite, eager Celery, console email, files on
-local disk. Production sets DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY and
+With nothing set this is the embedded default: SQLite, Celery on a SQLite broker (a worker
+beside the app: `make demo` starts one), console email, files on local disk. Production sets
+DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY and
 SECRETS_ENCRYPTION_KEY (see production.py).
 """
 
@@ -334,10 +335,52 @@ PERMISSIONS_POLICY = {
 }
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
-# No broker configured means the embedded mode: tasks run inline (eagerly).
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
-CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL or None)
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# The broker: CELERY_BROKER_URL (or Celery's own BROKER_URL) in production, e.g. Redis. With
+# neither set, the embedded broker: a SQLite file in var/ through kombu's SQLAlchemy
+# transport, which needs no server, so `celery -A ladder_tracker worker` on a fresh clone
+# finds the same queue as the web process (`make demo` starts one). Results go to the broker
+# (Redis) or, embedded, to a second SQLite file (SQLAlchemy result backend).
+EMBEDDED_BROKER_URL = f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite'}"
+EMBEDDED_RESULT_BACKEND = f"db+sqlite:///{VAR_DIR / 'celery-results.sqlite'}"
+
+
+def celery_broker_is_embedded(url: str) -> bool:
+    return url.startswith(("sqla+", "sqlalchemy+"))
+
+
+def celery_result_backend(broker_url: str) -> str | None:
+    """Where results go when CELERY_RESULT_BACKEND says nothing."""
+    if not broker_url:
+        return None
+    return EMBEDDED_RESULT_BACKEND if celery_broker_is_embedded(broker_url) else broker_url
+
+
+def celery_transport_options(broker_url: str) -> dict:
+    """Redis hands an unacknowledged task (acks_late) to another worker after
+    `visibility_timeout`. The SQLAlchemy transport passes its options to create_engine, so it
+    gets none (it has no visibility timeout: a task whose worker was killed is healed by the
+    reclaim task alone)."""
+    if celery_broker_is_embedded(broker_url):
+        return {}
+    # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+    # Killed workers are healed sooner by the reclaim task; this is the backstop, and must
+    # exceed the longest retry countdown (SERVICENOW_RUN_RETRY_MAX_SECONDS): a delayed task
+    # waiting longer would be delivered twice. A live run's redelivered copy finds its
+    # heartbeat fresh and skips.
+    return {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=900)}
+
+
+CELERY_BROKER_URL = (
+    env("CELERY_BROKER_URL", default="") or env("BROKER_URL", default="") or EMBEDDED_BROKER_URL
+)
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="") or celery_result_backend(
+    CELERY_BROKER_URL
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = celery_transport_options(CELERY_BROKER_URL)
+# Eager (tasks inline in the caller) only when asked: the test suite's default. A web process
+# with it on still never runs a sync inside a request: "Sync now" hands the run to a thread of
+# its own (SERVICENOW_SYNC_EAGER_IN_THREAD, servicenow/tasks.py sync_source_enqueue).
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True  # a task killed mid-run is redelivered; tasks are idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -350,14 +393,6 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The queue tasks go to when nothing routes them elsewhere (tests give their own workers one).
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-# https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
-# Redis hands an unacknowledged task (acks_late) to another worker after this long. Killed
-# workers are healed sooner by the reclaim task; this is the backstop, and must exceed the
-# longest retry countdown (SERVICENOW_RUN_RETRY_MAX_SECONDS): a delayed task waiting longer
-# would be delivered twice. A live run's redelivered copy finds its heartbeat fresh and skips.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=900)
-}
 
 # ServiceNow sync: self-healing runs (README "Sync"). A worker writes a heartbeat with every
 # page, and every third of SERVICENOW_STALE_RUN_SECONDS while a request is in flight (a slow
@@ -367,6 +402,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # takes a dead worker's run over within two minutes. A page takes seconds, so 90 s is 30 s
 # between beats, room for a worker slowed by a busy database. A live worker whose run was
 # taken anyway loses it at its next write (fenced by attempt) and stops; nothing interleaves.
+# With CELERY_TASK_ALWAYS_EAGER on there is no worker: a run requested by a web request
+# ("Sync now", the API) goes to a thread of that process, so the answer (202, the run to
+# poll) still comes at once. The suite turns it off (settings/test.py) to read results inline.
+SERVICENOW_SYNC_EAGER_IN_THREAD = env.bool("SERVICENOW_SYNC_EAGER_IN_THREAD", default=True)
 SERVICENOW_STALE_RUN_SECONDS = env.float("SERVICENOW_STALE_RUN_SECONDS", default=90)
 SERVICENOW_RECLAIM_INTERVAL_SECONDS = env.float("SERVICENOW_RECLAIM_INTERVAL_SECONDS", default=30)
 # Transient ServiceNow failures (429/5xx after the client's own retries, hibernation,

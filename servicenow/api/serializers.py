@@ -225,6 +225,8 @@ class SyncRequestSerializer(serializers.Serializer):
 
 class SyncAcceptedSerializer(serializers.Serializer):
     run = serializers.IntegerField()
+    status = serializers.CharField(help_text="The run's status when accepted (queued).")
+    url = serializers.URLField(help_text="The run to poll for its progress until it ends.")
 
 
 class SyncRunSerializer(serializers.ModelSerializer):

@@ -11,6 +11,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from ladder_tracker.api import conflict_response
 from servicenow import selectors, services
@@ -111,7 +112,11 @@ class SourceViewSet(_AdminViewSet):
         run = services.sync_run_request(
             source=source, mode=body.validated_data["mode"], requested_by=request.user
         )
-        return Response({"run": run.pk}, status=status.HTTP_202_ACCEPTED)
+        # Only requested: a worker (or, eager, a thread) runs it; the answer never waits.
+        url = request.build_absolute_uri(reverse("sn-run-detail", args=[run.pk]))
+        return Response(
+            {"run": run.pk, "status": run.status, "url": url}, status=status.HTTP_202_ACCEPTED
+        )
 
 
 class SyncRunViewSet(viewsets.ReadOnlyModelViewSet):

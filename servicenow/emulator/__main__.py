@@ -2,6 +2,7 @@
 
 python -m servicenow.emulator --port 8001 --dataset PATH [--host 127.0.0.1]
     [--faults JSON-or-@file] [--token-ttl SECONDS] [--tls CERT KEY]
+    [--latency-ms MS [--jitter-ms MS]]
 """
 
 from __future__ import annotations
@@ -43,7 +44,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("CERT", "KEY"),
         help="serve https with this certificate chain and private key (PEM files)",
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="every API/OAuth request waits this long before its answer (a far-away instance)",
+    )
+    parser.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=0.0,
+        help="plus a uniform random 0..this many ms per request",
+    )
     args = parser.parse_args(argv)
+    if args.latency_ms < 0 or args.jitter_ms < 0:
+        parser.error("--latency-ms and --jitter-ms must be >= 0")
 
     try:
         faults = _load_faults(args.faults)
@@ -59,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         faults=faults,
         token_ttl=args.token_ttl,
         tls=tuple(args.tls) if args.tls else None,
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.jitter_ms,
     )
     # The store keeps its own compact copy of every row; let the parsed JSON go.
     del dataset

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import http.client
 import json
+import random
 import re
 import secrets
 import socket
@@ -273,6 +274,8 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         body = self._read_body()
         logged = path.startswith("/api/now/") or path == "/oauth_token.do"
+        if logged:
+            emulator._wait_latency()
         try:
             response = emulator._route(self.headers, self.command, path, query, body)
         except Exception:
@@ -308,8 +311,13 @@ class Emulator:
         token_ttl: float = 1800,
         clock: Callable[[], datetime] | None = None,
         tls: tuple[str, str] | None = None,
+        latency_ms: float = 0.0,
+        latency_jitter_ms: float = 0.0,
     ) -> None:
         self.host = host
+        # Every API and OAuth request waits latency_ms plus up to latency_jitter_ms (uniform)
+        # before it is answered: a far-away instance (faults' "slow" delays chosen pages only).
+        self.set_latency(latency_ms, latency_jitter_ms)
         # (certificate chain PEM path, private key PEM path): serve https instead of http.
         self.tls = tls
         self._requested_port = port
@@ -424,6 +432,18 @@ class Emulator:
                 self._connections.discard(connection)
 
     # -- faults and log ----------------------------------------------------------------
+
+    def set_latency(self, latency_ms: float = 0.0, jitter_ms: float = 0.0) -> None:
+        latency_ms, jitter_ms = float(latency_ms), float(jitter_ms)
+        if latency_ms < 0 or jitter_ms < 0:
+            raise ValueError("latency and jitter are milliseconds >= 0")
+        self.latency_ms, self.latency_jitter_ms = latency_ms, jitter_ms
+
+    def _wait_latency(self) -> None:
+        jitter = self.latency_jitter_ms
+        delay = self.latency_ms + (random.uniform(0, jitter) if jitter else 0)  # noqa: S311
+        if delay > 0:
+            time.sleep(delay / 1000)
 
     @staticmethod
     def _coerce_faults(faults: Faults | Mapping[str, Any] | None) -> Faults:
@@ -1232,6 +1252,13 @@ class Emulator:
             if method == "POST":
                 self.set_faults_dict(payload)
             return json_response(200, {"result": self.faults.to_dict()})
+        if path == "/__emulator__/latency":
+            if method == "POST":
+                if not isinstance(payload, dict):
+                    raise ValueError('body must be {"latency_ms": N, "jitter_ms": N}')
+                self.set_latency(payload.get("latency_ms", 0), payload.get("jitter_ms", 0))
+            latency = {"latency_ms": self.latency_ms, "jitter_ms": self.latency_jitter_ms}
+            return json_response(200, {"result": latency})
         if path == "/__emulator__/stats" and method == "GET":
             return json_response(200, {"result": self.stats()})
         if path == "/__emulator__/reset_log" and method == "POST":

@@ -689,7 +689,9 @@ def test_sync_is_accepted_and_the_run_finishes(admin_api, incidents):
     # then 202 names the run, which succeeds with every row
     assert response.status_code == 202
     run = wait_for(response.json()["run"])
-    assert response.json() == {"run": run.pk}
+    assert response.json() == {
+        "run": run.pk, "status": "queued", "url": f"http://testserver/api/v1/servicenow/runs/{run.pk}/",
+    }  # fmt: skip
     assert (run.source_id, run.mode, run.status, run.error) == (
         incidents.pk, "full", "succeeded", ""
     )  # fmt: skip
@@ -842,7 +844,7 @@ def test_two_concurrent_sync_requests_make_one_run(monkeypatch):
     assert sorted(by_status) == [202, 409]
     run = SyncRun.objects.get()
     assert run.status == "queued"
-    assert by_status[202] == {"run": run.pk}
+    assert (by_status[202]["run"], by_status[202]["status"]) == (run.pk, "queued")
     assert f"already has run {run.pk} (queued)" in by_status[409]["error"]["message"]
 
 
@@ -873,7 +875,7 @@ def test_a_run_with_a_stale_heartbeat_is_resumed_not_replaced(
     # then that run goes back to the queue to go on from its position; no new run
     dead.refresh_from_db()
     assert response.status_code == 202
-    assert response.json() == {"run": dead.pk}
+    assert (response.json()["run"], response.json()["status"]) == (dead.pk, "queued")
     assert enqueued == [dead.pk]
     assert SyncRun.objects.count() == 1
     assert (dead.status, dead.mode, dead.error, dead.resume_sys_id) == (

@@ -585,6 +585,45 @@ def test_slow_fault(emu, http):
     assert time.monotonic() - started >= 0.3
 
 
+def _timed(call) -> float:
+    started = time.monotonic()
+    assert call().status_code == 200
+    return time.monotonic() - started
+
+
+def test_latency_delays_every_api_request_by_the_latency_plus_jitter(clock, http):
+    # given an emulator built with 150 ms of latency and 100 ms of jitter
+    with Emulator(make_dataset(), clock=clock, latency_ms=150, latency_jitter_ms=100) as emu:
+        # when six reads and an OAuth grant are timed
+        reads = [_timed(lambda: table_get(http, emu, sysparm_limit=1)) for _ in range(6)]
+        grant = _timed(
+            lambda: requests.post(
+                f"{emu.url}/oauth_token.do",
+                timeout=10,
+                data={
+                    "grant_type": "password",
+                    "username": USER[0],
+                    "password": USER[1],
+                    **CLIENT,
+                },
+            )  # fmt: skip
+        )
+        # then each waited at least the latency and at most latency + jitter (+ slack),
+        # and the jitter varies them
+        assert all(0.15 <= t < 0.25 + 0.2 for t in [*reads, grant])
+        assert max(reads) - min(reads) > 0.005
+        # and the control API reads and changes it at run time
+        control = f"{emu.url}/__emulator__/latency"
+        assert requests.get(control, timeout=10).json()["result"] == {
+            "latency_ms": 150.0, "jitter_ms": 100.0,
+        }  # fmt: skip
+        changed = requests.post(control, json={"latency_ms": 0}, timeout=10)
+        assert changed.json()["result"] == {"latency_ms": 0.0, "jitter_ms": 0.0}
+        assert _timed(lambda: table_get(http, emu, sysparm_limit=1)) < 0.15
+        refused = requests.post(control, json={"latency_ms": -1}, timeout=10)
+        assert refused.status_code == 400
+
+
 def test_transaction_cancelled_only_for_big_limits(emu, http):
     """Default shape: the page is cut off and the error appended, on a 200 (KB1297438)."""
     emu.set_faults_dict({"transaction_cancelled": {"max_limit": 5}})
@@ -903,6 +942,35 @@ def test_cli_generates_and_serves(tmp_path):
         process.terminate()
         process.wait(timeout=10)
     assert process.returncode == 0, process.stderr.read()
+
+
+def test_cli_latency_option_slows_every_request(tmp_path):
+    # given the emulator started from the command line with --latency-ms and --jitter-ms
+    dataset = tmp_path / "dataset.json"
+    dataset.write_text(json.dumps(make_dataset()))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "servicenow.emulator", "--port", str(port), "--dataset",
+         str(dataset), "--latency-ms", "200", "--jitter-ms", "50"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout.readline().strip().startswith("emulator listening on")
+        url = f"http://127.0.0.1:{port}/api/now/table/incident"
+        # when a page is read, then it took at least the latency, within the jitter
+        elapsed = _timed(lambda: requests.get(url, auth=USER, timeout=10))
+        assert 0.2 <= elapsed < 0.25 + 0.2
+        control = f"http://127.0.0.1:{port}/__emulator__/latency"
+        assert requests.get(control, timeout=10).json()["result"]["latency_ms"] == 200.0
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    refused = subprocess.run(
+        [sys.executable, "-m", "servicenow.emulator", "--dataset", str(dataset),
+         "--latency-ms", "-5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--latency-ms" in refused.stderr
 
 
 def test_cli_faults_from_file(tmp_path):

@@ -90,6 +90,7 @@ def test_sync_page_is_a_404_for_non_admins(client):
     # when / then: every page and partial hides itself
     assert client.get("/servicenow/").status_code == 404
     assert client.get("/servicenow/runs/").status_code == 404
+    assert client.get("/servicenow/runs/1/progress/").status_code == 404
     assert client.post("/servicenow/connections/1/test/").status_code == 404
     assert client.post("/servicenow/sources/1/sync/", {"mode": "full"}).status_code == 404
 
@@ -154,20 +155,28 @@ def test_connection_check_is_post_only(admin_client):
     assert Connection.objects.get().last_checked_at is None
 
 
-def test_sync_now_returns_the_runs_partial_with_the_new_run(admin_client):
+def test_sync_now_answers_202_at_once_with_the_new_run_polling_its_progress(admin_client):
     # given a source (its run stays queued: no worker here)
     source = plain_source(acme(), name="Incidents")
 
     # when the admin presses "Sync now" with a mode
     response = admin_client.post(f"/servicenow/sources/{source.pk}/sync/", {"mode": "full"})
 
-    # then the partial announces the run and polls while it is queued
+    # then the answer is "accepted", not done: the run is queued and its row polls its own
+    # progress (the run the answer names), while the table itself does not poll
     run = SyncRun.objects.get()
     html = page(response)
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert (run.mode, run.status) == ("full", "queued")
-    assert f'<p class="ok" role="status">Incidents: run {run.pk} started (full).</p>' in html
-    assert html.startswith('<div id="runs" hx-get="/servicenow/runs/" ' + POLLING)
+    assert (
+        f'<p class="ok" role="status" data-started-run="{run.pk}">Incidents: run {run.pk} '
+        "started (full).</p>"
+    ) in html
+    assert html.startswith('<div id="runs">')
+    assert (
+        f'<tr id="run-{run.pk}" class="run-queued" data-run="{run.pk}" data-status="queued" '
+        f'hx-get="/servicenow/runs/{run.pk}/progress/" {POLLING} hx-swap="outerHTML">'
+    ) in html
     assert f'<a href="/servicenow/runs/{run.pk}/">#{run.pk}</a>' in html
 
 
@@ -215,10 +224,10 @@ def test_sync_now_on_an_abandoned_run_resumes_it(admin_client, settings, monkeyp
     response = admin_client.post(f"/servicenow/sources/{source.pk}/sync/", {"mode": "incremental"})
 
     # then that run is queued again to go on from its position, and no run is added
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert (
-        f'<p class="ok" role="status">Incidents: run {dead.pk} (full) resumed from its last '
-        "page.</p>"
+        f'<p class="ok" role="status" data-started-run="{dead.pk}">Incidents: run {dead.pk} '
+        "(full) resumed from its last page.</p>"
     ) in page(response)
     assert list(SyncRun.objects.values_list("pk", "status")) == [(dead.pk, "queued")]
 
@@ -243,23 +252,43 @@ def test_sync_now_with_a_bad_mode_is_a_400_partial(admin_client):
     assert SyncRun.objects.count() == 0
 
 
-def test_runs_partial_polls_only_while_a_run_is_active(admin_client):
-    # given a running run
+def test_run_progress_polls_only_while_the_run_is_active(admin_client):
+    # given a running run, 25 of 100 rows in, one page committed
     source = plain_source(acme())
-    run = SyncRun.objects.create(source=source, status="running", rows_seen=25,
+    run = SyncRun.objects.create(source=source, status="running", rows_seen=25, pages=1,
                                  total_estimate=100)  # fmt: skip
 
-    # when the partial is fetched while it runs, then after it finished
-    running = page(admin_client.get("/servicenow/runs/"))
-    run.status = "succeeded"
-    run.save()
-    finished = page(admin_client.get("/servicenow/runs/"))
+    # when its progress is fetched while it runs, then after it finished
+    running = page(admin_client.get(f"/servicenow/runs/{run.pk}/progress/"))
+    SyncRun.objects.filter(pk=run.pk).update(status="succeeded", rows_seen=100, pages=4)
+    finished = page(admin_client.get(f"/servicenow/runs/{run.pk}/progress/"))
 
-    # then only the first polls, and it shows the progress
-    assert POLLING in running
+    # then only the first polls (itself), and each shows the state, rows, pages and bar
+    assert running.startswith(f'<tr id="run-{run.pk}" class="run-running"')
+    assert f'hx-get="/servicenow/runs/{run.pk}/progress/" {POLLING}' in running
     assert 'value="0.250"' in running and "25%" in running
+    assert "25 / 100" in running and 'data-pages="1">(1 page)' in running
+    assert "Running" in running
     assert POLLING not in finished
-    assert finished.startswith('<div id="runs" >')
+    assert finished.startswith(f'<tr id="run-{run.pk}" class="run-succeeded" ')
+    assert 'value="1.000"' in finished and "100%" in finished
+    assert 'data-pages="4">(4 pages)' in finished and "Succeeded" in finished
+
+
+def test_runs_partial_shows_every_recent_run_and_polls_only_in_active_rows(admin_client):
+    source = plain_source(acme())
+    done = SyncRun.objects.create(source=source, status="succeeded")
+    going = SyncRun.objects.create(source=source, status="running")
+
+    html = page(admin_client.get("/servicenow/runs/"))
+
+    assert html.count(POLLING) == 1
+    assert f'hx-get="/servicenow/runs/{going.pk}/progress/" {POLLING}' in html
+    assert f'<tr id="run-{done.pk}" class="run-succeeded" data-run="{done.pk}" ' in html
+
+
+def test_run_progress_of_a_missing_run_is_a_404(admin_client):
+    assert admin_client.get("/servicenow/runs/999/progress/").status_code == 404
 
 
 def test_runs_partial_without_runs(admin_client):
@@ -290,6 +319,19 @@ def test_run_detail_shows_the_error_and_the_log(admin_client):
         '<pre class="error">401 User Not Authenticated: Required to provide Auth information</pre>'
     ) in html
     assert "10:00:00 attempt 1 failed, retrying: 503 Service Unavailable" in html
+
+
+def test_run_detail_of_an_active_run_polls_its_progress(admin_client):
+    source = plain_source(acme(), name="Incidents")
+    run = SyncRun.objects.create(source=source, status="running", rows_seen=10, pages=1,
+                                 total_estimate=40)  # fmt: skip
+
+    html = page(admin_client.get(f"/servicenow/runs/{run.pk}/"))
+
+    assert f'hx-get="/servicenow/runs/{run.pk}/progress/" {POLLING}' in html
+    assert 'value="0.250"' in html and "10 / 40" in html
+    SyncRun.objects.filter(pk=run.pk).update(status="succeeded")
+    assert POLLING not in page(admin_client.get(f"/servicenow/runs/{run.pk}/"))
 
 
 def test_run_detail_of_a_missing_run_is_a_404(admin_client):
@@ -327,7 +369,7 @@ def test_htmx_posts_with_the_pages_csrf_token_are_accepted(admin_user):
     )
 
     # then
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert SyncRun.objects.count() == 1
 
 
