@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
 from .api.serializers import FIELD_NAME, TABLE_NAME
@@ -103,7 +104,8 @@ class ConnectionForm(forms.ModelForm):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(SimpleHistoryAdmin):  # "History": who changed what
+    history_list_display = ["secrets_changed"]  # "password: changed", never a value
     form = ConnectionForm
     list_display = ("name", "instance_url", "auth_type", "last_check_ok", "last_checked_at")
     readonly_fields = (
@@ -183,7 +185,7 @@ class SourceForm(forms.ModelForm):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(SimpleHistoryAdmin):  # "History": who changed what
     form = SourceForm
     list_display = (
         "name",
@@ -199,7 +201,7 @@ class SourceAdmin(admin.ModelAdmin):
     actions = ["sync_incremental", "sync_full", "sync_reconcile"]
 
     def save_model(self, request, obj, form, change):
-        services.source_save(source=obj)
+        services.source_save(source=obj, actor=request.user)
 
     def delete_model(self, request, obj):
         services.source_delete(source=obj)
@@ -285,6 +287,6 @@ class WorkItemAdmin(_ReadOnly):
 
 
 @admin.register(SuggestionRule)
-class SuggestionRuleAdmin(admin.ModelAdmin):
+class SuggestionRuleAdmin(SimpleHistoryAdmin):  # "History": who changed what
     list_display = ("name", "table", "expectation_codes", "skills", "enabled", "position")
     list_editable = ("enabled", "position")
