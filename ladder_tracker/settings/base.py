@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.notifications",
     "servicenow",
     "apps.security",
+    "apps.backup",  # manage.py backup / restore
     "axes",  # last, as its docs ask: it wraps the other apps' sign-in flows
 ]
 
