@@ -2,6 +2,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from apps.security.models import ApiToken, SecurityEvent
+from apps.security.selectors import AUDITED_MODELS
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -77,5 +78,7 @@ class HistoryChangeSerializer(serializers.Serializer):
 
 
 class HistoryQuerySerializer(serializers.Serializer):
-    model = serializers.CharField(help_text="app_label.model, e.g. people.person")
+    model = serializers.ChoiceField(
+        choices=sorted(AUDITED_MODELS), help_text="app_label.model, e.g. people.person"
+    )
     object = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)

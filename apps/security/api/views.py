@@ -86,12 +86,12 @@ class SecurityEventViewSet(viewsets.ReadOnlyModelViewSet):
     + "; `object` narrows to one object's history.",
     parameters=[HistoryQuerySerializer],
 )
-class HistoryChangeListView(generics.GenericAPIView):
+class HistoryChangeListView(generics.ListAPIView):
     serializer_class = HistoryChangeSerializer
     permission_classes = [permissions.IsAdminUser]
     filter_backends = []
 
-    def get(self, request):
+    def list(self, request, *args, **kwargs):
         query = HistoryQuerySerializer(data=request.query_params)
         if not query.is_valid():
             raise ValidationError(query.errors)
