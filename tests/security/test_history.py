@@ -334,3 +334,34 @@ def test_the_audit_list_costs_the_same_for_one_change_or_many(org):
         person_update(person=org.engineer, actor=org.admin.user, level=level)
         person_update(person=org.peer, actor=org.admin.user, manager=org.other_manager)
     assert count() == few
+
+
+# --- the page ------------------------------------------------------------------------------
+
+
+def test_the_history_page_shows_before_and_after_to_admins(org, connection):
+    person_update(person=org.engineer, actor=org.admin.user, level=3, reason="calibration")
+    client = Client()
+    client.force_login(org.admin.user)
+    html = client.get("/account/history/", {"model": "people.person"}).content.decode()
+    assert "<del>2</del> → <ins>3</ins>" in html
+    assert "calibration" in html and "ada" in html
+    page = client.get("/account/history/", {"model": "servicenow.connection"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<span class="code">password</span>: <strong>set</strong>' in html
+    assert SECRET not in html and connection.password_encrypted not in html
+
+
+@pytest.mark.parametrize("role", ["engineer", "manager", "committee"])
+def test_the_history_page_is_403_for_everyone_else(org, role):
+    client = Client()
+    client.force_login(org[role].user)
+    assert client.get("/account/history/").status_code == 403
+
+
+def test_the_history_page_takes_bad_parameters_calmly(org):
+    client = Client()
+    client.force_login(org.admin.user)
+    for query in ({"model": "nope"}, {"object": "x"}, {"object": "99999999999999999999"}):
+        assert client.get("/account/history/", query).status_code == 200
