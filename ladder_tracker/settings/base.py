@@ -86,6 +86,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# https://django-simple-history.readthedocs.io/en/latest/admin.html: the admin's History is
+# for reading (no Revert button); going back is a change like any other, made on the form.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 ROOT_URLCONF = "ladder_tracker.urls"
 WSGI_APPLICATION = "ladder_tracker.wsgi.application"
 ASGI_APPLICATION = "ladder_tracker.asgi.application"
