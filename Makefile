@@ -11,9 +11,11 @@ EMULATOR_PORT ?= 8001
 EMULATOR_ARGS ?=
 LADDER := fixtures/ladders/ai-ml-engineer.yaml
 # Debian packages the suite needs: Chromium for the browser tests; Pango, HarfBuzz and a
-# font for WeasyPrint's PDF exports; poppler-utils (pdftotext) to read those PDFs back.
+# font for WeasyPrint's PDF exports; poppler-utils (pdftotext) to read those PDFs back;
+# pg_dump/pg_restore of the server's major version (15) for manage.py backup/restore on
+# PostgreSQL (tests/backup runs them in CI's PostgreSQL pass).
 DEBIAN_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
-	poppler-utils
+	poppler-utils postgresql-client-15
 
 .PHONY: install browser test demo serve lint check-deploy clean bench-sync bench-evidence bench-packets \
 	bench-markdown bench-ladder-publish

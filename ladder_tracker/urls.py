@@ -23,7 +23,7 @@ api_v1 = [
     path("", include("apps.evidence.api.urls")),
     path("", include("apps.packets.api.urls")),
     path("team/", TeamView.as_view(), name="team-api"),
-    path("", include("apps.security.api.urls")),  # tokens/, security-events/
+    path("", include("apps.security.api.urls")),  # tokens/, security-events/, audit/
 ]
 
 urlpatterns = [

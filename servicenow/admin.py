@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
+from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
 from .forms import ConnectionForm, SourceForm
@@ -12,7 +13,8 @@ from .models import Connection, Source, SuggestionRule, SyncRun, SyncRunHttpCoun
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(SimpleHistoryAdmin):  # "History": who changed what
+    history_list_display = ["secrets_changed"]  # "password: changed", never a value
     form = ConnectionForm
     list_display = ("name", "instance_url", "auth_type", "last_check_ok", "last_checked_at")
     readonly_fields = (
@@ -61,7 +63,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(SimpleHistoryAdmin):  # "History": who changed what
     form = SourceForm
     list_display = (
         "name",
@@ -77,7 +79,7 @@ class SourceAdmin(admin.ModelAdmin):
     actions = ["sync_incremental", "sync_full", "sync_reconcile"]
 
     def save_model(self, request, obj, form, change):
-        services.source_save(source=obj)
+        services.source_save(source=obj, actor=request.user)
 
     def delete_model(self, request, obj):
         services.source_delete(source=obj)
@@ -163,6 +165,6 @@ class WorkItemAdmin(_ReadOnly):
 
 
 @admin.register(SuggestionRule)
-class SuggestionRuleAdmin(admin.ModelAdmin):
+class SuggestionRuleAdmin(SimpleHistoryAdmin):  # "History": who changed what
     list_display = ("name", "table", "expectation_codes", "skills", "enabled", "position")
     list_editable = ("enabled", "position")

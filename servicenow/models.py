@@ -5,6 +5,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 
+from ladder_tracker.history import SecretsHistory, audited_history, history_secrets_track
+
 
 class Connection(models.Model):
     class AuthType(models.TextChoices):
@@ -40,6 +42,19 @@ class Connection(models.Model):
     last_check_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # configuration changes (ladder_tracker/history.py); secrets only as "changed"
+    # (secrets_changed, filled by servicenow.receivers), the last check is not history
+    SECRET_FIELDS = {"password_encrypted": "password", "client_secret_encrypted": "client_secret"}
+    history = audited_history(
+        excluded_fields=[
+            *SECRET_FIELDS,
+            "last_checked_at",
+            "last_check_ok",
+            "last_check_message",
+        ],
+        bases=(SecretsHistory,),
+    )
+
     class Meta:
         ordering = ["name"]
 
@@ -53,6 +68,9 @@ class Connection(models.Model):
     @property
     def has_client_secret(self) -> bool:
         return bool(self.client_secret_encrypted)
+
+
+history_secrets_track(Connection)
 
 
 class Source(models.Model):
@@ -82,6 +100,10 @@ class Source(models.Model):
     # with a second mail, by the next run that succeeds. One mail each way, not one per run.
     failure_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # configuration changes (ladder_tracker/history.py); the beat task and the alert are
+    # the system's bookkeeping
+    history = audited_history(excluded_fields=["periodic_task", "failure_alerted_at"])
 
     class Meta:
         ordering = ["name"]
@@ -317,6 +339,8 @@ class SuggestionRule(models.Model):
     rationale = models.CharField(max_length=300, blank=True)
     enabled = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
+
+    history = audited_history()  # ladder_tracker/history.py
 
     class Meta:
         ordering = ["position", "id"]

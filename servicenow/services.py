@@ -20,6 +20,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from apps.security.models import SecurityEvent
 from apps.security.services import security_event_record
 from ladder_tracker.errors import ConflictError
+from ladder_tracker.history import history_context
 
 from .client import (
     ClientConfig,
@@ -174,7 +175,7 @@ def connection_save(
     if client_secret is not None:
         connection.client_secret_encrypted = secret_encrypt(client_secret)
         changed["client_secret"] = "changed" if client_secret else "cleared"
-    with transaction.atomic():
+    with transaction.atomic(), history_context(actor=actor):
         connection.save()
         if changed:
             security_event_record(
@@ -361,11 +362,13 @@ def source_problems(*, source: Source) -> dict[str, str]:
 
 
 @transaction.atomic
-def source_save(*, source: Source) -> Source:
-    """Save a source and keep its beat schedule in step with interval_minutes / enabled."""
+def source_save(*, source: Source, actor=None) -> Source:
+    """Save a source and keep its beat schedule in step with interval_minutes / enabled.
+    The change is history (ladder_tracker/history.py), by `actor` or the request's user."""
     if not source.attribution_fields and source.kind == Source.Kind.WORK_ITEMS:
         source.attribution_fields = ["assigned_to"]
-    source.save()
+    with history_context(actor=actor):
+        source.save()
     _source_schedule_sync(source=source)
     return source
 

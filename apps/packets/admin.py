@@ -1,4 +1,5 @@
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
 from .models import (
     Assessment,
@@ -12,7 +13,7 @@ from .models import (
 
 
 @admin.register(PromotionCycle)
-class PromotionCycleAdmin(admin.ModelAdmin):
+class PromotionCycleAdmin(SimpleHistoryAdmin):  # "History": who changed what
     list_display = ("name", "opens_on", "submission_deadline", "decision_on", "min_coverage")
 
 

@@ -7,6 +7,8 @@ State rules live in services.py (DESIGN.md "Packet states"); PacketEvent is the 
 from django.conf import settings
 from django.db import models
 
+from ladder_tracker.history import audited_history
+
 
 class PromotionCycle(models.Model):
     name = models.CharField(max_length=100, unique=True)
@@ -16,6 +18,8 @@ class PromotionCycle(models.Model):
     decision_on = models.DateField()
     min_coverage = models.DecimalField(max_digits=4, decimal_places=3, default=0)  # 0..1
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audited_history()  # who moved a deadline or the minimum (ladder_tracker/history.py)
 
     class Meta:
         ordering = ["-opens_on", "name"]
@@ -158,7 +162,14 @@ class PacketEvent(models.Model):
     from_state = models.CharField(max_length=20, blank=True)
     to_state = models.CharField(max_length=20, blank=True)
     comment = models.TextField(blank=True)
+    # What an event that moves no state changed: a "reassess" event (a reviewer changed an
+    # assessment they had saved) holds {"expectation", "reviewer", "before": {"rating",
+    # "comment"}, "after": {…}}; its from/to states stay blank, so nothing that reads
+    # state changes (reminders, analytics) takes it for one.
+    detail = models.JSONField(default=dict, blank=True)
     at = models.DateTimeField(auto_now_add=True)
+
+    REASSESS = "reassess"
 
     class Meta:
         ordering = ["at", "id"]

@@ -31,6 +31,7 @@ from apps.people.selectors import person_for_user, person_report_ids
 from apps.people.services import person_update
 from ladder_tracker.canonical import canonical_sha256, snapshot_sha256
 from ladder_tracker.errors import ConflictError, ForbiddenError, InvalidError
+from ladder_tracker.history import history_context
 
 from .models import (
     Assessment,
@@ -82,14 +83,17 @@ class AssessmentSpec:
 # --- cycles -------------------------------------------------------------------------------
 
 
-def cycle_save(*, cycle: PromotionCycle) -> PromotionCycle:
+def cycle_save(*, cycle: PromotionCycle, actor=None) -> PromotionCycle:
+    """Save a cycle; the change is history (ladder_tracker/history.py), by `actor` or the
+    request's user."""
     if not (Decimal(0) <= Decimal(cycle.min_coverage) <= Decimal(1)):
         raise ValidationError({"min_coverage": "Between 0 and 1."})
     if cycle.submission_deadline.date() < cycle.opens_on:
         raise ValidationError({"submission_deadline": "The deadline is before the cycle opens."})
     if cycle.decision_on < cycle.submission_deadline.date():
         raise ValidationError({"decision_on": "Decisions come after the submission deadline."})
-    cycle.save()
+    with history_context(actor=actor):
+        cycle.save()
     return cycle
 
 
@@ -456,7 +460,12 @@ def packet_submit(*, packet_id: int, actor, comment: str = "") -> Packet:
     return packet
 
 
-def _save_assessments(packet: Packet, reviewer: Person, specs: list[AssessmentSpec]) -> None:
+def _save_assessments(
+    packet: Packet, reviewer: Person, specs: list[AssessmentSpec], actor=None
+) -> None:
+    """Create or change the reviewer's assessments. A change of a saved rating or comment
+    replaces nothing silently: it writes a "reassess" PacketEvent with the before and after
+    (the timeline shows it); saving the same values again writes nothing."""
     expectations = {e.code: e for e in packet_target_expectations(packet=packet)}
     problems = [
         f"{a.expectation!r} is not an expectation of level {packet.target_level}"
@@ -470,13 +479,49 @@ def _save_assessments(packet: Packet, reviewer: Person, specs: list[AssessmentSp
     ]
     if problems:
         raise PacketInvalid("Some assessments are invalid.", {"assessments": problems})
-    for spec in specs:
-        Assessment.objects.update_or_create(
+    saved = {
+        a.expectation_id: a
+        for a in Assessment.objects.filter(
             packet=packet,
             reviewer=reviewer,
-            expectation=expectations[spec.expectation],
-            defaults={"rating": spec.rating, "comment": spec.comment},
+            expectation_id__in=[expectations[s.expectation].pk for s in specs],
         )
+    }
+    events = []
+    for spec in specs:
+        expectation = expectations[spec.expectation]
+        current = saved.get(expectation.pk)
+        if current is None:
+            saved[expectation.pk] = Assessment.objects.create(
+                packet=packet,
+                reviewer=reviewer,
+                expectation=expectation,
+                rating=spec.rating,
+                comment=spec.comment,
+            )
+            continue
+        before = {"rating": current.rating, "comment": current.comment}
+        after = {"rating": spec.rating, "comment": spec.comment}
+        if before == after:
+            continue
+        current.rating, current.comment = spec.rating, spec.comment
+        current.save(update_fields=["rating", "comment", "updated_at"])
+        events.append(
+            PacketEvent(
+                packet=packet,
+                actor=actor,
+                action=PacketEvent.REASSESS,
+                detail={
+                    "expectation": spec.expectation,
+                    "reviewer": {"id": reviewer.pk, "name": reviewer.name},
+                    "state": packet.state,
+                    "before": before,
+                    "after": after,
+                },
+            )
+        )
+    if events:
+        PacketEvent.objects.bulk_create(events)
 
 
 def packet_assess(*, packet_id: int, actor, assessments: list[AssessmentSpec]) -> Packet:
@@ -484,7 +529,7 @@ def packet_assess(*, packet_id: int, actor, assessments: list[AssessmentSpec]) -
     with transaction.atomic():
         packet = _locked(packet_id)
         reviewer = _authorize(packet, actor, "assess")
-        _save_assessments(packet, reviewer, assessments)
+        _save_assessments(packet, reviewer, assessments, actor)
     return packet
 
 
@@ -503,7 +548,7 @@ def _review_decision(packet_id, actor, comment, assessments, *, action):
         packet = _locked(packet_id)
         reviewer = _authorize(packet, actor, action)
         if assessments:
-            _save_assessments(packet, reviewer, assessments)
+            _save_assessments(packet, reviewer, assessments, actor)
         assessed = set(
             Assessment.objects.filter(packet=packet, reviewer=reviewer).values_list(
                 "expectation__code", flat=True

@@ -647,7 +647,7 @@ def cycle_edit_page(request, pk: int | None = None):
     form = CycleForm(request.POST or None, instance=cycle)
     if request.method == "POST" and form.is_valid():
         try:
-            saved = services.cycle_save(cycle=form.instance)
+            saved = services.cycle_save(cycle=form.instance, actor=request.user)
         except ValidationError as exc:
             form_error(form, exc)
         else:

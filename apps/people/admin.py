@@ -3,6 +3,7 @@ the level history, the org-chart checks and the audit trail apply here too."""
 
 from django import forms
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
 from .models import Person
 from .services import PERSON_UPDATE_FIELDS, person_update, person_update_check
@@ -23,7 +24,7 @@ class PersonAdminForm(forms.ModelForm):
 
 
 @admin.register(Person)
-class PersonAdmin(admin.ModelAdmin):
+class PersonAdmin(SimpleHistoryAdmin):  # "History": who changed what
     form = PersonAdminForm
     list_display = ("name", "email", "ladder", "level", "manager", "is_committee", "is_active")
     list_filter = ("ladder", "level", "is_committee", "is_active")

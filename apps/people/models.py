@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
+from ladder_tracker.history import audited_history
+
 
 class Person(models.Model):
     # Null until the person logs in: people may arrive from ServiceNow before they have a login.
@@ -32,6 +34,16 @@ class Person(models.Model):
     servicenow_manager_sys_id = models.CharField(max_length=32, blank=True)
     is_committee = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
+
+    # level, manager, roles and profile changes (ladder_tracker/history.py); the sync's
+    # bookkeeping columns change on every users page and are not history
+    history = audited_history(
+        excluded_fields=[
+            "servicenow_updated_on",
+            "servicenow_mod_count",
+            "servicenow_manager_sys_id",
+        ]
+    )
 
     class Meta:
         ordering = ["name"]

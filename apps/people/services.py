@@ -17,6 +17,7 @@ from apps.ladders.models import Ladder
 from apps.security.models import SecurityEvent
 from apps.security.services import security_event_record
 from ladder_tracker.errors import ForbiddenError
+from ladder_tracker.history import history_context
 
 from .models import LevelChange, Person
 from .selectors import person_would_cycle, person_would_cycle_ids
@@ -44,6 +45,38 @@ def person_create(
     actor=None,
 ) -> Person:
     """Create a login and its person in one go (email matched case-insensitively)."""
+    with history_context(actor=actor):
+        return _person_create(
+            username=username,
+            email=email,
+            name=name,
+            password=password,
+            ladder=ladder,
+            level=level,
+            manager=manager,
+            title=title,
+            is_committee=is_committee,
+            is_active=is_active,
+            is_admin=is_admin,
+            actor=actor,
+        )
+
+
+def _person_create(
+    *,
+    username,
+    email,
+    name,
+    password,
+    ladder,
+    level,
+    manager,
+    title,
+    is_committee,
+    is_active,
+    is_admin,
+    actor,
+) -> Person:
     if Person.objects.filter(email__iexact=email).exists():
         raise ValidationError({"email": f"A person with email {email} already exists."})
     if get_user_model().objects.filter(username=username).exists():
@@ -156,7 +189,8 @@ def person_update(
     old_roles = {name: getattr(person, name) for name in AUDITED_ROLE_FIELDS}
     for name, value in fields.items():
         setattr(person, name, value)
-    person.save()
+    with history_context(actor=actor, reason=reason):
+        person.save()
     if "email" in fields and person.user_id:
         person.user.email = person.email
         person.user.save(update_fields=["email"])
@@ -237,7 +271,7 @@ def people_sync_servicenow(*, users: list[ServiceNowUser]) -> PeopleSyncResult:
         p.email_lower: p
         for p in Person.objects.annotate(email_lower=Lower("email")).filter(email_lower__in=emails)
     }
-    create, update = [], []
+    create, update, changed = [], [], []
     for user in users:
         person = by_sys_id.get(user.sys_id) or by_email.get(user.email.lower())
         if (
@@ -249,6 +283,7 @@ def people_sync_servicenow(*, users: list[ServiceNowUser]) -> PeopleSyncResult:
             result.skipped_stale += 1
             continue
         target = person or Person()
+        before = _history_values(target) if person is not None else None
         target.servicenow_sys_id = user.sys_id
         target.servicenow_updated_on = user.updated_on
         target.servicenow_mod_count = user.mod_count
@@ -267,10 +302,25 @@ def people_sync_servicenow(*, users: list[ServiceNowUser]) -> PeopleSyncResult:
         elif target not in update:
             update.append(target)
             result.updated += 1
-    Person.objects.bulk_create([p for p in create if p.pk is None])
+        if before is not None and before != _history_values(target) and target not in changed:
+            changed.append(target)
+    created = Person.objects.bulk_create([p for p in create if p.pk is None])
     if update:
         Person.objects.bulk_update(update, PERSON_SERVICENOW_FIELDS)
+    # history: one insert for the new people and one for those whose audited fields changed
+    # (most updates only move the sync's bookkeeping, which is not history)
+    if created:
+        Person.history.bulk_history_create(created, default_change_reason=SYNC_REASON)
+    if changed:
+        Person.history.bulk_history_create(changed, update=True, default_change_reason=SYNC_REASON)
     return result
+
+
+SYNC_REASON = "ServiceNow users sync"
+
+
+def _history_values(person: Person) -> tuple:
+    return tuple(getattr(person, f.attname) for f in Person.history.model.tracked_fields)
 
 
 def people_managers_resolve() -> int:
@@ -296,6 +346,12 @@ def people_managers_resolve() -> int:
         managers[pk] = wanted
         changed.append(Person(pk=pk, manager_id=wanted))
     Person.objects.bulk_update(changed, ["manager"])
+    if changed:  # the new managers are history: the rows as they are now, in one insert
+        Person.history.bulk_history_create(
+            list(Person.objects.filter(pk__in=[p.pk for p in changed]).order_by("pk")),
+            update=True,
+            default_change_reason=SYNC_REASON,
+        )
     return len(changed)
 
 

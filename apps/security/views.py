@@ -1,12 +1,13 @@
 """The "API tokens" page: list, create (the secret shown once, in that answer only),
-revoke."""
+revoke; and the admins' change history page."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from ladder_tracker.errors import ApplicationError, form_error
+from ladder_tracker.errors import ApplicationError, InvalidError, form_error
 
 from . import selectors, services
 from .forms import ApiTokenForm
@@ -53,3 +54,34 @@ def token_revoke_page(request, token_id: int):
     services.token_revoke(actor=request.user, token=token)
     messages.success(request, f"Revoked “{token.name}” ({token.prefix}…).")
     return redirect("security:tokens")
+
+
+HISTORY_PAGE_SIZE = 50
+
+
+@login_required
+def history_page(request):
+    """The change history of configuration (admins; anyone else gets the 403 page): pick a
+    kind of object, optionally one object; newest first, each change's before and after."""
+    model = request.GET.get("model") or "people.person"
+    object_id = request.GET.get("object") or None
+    try:
+        object_id = int(object_id) if object_id is not None else None
+        if object_id is not None and not 0 < object_id < 2**63:
+            raise ValueError
+    except ValueError:
+        object_id = None
+    try:
+        rows = selectors.history_queryset(viewer=request.user, model=model, object_id=object_id)
+    except InvalidError:
+        model = "people.person"
+        rows = selectors.history_queryset(viewer=request.user, model=model, object_id=object_id)
+    page = Paginator(rows, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "models": sorted(selectors.AUDITED_MODELS),
+        "model": model,
+        "object_id": object_id,
+        "page": page,
+        "changes": selectors.history_changes(rows=list(page.object_list)),
+    }
+    return render(request, "security/history.html", context)

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "mozilla_django_oidc",
+    "simple_history",  # change history of configuration (ladder_tracker/history.py)
     "apps.people",
     "apps.ladders",
     "apps.evidence",
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "apps.notifications",
     "servicenow",
     "apps.security",
+    "apps.backup",  # manage.py backup / restore
     "axes",  # last, as its docs ask: it wraps the other apps' sign-in flows
 ]
 
@@ -76,12 +78,18 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # the signed-in user names the change in configuration history (ladder_tracker/history.py)
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # last: turns a lock-out noticed anywhere below into the 429 page (or JSON under /api/)
     "axes.middleware.AxesMiddleware",
 ]
+
+# https://django-simple-history.readthedocs.io/en/latest/admin.html: the admin's History is
+# for reading (no Revert button); going back is a change like any other, made on the form.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 ROOT_URLCONF = "ladder_tracker.urls"
 WSGI_APPLICATION = "ladder_tracker.wsgi.application"

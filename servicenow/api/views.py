@@ -84,14 +84,16 @@ class SourceViewSet(_AdminViewSet):
         return selectors.source_list()
 
     def perform_create(self, serializer):
-        source = services.source_save(source=Source(**serializer.validated_data))
+        source = services.source_save(
+            source=Source(**serializer.validated_data), actor=self.request.user
+        )
         serializer.instance = selectors.source_list().get(pk=source.pk)  # with its health
 
     def perform_update(self, serializer):
         source = serializer.instance
         for key, value in serializer.validated_data.items():
             setattr(source, key, value)
-        source = services.source_save(source=source)
+        source = services.source_save(source=source, actor=self.request.user)
         serializer.instance = selectors.source_list().get(pk=source.pk)
 
     def perform_destroy(self, instance):

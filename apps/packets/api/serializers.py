@@ -171,7 +171,14 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PacketEvent
-        fields = ["id", "action", "actor", "from_state", "to_state", "comment", "at"]
+        fields = ["id", "action", "actor", "from_state", "to_state", "comment", "detail", "at"]
+        extra_kwargs = {
+            "detail": {
+                "help_text": 'For "reassess" (a reviewer changed a saved assessment): '
+                "{expectation, reviewer: {id, name}, state, before: {rating, comment}, "
+                "after: {rating, comment}}; {} for state changes."
+            }
+        }
 
 
 class ExportQuerySerializer(serializers.Serializer):

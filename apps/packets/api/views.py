@@ -61,7 +61,7 @@ class CycleViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
         self._save(cycle, serializer)
 
     def _save(self, cycle, serializer):
-        serializer.instance = services.cycle_save(cycle=cycle)
+        serializer.instance = services.cycle_save(cycle=cycle, actor=self.request.user)
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],

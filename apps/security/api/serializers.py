@@ -2,6 +2,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from apps.security.models import ApiToken, SecurityEvent
+from apps.security.selectors import AUDITED_MODELS
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -47,3 +48,37 @@ class SecurityEventSerializer(serializers.ModelSerializer):
         model = SecurityEvent
         fields = ["id", "kind", "at", "actor", "username", "ip_address", "target", "detail"]
         read_only_fields = fields
+
+
+class HistoryFieldChangeSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    before = serializers.JSONField(allow_null=True, help_text="null on the object's first row")
+    after = serializers.JSONField(allow_null=True)
+    secret = serializers.CharField(
+        required=False,
+        help_text='Only for a secret: "set", "changed" or "cleared" (its value is never kept).',
+    )
+
+
+class HistoryChangeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The history row's id.")
+    model = serializers.CharField(help_text="e.g. people.person")
+    object_id = serializers.IntegerField()
+    object_repr = serializers.CharField()
+    action = serializers.ChoiceField(choices=["created", "changed", "deleted"])
+    at = serializers.DateTimeField()
+    actor = serializers.SerializerMethodField(
+        help_text="The username, or null when the system made the change (see reason)."
+    )
+    reason = serializers.CharField()
+    changes = HistoryFieldChangeSerializer(many=True)
+
+    def get_actor(self, change) -> str | None:
+        return change.actor.get_username() if change.actor is not None else None
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    model = serializers.ChoiceField(
+        choices=sorted(AUDITED_MODELS), help_text="app_label.model, e.g. people.person"
+    )
+    object = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)

@@ -2,7 +2,8 @@
 
 import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import generics, mixins, permissions, status, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.security import selectors, services
@@ -12,6 +13,8 @@ from .serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
+    HistoryChangeSerializer,
+    HistoryQuerySerializer,
     SecurityEventSerializer,
 )
 
@@ -72,3 +75,31 @@ class SecurityEventViewSet(viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return SecurityEvent.objects.none()
         return selectors.security_event_list(viewer=self.request.user)
+
+
+@extend_schema(
+    summary="Changes to cycles, people, suggestion rules, ServiceNow sources and connections "
+    "(admins)",
+    description="Newest first, each with its actor, time and every field's before and after; "
+    'a secret shows only "set", "changed" or "cleared". `model` is one of '
+    + ", ".join(sorted(selectors.AUDITED_MODELS))
+    + "; `object` narrows to one object's history.",
+    parameters=[HistoryQuerySerializer],
+)
+class HistoryChangeListView(generics.ListAPIView):
+    serializer_class = HistoryChangeSerializer
+    permission_classes = [permissions.IsAdminUser]
+    filter_backends = []
+
+    def list(self, request, *args, **kwargs):
+        query = HistoryQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            raise ValidationError(query.errors)
+        rows = selectors.history_queryset(
+            viewer=request.user,
+            model=query.validated_data["model"],
+            object_id=query.validated_data.get("object"),
+        )
+        page = self.paginate_queryset(rows)
+        changes = selectors.history_changes(rows=list(page))
+        return self.get_paginated_response(HistoryChangeSerializer(changes, many=True).data)
