@@ -609,14 +609,28 @@ def test_inbox_lists_candidates_with_suggestions_preselected(as_erin, erin, org)
     assert "INC0010003" not in html and "INC0010004" not in html
     row = html[html.index(f'id="candidate-{first.pk}"') :]
     row = row[: row.index("</article>")]
+    # a row carries its ticked expectations (what it submits as it is) and no more
     ticked = re.findall(r'name="expectations" value="([^"]+)" checked>', row)
     assert ticked == ["TE-3.1", "CC-2.1"]
-    assert 'aria-label="Level 3 (your next level) · Technical Expertise"' in row
+    assert row.count('name="expectations"') == 2 and "data-picker-lazy" in row
+    assert f'href="?pick={first.pk}#candidate-{first.pk}">All expectations' in row
+    # the page's one whole picker, which the script clones into a row as it opens:
     # the next level first, the levels above it, then the person's own and below, folded
-    assert row.index("Level 3 (your next level)") < row.index("Level 4 ·")
-    assert row.index("Level 4 ·") < row.index("<summary>Your level and below</summary>")
-    assert row.index("<summary>Your level and below</summary>") < row.index("Level 1 ·")
-    assert "<select" not in row
+    template = html[html.index('<template id="picker-template">') :]
+    template = template[: template.index("</template>")]
+    assert 'aria-label="Level 3 (your next level) · Technical Expertise"' in template
+    assert template.index("Level 3 (your next level)") < template.index("Level 4 ·")
+    assert template.index("Level 4 ·") < template.index("<summary>Your level and below</summary>")
+    assert template.index("<summary>Your level and below</summary>") < template.index("Level 1 ·")
+    assert " checked" not in template and "<select" not in row
+    # without JavaScript, the link shows that row's whole picker with its ticks, open
+    whole = as_erin.get(f"/evidence/inbox/?pick={first.pk}").content.decode()
+    whole_row = whole[whole.index(f'id="candidate-{first.pk}"') :]
+    whole_row = whole_row[: whole_row.index("</article>")]
+    assert '<details class="picker" open>' in whole_row and "data-picker-lazy" not in whole_row
+    assert whole_row.count('name="expectations"') == template.count('name="expectations"') > 20
+    ticked = re.findall(r'name="expectations" value="([^"]+)" checked>', whole_row)
+    assert ticked == ["TE-3.1", "CC-2.1"]
     assert '<span class="tag" title="priority 2">priority 2</span>' in row and "ml_model" in row
     assert f'hx-post="/evidence/{first.pk}/accept/" hx-target="#candidate-{first.pk}"' in row
     assert f'formaction="/evidence/{first.pk}/dismiss/"' in row
