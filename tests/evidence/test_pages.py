@@ -6,6 +6,7 @@ The org is the `org` fixture: maria → omar (manager) → {erin (the engineer u
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, timedelta
 from io import StringIO
@@ -13,20 +14,17 @@ from io import StringIO
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from apps.evidence import services
-from apps.evidence.models import Attachment, Evidence, EvidenceEvent, EvidenceLink
+from apps.evidence.models import Attachment, Evidence, EvidenceLink
 from apps.evidence.services import LinkSpec
 from apps.ladders.models import Expectation, Skill
 from apps.people.imports import people_import
 from apps.people.models import Person
-from servicenow.models import Connection, Source, WorkItem
+from tests.evidence.builders import candidate
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
-
-INSTANCE = "https://acme.service-now.com"
 
 
 @pytest.fixture(autouse=True)
@@ -57,42 +55,8 @@ def add(person, title, *, codes=(), skills=(), **kw) -> Evidence:
     )  # fmt: skip
 
 
-_sys = iter(range(10_000))
-
-
-def candidate(person, number: str, *, suggested=(), deleted=False, **snap) -> Evidence:
-    """An imported ServiceNow candidate, as the sync leaves it."""
-    connection, _ = Connection.objects.get_or_create(
-        name="acme", defaults={"instance_url": INSTANCE}
-    )
-    source, _ = Source.objects.get_or_create(
-        connection=connection, table="incident", defaults={"name": "incidents"}
-    )
-    sys_id = f"{next(_sys):032x}"
-    work_item = WorkItem.objects.create(
-        connection=connection, source=source, table="incident", sys_id=sys_id, number=number,
-        short_description=snap.get("short_description", f"Fix {number}"), state="Resolved",
-        sys_updated_on=timezone.now(), person=person,
-        deleted_at=timezone.now() if deleted else None,
-    )  # fmt: skip
-    snapshot = {
-        "number": number, "short_description": work_item.short_description, "state": "Resolved",
-        "priority": "2", "category": "ml_model", "table": "incident", "sys_id": sys_id,
-        "url": work_item.record_url, **snap,
-    }  # fmt: skip
-    evidence = Evidence.objects.create(
-        person=person, title=f"{number}: {work_item.short_description}",
-        occurred_on=date(2026, 3, 2), url=work_item.record_url,
-        source=Evidence.Source.SERVICENOW, status=Evidence.Status.CANDIDATE,
-        work_item=work_item, snapshot=snapshot, snapshot_updated_at=timezone.now(),
-    )  # fmt: skip
-    EvidenceEvent.objects.create(evidence=evidence, action=EvidenceEvent.Action.IMPORTED)
-    for code in suggested:
-        EvidenceLink.objects.create(
-            evidence=evidence, expectation=Expectation.objects.get(code=code),
-            rationale=f"rule says {code}", origin=EvidenceLink.Origin.SUGGESTED,
-        )  # fmt: skip
-    return evidence
+# The shared builder, with the stored state a display label (no separate display values).
+candidate = functools.partial(candidate, state="Resolved")
 
 
 def titles(html: str) -> list[str]:
