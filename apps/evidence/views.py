@@ -28,6 +28,7 @@ from apps.ladders.selectors import ladder_version_published, ladder_version_tree
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_list, person_report_ids
 from ladder_tracker.errors import form_error
+from ladder_tracker.pages import pk_url
 
 from . import selectors, services
 from .exports import brag_document
@@ -493,15 +494,6 @@ def inbox_picker(me: Person) -> ExpectationPicker:
     return picker
 
 
-_PK = 2_147_483_647
-
-
-def _pk_url(name: str) -> tuple[str, str]:
-    """A URL pattern that takes one pk, reversed once: (before the pk, after it)."""
-    before, _, after = reverse(name, args=[_PK]).partition(str(_PK))
-    return before, after
-
-
 def _inbox_rows(
     me: Person,
     items,
@@ -515,7 +507,7 @@ def _inbox_rows(
     `query` is the page's query string (without `pick`) for the link that asks for it."""
     pick = f"?{query}&pick=" if query else "?pick="
     picker = picker or inbox_picker(me)
-    urls = {name: _pk_url(f"evidence:{name}") for name in ("detail", "accept", "dismiss")}
+    urls = {name: pk_url(f"evidence:{name}") for name in ("detail", "accept", "dismiss")}
     rows = []
     for evidence in items:
         suggested = [lk for lk in evidence.links.all() if lk.expectation_id]
