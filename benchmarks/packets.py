@@ -47,6 +47,9 @@ def django_setup(database_url: str) -> None:
     # the rate limit still runs (its cost is part of the latency) but is never reached
     os.environ.setdefault("API_THROTTLE_USER", "1000000/minute")
     os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+    # Run as a script, this folder is sys.path[0], and benchmarks/markdown.py would shadow
+    # the markdown package (DRF imports it): the project root instead.
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -401,6 +401,7 @@ def inbox_facets(*, person: Person) -> dict[str, list[tuple[str, str]]]:
             work_item__isnull=False,
         )
         .values_list("work_item__table", "work_item__state", "snapshot__display__state")
+        .order_by()  # the model's ordering would join the DISTINCT: a row per candidate
         .distinct()
     )
     tables: set[str] = set()

@@ -28,6 +28,7 @@ from apps.ladders.selectors import ladder_version_published, ladder_version_tree
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_list, person_report_ids
 from ladder_tracker.errors import ApplicationError, form_error
+from ladder_tracker.pages import pk_url
 
 from . import selectors, services
 from .exports import brag_document
@@ -454,15 +455,11 @@ def evidence_dismiss_view(request, pk: int):
     return _triage_done(request, evidence, "Dismissed")
 
 
-def _inbox_groups(me: Person) -> list[dict]:
+def _inbox_groups(version, own: int) -> list[dict]:
     """Expectations to link from an inbox row, as groups of level × competency: the next
     level first, then the levels above it, then the person's own and those below (folded
     away in the picker: work at your own level rarely shows growth)."""
-    version = ladder_version_published(ladder_id=me.ladder_id)
-    if version is None:
-        return []
     tree = ladder_version_tree(version=version)
-    own = me.level or 0
     next_level = own + 1
     ordered = sorted(
         tree.levels,
@@ -487,12 +484,19 @@ def _inbox_groups(me: Person) -> list[dict]:
 
 
 class ExpectationPicker:
-    """The expectation checkboxes of the inbox, as HTML built once per page and reused by
-    every row (only the ids and ticks differ): 50 rows × ~45 expectations through the
-    template engine was most of the page's time (benchmarks/evidence.py). Works as plain
-    checkboxes; static/js/inbox.js adds the type-ahead filter."""
+    """The expectation checkboxes of the inbox, as HTML built once and reused by every row
+    (only the ids and ticks differ). Works as plain checkboxes; static/js/inbox.js adds the
+    type-ahead filter.
+
+    A page renders the whole picker once, in a <template>; each row carries only the
+    expectations it has ticked (`render_chosen`) and static/js/inbox.js fills in the whole
+    picker from the template when the row's picker opens. Without JavaScript a row's
+    "all expectations" link reloads the page with that one row's whole picker in place.
+    25 rows × ~75 checkboxes were 250 KB and most of the page's time
+    (benchmarks/evidence.py)."""
 
     def __init__(self, groups: list[dict]):
+        self.codes = [code for g in groups for code, _ in g["expectations"]]
         self.groups = [
             {
                 "label": escape(g["label"]),
@@ -505,6 +509,14 @@ class ExpectationPicker:
             for g in groups
         ]
 
+    @staticmethod
+    def _pick(code_html: str, text_html: str, form_attr: str, checked: bool) -> str:
+        return (
+            f'<label class="pick"><input type="checkbox" name="expectations"'
+            f' value="{code_html}"{form_attr}{" checked" if checked else ""}>'
+            f" <code>{code_html}</code> {text_html}</label>"
+        )
+
     def render(self, *, selected: set[str], form: str = "") -> str:
         form_attr = f' form="{escape(form)}"' if form else ""
         out: list[str] = []
@@ -516,20 +528,60 @@ class ExpectationPicker:
             out.append(f'<div class="picker-group" role="group" aria-label="{g["label"]}">')
             out.append(f'<p class="picker-label">{g["label"]}</p>')
             for code, code_html, text_html in g["items"]:
-                checked = " checked" if code in selected else ""
-                out.append(
-                    f'<label class="pick"><input type="checkbox" name="expectations"'
-                    f' value="{code_html}"{form_attr}{checked}>'
-                    f" <code>{code_html}</code> {text_html}</label>"
-                )
+                out.append(self._pick(code_html, text_html, form_attr, code in selected))
             out.append("</div>")
         if folded:
             out.append("</details>")
         return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
 
+    def render_chosen(self, *, selected: set[str]) -> str:
+        """Only the ticked expectations, in the picker's order: what a row submits as it
+        is (its suggestions) until the whole picker is filled in."""
+        out = [
+            self._pick(code_html, text_html, "", True)
+            for g in self.groups
+            for code, code_html, text_html in g["items"]
+            if code in selected
+        ]
+        return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
 
-def _inbox_rows(me: Person, items, chosen: dict | None = None, picker=None) -> list[dict]:
-    picker = picker or ExpectationPicker(_inbox_groups(me))
+
+# {(version pk, content hash, published at, own level): ExpectationPicker}. A published
+# version never changes (apps/ladders/services.ladder_version_assert_editable), so its
+# picker is built once per process instead of reading the whole tree (6 queries) and
+# escaping ~75 expectations on every inbox page. Bounded: a few ladders × five levels.
+_PICKERS: dict[tuple, ExpectationPicker] = {}
+_PICKERS_MAX = 64
+
+
+def inbox_picker(me: Person) -> ExpectationPicker:
+    version = ladder_version_published(ladder_id=me.ladder_id)
+    if version is None:
+        return ExpectationPicker([])
+    own = me.level or 0
+    key = (version.pk, version.content_sha256, version.published_at, own)
+    picker = _PICKERS.get(key)
+    if picker is None:
+        if len(_PICKERS) >= _PICKERS_MAX:
+            _PICKERS.clear()
+        picker = _PICKERS[key] = ExpectationPicker(_inbox_groups(version, own))
+    return picker
+
+
+def _inbox_rows(
+    me: Person,
+    items,
+    chosen: dict | None = None,
+    picker=None,
+    whole: int | None = None,
+    query: str = "",
+) -> list[dict]:
+    """The rows of the inbox. Each carries only its ticked expectations, but the row
+    whose id is `whole` (and a row sent back with its errors: `chosen`) the whole picker;
+    `query` is the page's query string (without `pick`) for the link that asks for it."""
+    pick = f"?{query}&pick=" if query else "?pick="
+    picker = picker or inbox_picker(me)
+    urls = {name: pk_url(f"evidence:{name}") for name in ("detail", "accept", "dismiss")}
     rows = []
     for evidence in items:
         suggested = [lk for lk in evidence.links.all() if lk.expectation_id]
@@ -538,14 +590,27 @@ def _inbox_rows(me: Person, items, chosen: dict | None = None, picker=None) -> l
         else:
             selected = {lk.expectation.code for lk in suggested}
         snapshot = evidence.snapshot or {}
+        full = bool(chosen) or evidence.pk == whole
+        pk = str(evidence.pk)
         rows.append(
             {
                 "evidence": evidence,
+                # what the row shows many times, as strings: a {% url %} (a reverse) and a
+                # localized number per use were a fifth of the rows' rendering
+                "id": pk,
+                **{f"{name}_url": pk.join(parts) for name, parts in urls.items()},
+                "date": evidence.occurred_on.isoformat() if evidence.occurred_on else "undated",
+                "pick_href": pick + pk,
                 "selected": selected,
                 "snapshot": snapshot,
                 "display": snapshot_labels(snapshot),
                 "suggested": suggested,
-                "picker": picker.render(selected=selected),
+                "whole": full,
+                "picker": (
+                    picker.render(selected=selected)
+                    if full
+                    else picker.render_chosen(selected=selected)
+                ),
             }
         )
     return rows
@@ -566,10 +631,10 @@ INBOX_PAGE_SIZE = 25
 @login_required
 def inbox_page(request):
     me = _me(request)
-    groups = _inbox_groups(me)
-    picker = ExpectationPicker(groups)
-    codes = [code for g in groups for code, _ in g["expectations"]]
-    form = InboxFilterForm(request.GET, facets=selectors.inbox_facets(person=me), codes=codes)
+    picker = inbox_picker(me)
+    form = InboxFilterForm(
+        request.GET, facets=selectors.inbox_facets(person=me), codes=picker.codes
+    )
     filters = selectors.EvidenceFilters(
         person=me.pk, status=Evidence.Status.CANDIDATE, **form.filters()
     )
@@ -577,12 +642,22 @@ def inbox_page(request):
         selectors.evidence_list(viewer=request.user, filters=filters)
     )
     page = Paginator(items, INBOX_PAGE_SIZE).get_page(request.GET.get("page"))
+    try:
+        whole = int(request.GET.get("pick", ""))
+    except ValueError:
+        whole = None
+    query = request.GET.copy()
+    query.pop("pick", None)
     context = {
         "page": page,
         "form": form,
         "filtered": bool(form.filters().keys() - {"sort"}),
-        "rows": _inbox_rows(me, page.object_list, picker=picker),
+        "rows": _inbox_rows(
+            me, page.object_list, picker=picker, whole=whole, query=query.urlencode()
+        ),
+        "next_url": request.get_full_path(),
         "bulk_picker": picker.render(selected=set(), form="bulk"),
+        "picker_template": picker.render(selected=set()),
     }
     return render(request, "evidence/inbox.html", context)
 

@@ -8,7 +8,9 @@ cycle check a new manager must pass.
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.expressions import RawSQL
 
 from .models import Person
 
@@ -42,6 +44,28 @@ def person_report_ids(*, person: Person) -> set[int]:
         frontier = below - found - {person.pk}  # a cycle must not loop forever
         found |= frontier
     return found
+
+
+def person_reports_subquery(
+    *, person: Person | None = None, user: AbstractBaseUser | None = None
+) -> RawSQL:
+    """Everyone below `person` (or below the person of `user`) in the org chart, any depth,
+    as a subquery of ids for `pk__in=` / `person_id__in=`: a recursive CTE, so one statement
+    whatever the depth and no list of ids for the ORM to bind into every read that uses
+    it; given a user, not even a read of the person first. UNION, not UNION ALL, stops a
+    cycle; nobody is their own report. The same set as person_report_ids."""
+    # Only the table's own quoted name is spliced in; the ids are parameters.
+    table = connection.ops.quote_name(Person._meta.db_table)
+    if person is not None:
+        root, params = "%s", [person.pk]
+    else:
+        root, params = f"(SELECT id FROM {table} WHERE user_id = %s)", [user.pk]  # noqa: S608
+    sql = (
+        f"WITH RECURSIVE below(id) AS (SELECT id FROM {table} WHERE manager_id = {root}"  # noqa: S608
+        f" UNION SELECT p.id FROM {table} p INNER JOIN below ON p.manager_id = below.id)"
+        f" SELECT id FROM below WHERE id <> {root}"
+    )
+    return RawSQL(sql, (*params, *params))  # noqa: S611
 
 
 def manager_chain_ids(*, person: Person) -> list[int]:

@@ -1,5 +1,8 @@
 """GET /api/v1/team/: the team overview (apps.team.selectors) as JSON rows."""
 
+from functools import cached_property
+
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.response import Response
@@ -66,8 +69,18 @@ class TeamRowSerializer(serializers.Serializer):
             "packet": {"id": packet.pk, "state": packet.state} if packet else None,
             "candidates_waiting": instance.candidates_waiting,
             "evidence_90d": instance.evidence_90d,
-            "last_activity": self.fields["last_activity"].to_representation(last) if last else None,
+            "last_activity": self._datetime(last) if last else None,
         }
+
+    @cached_property
+    def _timezone(self):
+        return timezone.get_current_timezone()
+
+    def _datetime(self, value) -> str:
+        # DateTimeField.to_representation (current time zone, ISO 8601, "Z" for UTC) for
+        # one time zone read per page rather than per row
+        text = value.astimezone(self._timezone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class TeamView(APIView):

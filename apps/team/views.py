@@ -7,6 +7,7 @@ from django.shortcuts import render
 
 from apps.packets.models import Packet
 from ladder_tracker.errors import NotFoundError
+from ladder_tracker.pages import pk_url
 
 from .selectors import (
     SORTS,
@@ -79,6 +80,14 @@ def team_page(request):
                 "descending": filters.sort.startswith("-"),
             }
         )
+    # What each of a few hundred rows shows as strings, built here: a {% url %} (a reverse)
+    # and a localized number per use cost more than the rest of a row (benchmarks/evidence.py)
+    person_url = pk_url("team-person")
+    packet_url = pk_url("packets:detail")
+    for r in rows:
+        r.id = str(r.person.pk)
+        r.href = r.id.join(person_url)
+        r.packet_href = str(r.packet.pk).join(packet_url) if r.packet else ""
     context = {
         "form": form,
         "groups": team_groups(rows),

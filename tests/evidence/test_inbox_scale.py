@@ -7,26 +7,20 @@ The org is the `org` fixture; erin is a level-2 engineer (next level 3).
 
 from __future__ import annotations
 
-import itertools
 import re
 from datetime import date, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from apps.evidence.candidates import CandidateData, SuggestedLink, candidates_import
-from apps.evidence.models import Evidence, EvidenceLink
-from apps.ladders.models import Expectation
-from servicenow.models import Connection, Source, WorkItem
+from apps.evidence.models import Evidence
+from apps.ladders.services import ladder_load_file
+from tests.evidence.builders import candidate, work_item
 from tests.factories import PASSWORD, api_client
 
 pytestmark = pytest.mark.django_db
-
-INSTANCE = "https://acme.service-now.com"
-_sys = itertools.count(50_000)
-LABELS = {"1": "New", "2": "In Progress", "6": "Resolved", "7": "Closed"}
 
 
 @pytest.fixture
@@ -39,39 +33,6 @@ def erin(org):
 def as_erin(client, erin):
     assert client.login(username="erin", password=PASSWORD)
     return client
-
-
-def work_item(person, number: str, *, table="incident", state="6", priority="2", text=None):
-    conn, _ = Connection.objects.get_or_create(name="acme", defaults={"instance_url": INSTANCE})
-    source, _ = Source.objects.get_or_create(connection=conn, table=table, defaults={"name": table})
-    return WorkItem.objects.create(
-        connection=conn, source=source, table=table, sys_id=f"{next(_sys):032x}",
-        number=number, short_description=text or f"Fix {number}", state=state,
-        priority=priority, sys_updated_on=timezone.now(), person=person,
-    )  # fmt: skip
-
-
-def candidate(person, number: str, *, suggested=(), on=date(2026, 3, 2), **wi) -> Evidence:
-    """An imported candidate as the sync leaves it, display values in its snapshot."""
-    item = work_item(person, number, **wi)
-    snapshot = {
-        "number": number, "short_description": item.short_description, "state": item.state,
-        "priority": item.priority, "table": item.table, "sys_id": item.sys_id,
-        "url": item.record_url,
-        "display": {"state": LABELS.get(item.state, ""), "priority": f"{item.priority} - High"},
-    }  # fmt: skip
-    evidence = Evidence.objects.create(
-        person=person, title=f"{number}: {item.short_description}", occurred_on=on,
-        url=item.record_url, source=Evidence.Source.SERVICENOW,
-        status=Evidence.Status.CANDIDATE, work_item=item, snapshot=snapshot,
-        snapshot_updated_at=timezone.now(),
-    )  # fmt: skip
-    for code in suggested:
-        EvidenceLink.objects.create(
-            evidence=evidence, expectation=Expectation.objects.get(code=code),
-            rationale=f"rule says {code}", origin=EvidenceLink.Origin.SUGGESTED,
-        )  # fmt: skip
-    return evidence
 
 
 def numbers(html: str) -> list[str]:
@@ -176,6 +137,8 @@ def test_inbox_pages_by_25_and_keeps_the_filters(as_erin, erin):
     assert "30 candidates match · showing 1–25" in first
     assert 'href="?table=incident&amp;page=2" rel="next"' in first
     assert set(numbers(first)).isdisjoint(numbers(second))
+    # a row's "all expectations" link (its whole picker, without JavaScript) keeps them too
+    assert re.search(r'href="\?table=incident&amp;pick=\d+#candidate-\d+">All expectations', first)
 
 
 def test_inbox_page_has_select_all_picker_and_static_script(as_erin, inbox):
@@ -303,6 +266,7 @@ def test_inbox_page_queries_do_not_grow_with_the_candidates(as_erin, erin, path)
                       on=date(2026, 1, 1) + timedelta(days=i % 300))  # fmt: skip
 
     make(30, 0)  # more than one page: page 2 exists at both sizes
+    as_erin.get(path)  # the ladder's picker is built once per process (views.inbox_picker)
     small = _queries(lambda: as_erin.get(path))
     make(120, 30)
     with CaptureQueriesContext(connection) as ctx:
@@ -311,8 +275,8 @@ def test_inbox_page_queries_do_not_grow_with_the_candidates(as_erin, erin, path)
     large = len(large_queries)
 
     assert small == large
-    # session, user, person; ladder tree (7); facets; nav (2); count, page, links
-    assert small == 17
+    # session, user, person; published version; facets; nav (2); count, page, links
+    assert small == 11
 
 
 def test_candidate_api_queries_do_not_grow_with_the_candidates(erin):
@@ -326,3 +290,17 @@ def test_candidate_api_queries_do_not_grow_with_the_candidates(erin):
     large = _queries(lambda: client.get(path))
 
     assert small == large
+
+
+def test_a_newly_published_version_gets_a_new_picker(as_erin, erin, inbox, ladder_text, tmp_path):
+    before = as_erin.get("/evidence/inbox/").content.decode()
+    assert "Owns the latency budget" not in before
+    changed = tmp_path / "ladder.yaml"
+    old = "Designs and builds production-grade models"  # TE-3.1, erin's next level
+    assert ladder_text.count(old) == 1
+    changed.write_text(ladder_text.replace(old, "Owns the latency budget"), encoding="utf-8")
+    ladder_load_file(path=changed, publish=True)
+
+    after = as_erin.get("/evidence/inbox/").content.decode()
+    template = after[after.index('<template id="picker-template">') :]
+    assert "Owns the latency budget" in template[: template.index("</template>")]

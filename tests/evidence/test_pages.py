@@ -6,6 +6,7 @@ The org is the `org` fixture: maria → omar (manager) → {erin (the engineer u
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, timedelta
 from io import StringIO
@@ -13,20 +14,17 @@ from io import StringIO
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from apps.evidence import services
-from apps.evidence.models import Attachment, Evidence, EvidenceEvent, EvidenceLink
+from apps.evidence.models import Attachment, Evidence, EvidenceLink
 from apps.evidence.services import LinkSpec
 from apps.ladders.models import Expectation, Skill
 from apps.people.imports import people_import
 from apps.people.models import Person
-from servicenow.models import Connection, Source, WorkItem
+from tests.evidence.builders import candidate
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
-
-INSTANCE = "https://acme.service-now.com"
 
 
 @pytest.fixture(autouse=True)
@@ -57,42 +55,8 @@ def add(person, title, *, codes=(), skills=(), **kw) -> Evidence:
     )  # fmt: skip
 
 
-_sys = iter(range(10_000))
-
-
-def candidate(person, number: str, *, suggested=(), deleted=False, **snap) -> Evidence:
-    """An imported ServiceNow candidate, as the sync leaves it."""
-    connection, _ = Connection.objects.get_or_create(
-        name="acme", defaults={"instance_url": INSTANCE}
-    )
-    source, _ = Source.objects.get_or_create(
-        connection=connection, table="incident", defaults={"name": "incidents"}
-    )
-    sys_id = f"{next(_sys):032x}"
-    work_item = WorkItem.objects.create(
-        connection=connection, source=source, table="incident", sys_id=sys_id, number=number,
-        short_description=snap.get("short_description", f"Fix {number}"), state="Resolved",
-        sys_updated_on=timezone.now(), person=person,
-        deleted_at=timezone.now() if deleted else None,
-    )  # fmt: skip
-    snapshot = {
-        "number": number, "short_description": work_item.short_description, "state": "Resolved",
-        "priority": "2", "category": "ml_model", "table": "incident", "sys_id": sys_id,
-        "url": work_item.record_url, **snap,
-    }  # fmt: skip
-    evidence = Evidence.objects.create(
-        person=person, title=f"{number}: {work_item.short_description}",
-        occurred_on=date(2026, 3, 2), url=work_item.record_url,
-        source=Evidence.Source.SERVICENOW, status=Evidence.Status.CANDIDATE,
-        work_item=work_item, snapshot=snapshot, snapshot_updated_at=timezone.now(),
-    )  # fmt: skip
-    EvidenceEvent.objects.create(evidence=evidence, action=EvidenceEvent.Action.IMPORTED)
-    for code in suggested:
-        EvidenceLink.objects.create(
-            evidence=evidence, expectation=Expectation.objects.get(code=code),
-            rationale=f"rule says {code}", origin=EvidenceLink.Origin.SUGGESTED,
-        )  # fmt: skip
-    return evidence
+# The shared builder, with the stored state a display label (no separate display values).
+candidate = functools.partial(candidate, state="Resolved")
 
 
 def titles(html: str) -> list[str]:
@@ -609,14 +573,28 @@ def test_inbox_lists_candidates_with_suggestions_preselected(as_erin, erin, org)
     assert "INC0010003" not in html and "INC0010004" not in html
     row = html[html.index(f'id="candidate-{first.pk}"') :]
     row = row[: row.index("</article>")]
+    # a row carries its ticked expectations (what it submits as it is) and no more
     ticked = re.findall(r'name="expectations" value="([^"]+)" checked>', row)
     assert ticked == ["TE-3.1", "CC-2.1"]
-    assert 'aria-label="Level 3 (your next level) · Technical Expertise"' in row
+    assert row.count('name="expectations"') == 2 and "data-picker-lazy" in row
+    assert f'href="?pick={first.pk}#candidate-{first.pk}">All expectations' in row
+    # the page's one whole picker, which the script clones into a row as it opens:
     # the next level first, the levels above it, then the person's own and below, folded
-    assert row.index("Level 3 (your next level)") < row.index("Level 4 ·")
-    assert row.index("Level 4 ·") < row.index("<summary>Your level and below</summary>")
-    assert row.index("<summary>Your level and below</summary>") < row.index("Level 1 ·")
-    assert "<select" not in row
+    template = html[html.index('<template id="picker-template">') :]
+    template = template[: template.index("</template>")]
+    assert 'aria-label="Level 3 (your next level) · Technical Expertise"' in template
+    assert template.index("Level 3 (your next level)") < template.index("Level 4 ·")
+    assert template.index("Level 4 ·") < template.index("<summary>Your level and below</summary>")
+    assert template.index("<summary>Your level and below</summary>") < template.index("Level 1 ·")
+    assert " checked" not in template and "<select" not in row
+    # without JavaScript, the link shows that row's whole picker with its ticks, open
+    whole = as_erin.get(f"/evidence/inbox/?pick={first.pk}").content.decode()
+    whole_row = whole[whole.index(f'id="candidate-{first.pk}"') :]
+    whole_row = whole_row[: whole_row.index("</article>")]
+    assert '<details class="picker" open>' in whole_row and "data-picker-lazy" not in whole_row
+    assert whole_row.count('name="expectations"') == template.count('name="expectations"') > 20
+    ticked = re.findall(r'name="expectations" value="([^"]+)" checked>', whole_row)
+    assert ticked == ["TE-3.1", "CC-2.1"]
     assert '<span class="tag" title="priority 2">priority 2</span>' in row and "ml_model" in row
     assert f'hx-post="/evidence/{first.pk}/accept/" hx-target="#candidate-{first.pk}"' in row
     assert f'formaction="/evidence/{first.pk}/dismiss/"' in row

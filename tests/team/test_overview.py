@@ -6,12 +6,16 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework import serializers
 
 from apps.evidence.models import Evidence
 from apps.evidence.services import LinkSpec
 from apps.ladders.selectors import ladder_version_published
 from apps.packets.selectors import packet_coverage
-from apps.people.models import LevelChange
+from apps.people.models import LevelChange, Person
+from apps.people.selectors import person_report_ids, person_reports_subquery
+from apps.team.selectors import team_person
+from ladder_tracker.errors import NotFoundError
 from tests.factories import (
     EvidenceFactory,
     PacketFactory,
@@ -66,7 +70,13 @@ def test_a_row_says_where_the_person_stands(org):
     assert erin["packet"] is None
     assert erin["candidates_waiting"] == 1
     assert erin["evidence_90d"] == 1
-    assert erin["last_activity"] is not None
+    # written out by hand (apps/team/api.py): what DRF's DateTimeField would write
+    newest = Evidence.objects.filter(person=org.engineer, status="accepted").exclude(
+        visibility="private"
+    )
+    newest = max(newest.values_list("updated_at", flat=True))
+    assert erin["last_activity"] == serializers.DateTimeField().to_representation(newest)
+    assert erin["last_activity"].endswith("Z")
     pete = by_name(rows_of(org.manager))["Pete"]
     assert (pete["coverage"], pete["candidates_waiting"], pete["evidence_90d"]) == (0, 0, 0)
     assert pete["last_activity"] is None
@@ -150,7 +160,54 @@ def test_query_count_does_not_grow_with_the_team(ladder):
             response = client.get("/api/v1/team/")
         assert len(response.json()) == expected
         counts.append(len(ctx.captured_queries))
-    assert counts[0] == counts[1] == 12, counts  # me, 3 levels of the org walk, 8 reads
+    # the team (the org walk is one recursive statement inside it, whatever the depth);
+    # versions, cycle, packets, expectations, links, packet items, counts
+    assert counts[0] == counts[1] == 8, counts
+
+
+def test_the_org_walk_is_the_same_set_at_any_depth_and_survives_a_cycle(org, ladder):
+    top = PersonFactory(ladder=ladder, level=5)
+    chain = [top]
+    for _ in range(6):  # six levels below the top
+        chain.append(PersonFactory(manager=chain[-1], ladder=ladder, level=2))
+    Person.objects.filter(pk=top.pk).update(manager=chain[-1])  # a loop back to the top
+    for person in (top, chain[2], org.director, org.manager, org.engineer):
+        person.refresh_from_db()
+        walked = person_report_ids(person=person)
+        one_statement = set(
+            Person.objects.filter(pk__in=person_reports_subquery(person=person)).values_list(
+                "pk", flat=True
+            )
+        )
+        by_user = set(
+            Person.objects.filter(pk__in=person_reports_subquery(user=person.user)).values_list(
+                "pk", flat=True
+            )
+        )
+        assert one_statement == by_user == walked
+    assert walked == set()  # the engineer has no reports
+    assert person_report_ids(person=top) == {p.pk for p in chain[1:]}
+
+
+def test_person_page_query_count_does_not_grow_with_the_team(ladder):
+    small_boss = PersonFactory(user__username="small", ladder=ladder, level=5)
+    big_boss = PersonFactory(user__username="big", ladder=ladder, level=5)
+    cycle = PromotionCycleFactory()
+    small = _team(small_boss, 20, cycle)
+    big = _team(big_boss, 200, cycle)
+    counts = []
+    for boss, person in ((small_boss, small[0]), (big_boss, big[0])):
+        with CaptureQueriesContext(connection) as ctx:
+            overview = team_person(viewer=boss.user, person_id=person.pk)
+        assert overview.person == person and overview.packets
+        counts.append(len(ctx.captured_queries))
+    # the person (the membership test too), version, expectations, links, packets, history
+    assert counts[0] == counts[1] == 6, counts
+    with pytest.raises(NotFoundError):
+        team_person(viewer=small_boss.user, person_id=big[0].pk)  # not in that team
+    Person.objects.filter(pk=small[1].pk).update(is_active=False)
+    with pytest.raises(NotFoundError):
+        team_person(viewer=small_boss.user, person_id=small[1].pk)  # left: not listed either
 
 
 # --- pages ---------------------------------------------------------------------------------

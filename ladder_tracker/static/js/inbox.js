@@ -6,6 +6,9 @@
 //   j / k      next / previous item          x      tick or untick the current item
 //   a / d      accept / dismiss the current   A / D  accept / dismiss every ticked item
 //   l          open the current item's links  /      search
+//
+// A row's picker holds only its ticked expectations until it opens; then the page's one
+// whole picker (<template id="picker-template">) is cloned into it (fillPicker).
 (function () {
   "use strict";
 
@@ -91,6 +94,7 @@
         if (row) {
           var details = row.querySelector("details.picker");
           details.open = true;
+          fillPicker(details.querySelector("[data-picker]"));
           var filter = details.querySelector(".picker-filter");
           if (filter) filter.focus();
         }
@@ -177,8 +181,35 @@
     });
   }
 
+  // A row carries only its ticked expectations (data-picker-lazy) until its picker opens:
+  // then the page's one whole picker (<template id="picker-template">) is cloned in, with
+  // the same ticks.
+  var template = document.getElementById("picker-template");
+  function fillPicker(body) {
+    if (!body || !body.hasAttribute("data-picker-lazy") || !template) return;
+    var chosen = {};
+    body.querySelectorAll('input[name="expectations"]:checked').forEach(function (input) {
+      chosen[input.value] = true;
+    });
+    var whole = template.content.cloneNode(true);
+    whole.querySelectorAll('input[name="expectations"]').forEach(function (input) {
+      input.checked = chosen[input.value] === true;
+    });
+    body.textContent = "";
+    body.appendChild(whole);
+    body.removeAttribute("data-picker-lazy");
+    enhancePicker(body);
+  }
+  // toggle does not bubble: listen while it goes down
+  list.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (details.matches && details.matches("details.picker") && details.open) {
+      fillPicker(details.querySelector("[data-picker]"));
+    }
+  }, true);
+
   function enhance(root) {
-    root.querySelectorAll("[data-picker]").forEach(enhancePicker);
+    root.querySelectorAll("[data-picker]:not([data-picker-lazy])").forEach(enhancePicker);
   }
   enhance(document);
   // A row sent back with its errors (422) comes with a fresh picker.
