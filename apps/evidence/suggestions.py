@@ -208,24 +208,37 @@ class LearnedModel:
         logits = np.asarray(x @ self.coef.T) + self.intercept
         return x, 1.0 / (1.0 + np.exp(-logits))
 
-    def reason(self, x_row, code_index: int, person_id: int | None) -> str:
-        """Why this code: the person's own most similar item they linked to it, else how many
-        items the organisation linked to it (another engineer's records are not named)."""
-        code = self.codes[code_index]
-        rows = self._person_rows(person_id)
-        if rows.size:
-            linked = rows[self.example_codes[rows][:, code_index].toarray().ravel() > 0]
-            if linked.size:
-                sims = np.asarray((self.examples[linked] @ x_row.T).todense()).ravel()
-                best = int(linked[int(np.argmax(sims))])
-                if sims.max() > 0 and self.example_number[best]:
-                    return f"like {self.example_number[best]} you linked to {code}"
-        n = int(self.code_counts[code_index])
-        return f"like {n} item{'s' if n != 1 else ''} linked to {code} in your organisation"
+    def reasons(self, x_row, code_indexes: Sequence[int], person_id: int | None) -> list[str]:
+        """Why each code: the person's own most similar item they linked to it, else how many
+        items the organisation linked to it (another engineer's records are not named). One
+        product of the item with the person's labelled items serves every code."""
+        mine = self._person(person_id)
+        sims = None
+        if mine is not None:
+            rows, examples, codes_csc = mine
+            sims = np.asarray((examples @ x_row.T).todense()).ravel()
+        out = []
+        for j in code_indexes:
+            code = self.codes[j]
+            if sims is not None:
+                linked = codes_csc.indices[codes_csc.indptr[j] : codes_csc.indptr[j + 1]]
+                if linked.size:
+                    k = int(linked[int(np.argmax(sims[linked]))])
+                    number = self.example_number[int(rows[k])]
+                    if sims[k] > 0 and number:
+                        out.append(f"like {number} you linked to {code}")
+                        continue
+            n = int(self.code_counts[j])
+            out.append(
+                f"like {n} item{'s' if n != 1 else ''} linked to {code} in your organisation"
+            )
+        return out
 
-    def _person_rows(self, person_id: int | None) -> np.ndarray:
+    def _person(self, person_id: int | None):
+        """(example row numbers, their TF-IDF rows, their codes by column) of one person's
+        labelled items, sliced once per person and process."""
         if person_id is None:
-            return np.empty(0, dtype=np.int64)
+            return None
         if not self._by_person:
             order = np.argsort(self.example_person, kind="stable")
             people, starts = np.unique(self.example_person[order], return_index=True)
@@ -233,8 +246,13 @@ class LearnedModel:
             self._by_person.update(
                 {int(p): order[s:e] for p, s, e in zip(people, starts, bounds, strict=True)}
             )
-            self._by_person.setdefault(-1, np.empty(0, dtype=np.int64))
-        return self._by_person.get(int(person_id), np.empty(0, dtype=np.int64))
+        rows = self._by_person.get(int(person_id))
+        if rows is None:
+            return None
+        if not isinstance(rows, tuple):
+            rows = (rows, self.examples[rows], self.example_codes[rows].tocsc())
+            self._by_person[int(person_id)] = rows
+        return rows
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -349,6 +367,7 @@ class LadderSuggester:
         x = probs = None
         if model is not None and any(texts):
             x, probs = model.scores(texts)
+            index = {code: j for j, code in enumerate(model.codes)}
         out = []
         for i, item in enumerate(items):
             chosen = [Suggestion(code, 1.0, ORIGIN_RULE, why) for code, why in item.rules]
@@ -360,14 +379,16 @@ class LadderSuggester:
                     if code in self.levels and code not in taken and probs[i, j] >= floor
                 ]
                 ordered = order_for_level(scored, level=item.level, levels=self.levels)
-                index = {code: j for j, code in enumerate(model.codes)}
-                for code, score in ordered[: settings.SUGGESTIONS_MAX]:
-                    j = index[code]
-                    if origin == ORIGIN_LEARNED:
-                        why = model.reason(x[i], j, item.person_id)
-                    else:
-                        why = model.reason(x[i], j)
-                    chosen.append(Suggestion(code, score, origin, why))
+                top = ordered[: settings.SUGGESTIONS_MAX]
+                columns = [index[code] for code, _ in top]
+                if origin == ORIGIN_LEARNED:
+                    whys = model.reasons(x[i], columns, item.person_id)
+                else:
+                    whys = [model.reason(x[i], j) for j in columns]
+                chosen += [
+                    Suggestion(code, score, origin, why)
+                    for (code, score), why in zip(top, whys, strict=True)
+                ]
             out.append([s.as_dict() for s in chosen])
         return out
 
