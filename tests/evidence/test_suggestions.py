@@ -495,3 +495,18 @@ def test_a_refresh_reads_in_batches_whatever_the_candidates(erin, django_assert_
     # skills; the model: its version and blob
     with django_assert_max_num_queries(10):
         assert candidates_suggestions_refresh(ladder_id=erin.ladder_id) == 30
+
+
+def test_a_candidates_page_lists_its_suggestions_with_their_reasons(erin, client):
+    evidence = stored(
+        imported(erin, "drift alert"),
+        [{"code": "TE-3.3", "score": 0.9, "origin": "learned", "reason": "like INC9 you linked"}],
+    )
+    assert client.login(username="erin", password=PASSWORD)
+
+    html = client.get(f"/evidence/{evidence.pk}/").content.decode()
+
+    assert (
+        '<code class="code">TE-3.3</code> <span class="muted">· learned · like INC9 you linked'
+        in (html)
+    )
