@@ -241,7 +241,7 @@ def test_rules_win_where_they_match_and_are_not_repeated(erin):
     assert len(codes) == len(set(codes))
     assert {s["origin"] for s in evidence.suggestions[2:]} <= {"learned"}
     # the rules' links stay suggested links, as before
-    assert list(evidence.links.values_list("expectation__code", "origin")) == [
+    assert list(evidence.links.order_by("id").values_list("expectation__code", "origin")) == [
         ("CC-3.1", "suggested"),
         ("TE-3.3", "suggested"),
     ]
@@ -510,3 +510,21 @@ def test_a_candidates_page_lists_its_suggestions_with_their_reasons(erin, client
         '<code class="code">TE-3.3</code> <span class="muted">· learned · like INC9 you linked'
         in (html)
     )
+
+
+def test_the_sync_hands_over_the_records_text_and_the_candidate_gets_suggestions(erin):
+    from servicenow.sync.workitems import work_item_candidate, work_item_snapshot
+
+    item = work_item(erin, text="model deployment and monitoring broke")
+    snapshot = work_item_snapshot(
+        instance_url="https://acme.service-now.com", table="incident", sys_id=item.sys_id,
+        raw=item.raw, updated_on=item.sys_updated_on,
+    )  # fmt: skip
+    candidate = work_item_candidate(
+        work_item_id=item.pk, person_id=erin.pk, snapshot=snapshot, raw=item.raw,
+        occurred=item.sys_updated_on, rules=[],
+    )  # fmt: skip
+
+    assert candidate.text == learned.work_item_text(table="incident", raw=item.raw)
+    candidates_import(candidates=[candidate])
+    assert Evidence.objects.get(work_item=item).suggestions[0]["code"] == "TE-3.3"
