@@ -34,17 +34,21 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import joblib
-import numpy as np
 from django.conf import settings
 from django.db import transaction
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from .models import Evidence, EvidenceLink, SuggestionModel
+
+if TYPE_CHECKING:
+    import numpy as np
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+# numpy, scipy, scikit-learn and joblib are imported where they are used: together they take
+# about a second to import, which every web process and manage.py command would otherwise
+# pay at start although only imports and training compute suggestions.
 
 # --- the text of a work item ---------------------------------------------------------------
 
@@ -174,6 +178,9 @@ def order_for_level(
 
 
 def _vectorizer() -> TfidfVectorizer:
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     # Bigrams help ("disk full" vs "full outage"); min_df drops one-off typos and ids; the
     # feature cap keeps the coefficient matrix (codes × features) a few MB.
     return TfidfVectorizer(
@@ -204,6 +211,8 @@ class LearnedModel:
 
     def scores(self, texts: Sequence[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
         """(TF-IDF rows, probabilities (items × codes)) for these texts."""
+        import numpy as np
+
         x = self.vectorizer.transform(texts)
         logits = np.asarray(x @ self.coef.T) + self.intercept
         return x, 1.0 / (1.0 + np.exp(-logits))
@@ -212,6 +221,8 @@ class LearnedModel:
         """Why each code: the person's own most similar item they linked to it, else how many
         items the organisation linked to it (another engineer's records are not named). One
         product of the item with the person's labelled items serves every code."""
+        import numpy as np
+
         mine = self._person(person_id)
         sims = None
         if mine is not None:
@@ -237,6 +248,8 @@ class LearnedModel:
     def _person(self, person_id: int | None):
         """(example row numbers, their TF-IDF rows, their codes by column) of one person's
         labelled items, sliced once per person and process."""
+        import numpy as np
+
         if person_id is None:
             return None
         if not self._by_person:
@@ -261,6 +274,8 @@ class LearnedModel:
 
 
 def model_dumps(model: LearnedModel) -> bytes:
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(model, buffer, compress=3)
     return buffer.getvalue()
@@ -269,6 +284,8 @@ def model_dumps(model: LearnedModel) -> bytes:
 def model_loads(blob: bytes, sha256: str) -> LearnedModel:
     """Unpickle a stored model. Pickle runs code, so only bytes this module wrote are read:
     the row's checksum must match (a column changed behind our back is refused)."""
+    import joblib
+
     if hashlib.sha256(blob).hexdigest() != sha256:
         raise ValueError("The stored suggestion model does not match its checksum.")
     model = joblib.load(io.BytesIO(blob))
@@ -309,16 +326,22 @@ class SimilarityModel:
     """TF-IDF over the expectations' own text; an item's cosine to each."""
 
     def __init__(self, texts: dict[str, str]):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         self.codes = list(texts)
         self.vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True)
         self.matrix = self.vectorizer.fit_transform([texts[c] for c in self.codes])
         self.terms = self.vectorizer.get_feature_names_out()
 
     def scores(self, texts: Sequence[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
+        import numpy as np
+
         x = self.vectorizer.transform(texts)
         return x, np.asarray((x @ self.matrix.T).todense())
 
     def reason(self, x_row, code_index: int) -> str:
+        import numpy as np
+
         shared = x_row.multiply(self.matrix[code_index])
         terms = [self.terms[i] for i in shared.indices[np.argsort(-shared.data)][:3]]
         return f"words in common with {self.codes[code_index]}: {', '.join(terms)}"
@@ -466,6 +489,10 @@ EXPLICIT_NEGATIVE_WEIGHT = 3.0
 
 def model_fit(ts: TrainingSet, rows: Sequence[int], codes: Sequence[str]) -> LearnedModel:
     """Fit on these rows of the set; codes without a positive among them are left out."""
+    import numpy as np
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+
     vectorizer = _vectorizer()
     x = vectorizer.fit_transform([ts.texts[i] for i in rows])
     n = len(rows)
@@ -513,6 +540,8 @@ def model_fit(ts: TrainingSet, rows: Sequence[int], codes: Sequence[str]) -> Lea
 def topk_accuracy(model: LearnedModel, texts, positives, ks=(1, 3)) -> dict[int, float]:
     """Share of items whose k best codes (the model's own ranking over the ladder) include one
     the engineer linked."""
+    import numpy as np
+
     if not texts:
         return {k: 0.0 for k in ks}
     _, probs = model.scores(texts)
@@ -541,6 +570,8 @@ class TrainingResult:
 def suggestions_train_ladder(*, ladder_id: int, codes: Sequence[str]) -> TrainingResult:
     """Train and store a new model version for one ladder (or say why not): held-out
     accuracy from a fit on 80% of the labelled items, then the stored model fit on all."""
+    import numpy as np
+
     started = time.perf_counter()
     ts = training_set(ladder_id=ladder_id, codes=codes)
     labelled = ts.labelled
