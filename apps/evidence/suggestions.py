@@ -217,32 +217,40 @@ class LearnedModel:
         logits = np.asarray(x @ self.coef.T) + self.intercept
         return x, 1.0 / (1.0 + np.exp(-logits))
 
-    def reasons(self, x_row, code_indexes: Sequence[int], person_id: int | None) -> list[str]:
-        """Why each code: the person's own most similar item they linked to it, else how many
-        items the organisation linked to it (another engineer's records are not named). One
-        product of the item with the person's labelled items serves every code."""
+    def reasons_for(self, x, requests: Sequence[tuple[int, int | None, list[int]]]) -> list:
+        """Why each code, for each (row of x, person id, code columns): the person's own most
+        similar item they linked to that code, else how many items the organisation linked
+        to it (another engineer's records are not named). One sparse product per person of
+        the batch, not per item: a sync page computes reasons for hundreds of rows."""
         import numpy as np
 
-        mine = self._person(person_id)
-        sims = None
-        if mine is not None:
-            rows, examples, codes_csc = mine
-            sims = np.asarray((examples @ x_row.T).todense()).ravel()
-        out = []
-        for j in code_indexes:
-            code = self.codes[j]
-            if sims is not None:
-                linked = codes_csc.indices[codes_csc.indptr[j] : codes_csc.indptr[j + 1]]
-                if linked.size:
-                    k = int(linked[int(np.argmax(sims[linked]))])
-                    number = self.example_number[int(rows[k])]
-                    if sims[k] > 0 and number:
-                        out.append(f"like {number} you linked to {code}")
-                        continue
-            n = int(self.code_counts[j])
-            out.append(
-                f"like {n} item{'s' if n != 1 else ''} linked to {code} in your organisation"
-            )
+        out: list = [None] * len(requests)
+        by_person: dict = {}
+        for k, (_row, person_id, _cols) in enumerate(requests):
+            by_person.setdefault(person_id, []).append(k)
+        for person_id, ks in by_person.items():
+            mine = self._person(person_id)
+            sims = None
+            if mine is not None:
+                rows, examples, codes_csc = mine
+                sims = (examples @ x[[requests[k][0] for k in ks]].T).toarray()
+            for col, k in enumerate(ks):
+                whys = []
+                for j in requests[k][2]:
+                    code = self.codes[j]
+                    if sims is not None:
+                        linked = codes_csc.indices[codes_csc.indptr[j] : codes_csc.indptr[j + 1]]
+                        if linked.size:
+                            item_sims = sims[linked, col]
+                            best = int(np.argmax(item_sims))
+                            number = self.example_number[int(rows[int(linked[best])])]
+                            if item_sims[best] > 0 and number:
+                                whys.append(f"like {number} you linked to {code}")
+                                continue
+                    n = int(self.code_counts[j])
+                    items = f"{n} item{'s' if n != 1 else ''}"
+                    whys.append(f"like {items} linked to {code} in your organisation")
+                out[k] = whys
         return out
 
     def _person(self, person_id: int | None):
@@ -339,12 +347,29 @@ class SimilarityModel:
         x = self.vectorizer.transform(texts)
         return x, np.asarray((x @ self.matrix.T).todense())
 
-    def reason(self, x_row, code_index: int) -> str:
-        import numpy as np
-
-        shared = x_row.multiply(self.matrix[code_index])
-        terms = [self.terms[i] for i in shared.indices[np.argsort(-shared.data)][:3]]
-        return f"words in common with {self.codes[code_index]}: {', '.join(terms)}"
+    def reasons_for(self, x, requests: Sequence[tuple[int, int | None, list[int]]]) -> list:
+        """The (up to three) words each item shares with each suggested expectation, the
+        heaviest first; plain Python over the CSR arrays (slicing rows of a sparse matrix
+        costs tens of microseconds each)."""
+        if not hasattr(self, "_code_terms"):
+            m = self.matrix.tocsr()
+            self._code_terms = [
+                dict(zip(m.indices[m.indptr[j] : m.indptr[j + 1]].tolist(),
+                         m.data[m.indptr[j] : m.indptr[j + 1]].tolist(), strict=True))
+                for j in range(m.shape[0])
+            ]  # fmt: skip
+        out = []
+        for row, _person, cols in requests:
+            lo, hi = x.indptr[row], x.indptr[row + 1]
+            mine = list(zip(x.indices[lo:hi].tolist(), x.data[lo:hi].tolist(), strict=True))
+            whys = []
+            for j in cols:
+                terms = self._code_terms[j]
+                shared = sorted(((w * terms[t], t) for t, w in mine if t in terms), reverse=True)
+                words = ", ".join(self.terms[t] for _w, t in shared[:3])
+                whys.append(f"words in common with {self.codes[j]}: {words}")
+            out.append(whys)
+        return out
 
 
 # --- suggesting ----------------------------------------------------------------------------
@@ -391,29 +416,34 @@ class LadderSuggester:
         if model is not None and any(texts):
             x, probs = model.scores(texts)
             index = {code: j for j, code in enumerate(model.codes)}
-        out = []
+        chosen_all: list[list[Suggestion]] = []
+        tops: list[list[tuple[str, float]]] = []
         for i, item in enumerate(items):
-            chosen = [Suggestion(code, 1.0, ORIGIN_RULE, why) for code, why in item.rules]
+            chosen_all.append([Suggestion(code, 1.0, ORIGIN_RULE, why) for code, why in item.rules])
+            top: list[tuple[str, float]] = []
             if probs is not None:
-                taken = {s.code for s in chosen}
+                taken = {code for code, _why in item.rules}
+                row = probs[i].tolist()
                 scored = [
-                    (code, float(probs[i, j]))
-                    for j, code in enumerate(model.codes)
-                    if code in self.levels and code not in taken and probs[i, j] >= floor
+                    (code, score)
+                    for code, score in zip(model.codes, row, strict=True)
+                    if score >= floor and code in self.levels and code not in taken
                 ]
                 ordered = order_for_level(scored, level=item.level, levels=self.levels)
                 top = ordered[: settings.SUGGESTIONS_MAX]
-                columns = [index[code] for code, _ in top]
-                if origin == ORIGIN_LEARNED:
-                    whys = model.reasons(x[i], columns, item.person_id)
-                else:
-                    whys = [model.reason(x[i], j) for j in columns]
-                chosen += [
+            tops.append(top)
+        if probs is not None:
+            x = x.tocsr()
+            requests = [
+                (i, item.person_id, [index[code] for code, _ in tops[i]])
+                for i, item in enumerate(items)
+            ]
+            for i, whys in enumerate(model.reasons_for(x, requests)):
+                chosen_all[i] += [
                     Suggestion(code, score, origin, why)
-                    for (code, score), why in zip(top, whys, strict=True)
+                    for (code, score), why in zip(tops[i], whys, strict=True)
                 ]
-            out.append([s.as_dict() for s in chosen])
-        return out
+        return [[s.as_dict() for s in chosen] for chosen in chosen_all]
 
 
 # --- training ------------------------------------------------------------------------------
