@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Evidence, EvidenceLink, EvidenceVerification
+from .models import Evidence, EvidenceLink, EvidenceVerification, SuggestionModel
 
 
 class EvidenceLinkInline(admin.TabularInline):
@@ -40,8 +40,47 @@ class EvidenceAdmin(admin.ModelAdmin):
     readonly_fields = (
         "snapshot",
         "snapshot_sha256",
+        "suggestions",
         "snapshot_updated_at",
         "created_at",
         "updated_at",
     )
     inlines = [EvidenceLinkInline, EvidenceVerificationInline]
+
+
+@admin.register(SuggestionModel)
+class SuggestionModelAdmin(admin.ModelAdmin):
+    """Trained versions, read only: `manage.py suggestions_train` and the nightly beat task
+    make them; the blob is never shown."""
+
+    list_display = (
+        "ladder",
+        "version",
+        "created_at",
+        "training_size",
+        "codes",
+        "accuracy_top1",
+        "accuracy_top3",
+        "training_seconds",
+    )
+    list_filter = ("ladder",)
+    exclude = ("blob",)
+    readonly_fields = (
+        "ladder",
+        "version",
+        "created_at",
+        "training_size",
+        "negatives",
+        "codes",
+        "held_out",
+        "accuracy_top1",
+        "accuracy_top3",
+        "training_seconds",
+        "sha256",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

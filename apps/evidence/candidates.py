@@ -10,6 +10,11 @@ and links are never touched once the candidate exists.
 Plain rows, not model instances (`ladder_tracker.bulk.rows_insert`): at one candidate per
 work item this is the sync's largest cost after the work items themselves
 (benchmarks/README.md).
+
+Each new candidate also gets its ranked `suggestions` (rules first, then the learned model's
+or, without one, the similar expectations: apps/evidence/suggestions.py), and
+`candidates_suggestions_refresh` recomputes them for every open candidate after a training
+(`suggestions_train`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import NamedTuple
 
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.ladders.models import Expectation, Skill
@@ -26,6 +32,7 @@ from apps.people.models import Person
 from ladder_tracker.bulk import rows_insert
 from ladder_tracker.canonical import snapshot_sha256
 
+from . import suggestions as learned
 from .models import Evidence, EvidenceEvent, EvidenceLink
 
 TITLE_CHARS = Evidence._meta.get_field("title").max_length
@@ -51,6 +58,7 @@ class CandidateData(NamedTuple):
     snapshot: dict
     links: tuple[SuggestedLink, ...] = ()
     skills: tuple[str, ...] = ()  # skill names, any case
+    text: str = ""  # the record's text and fields, as the models read it (work_item_text)
 
 
 class ExpectationIndex:
@@ -61,17 +69,27 @@ class ExpectationIndex:
         self._expectations: dict[int, dict[str, int]] | None = None
         self._levels: dict[int, int] = {}  # expectation id -> its level's number
         self._skills: dict[int, dict[str, list[int]]] = {}
+        self._texts: dict[int, dict[str, str]] = {}  # ladder id -> {code: expectation text}
+        self._level_by_code: dict[int, dict[str, int]] = {}
+        self._suggesters: dict[int, learned.LadderSuggester] = {}
 
     def _load(self) -> dict[int, dict[str, int]]:
         if self._expectations is None:
             ladder_of = {v.pk: lid for lid, v in ladder_versions_published().items()}
             expectations: dict[int, dict[str, int]] = {lid: {} for lid in ladder_of.values()}
             self._skills = {lid: {} for lid in ladder_of.values()}
-            for pk, code, version_id, level in Expectation.objects.filter(
-                version_id__in=ladder_of
-            ).values_list("pk", "code", "version_id", "level__number"):
-                expectations[ladder_of[version_id]][code] = pk
+            self._texts = {lid: {} for lid in ladder_of.values()}
+            self._level_by_code = {lid: {} for lid in ladder_of.values()}
+            for pk, code, version_id, level, text in (
+                Expectation.objects.filter(version_id__in=ladder_of)
+                .order_by("level__number", "position", "pk")
+                .values_list("pk", "code", "version_id", "level__number", "text")
+            ):
+                lid = ladder_of[version_id]
+                expectations[lid][code] = pk
                 self._levels[pk] = level
+                self._texts[lid][code] = text
+                self._level_by_code[lid][code] = level
             for pk, name, version_id in Skill.objects.filter(version_id__in=ladder_of).values_list(
                 "pk", "name", "version_id"
             ):
@@ -90,6 +108,24 @@ class ExpectationIndex:
     def skill_ids(self, ladder_id: int, name: str) -> list[int]:
         self._load()
         return self._skills.get(ladder_id, {}).get(name.lower(), [])
+
+    def codes(self, ladder_id: int) -> list[str]:
+        """The ladder's expectation codes, by level and position."""
+        return list(self._load().get(ladder_id, {}))
+
+    def suggester(self, ladder_id: int) -> learned.LadderSuggester | None:
+        """The ladder's suggester: its newest learned model, else similarity. Made once per
+        index (one query for the model's version; the model itself is cached per process)."""
+        if ladder_id not in self._suggesters:
+            self._load()
+            if ladder_id not in self._texts:
+                return None
+            self._suggesters[ladder_id] = learned.LadderSuggester(
+                levels=self._level_by_code[ladder_id],
+                texts=self._texts[ladder_id],
+                learned=learned.learned_model_for(ladder_id),
+            )
+        return self._suggesters[ladder_id]
 
 
 def evidence_pairs(*, work_item_ids: Sequence[int]) -> set[tuple[int, int]]:
@@ -140,6 +176,9 @@ def candidates_import(
         )
     if not new:
         return 0
+    index = index or ExpectationIndex()
+    people = _people(new)
+    ranked = _suggestions_compute(new, people, index)
     rows_insert(
         Evidence,
         (
@@ -154,8 +193,9 @@ def candidates_import(
                 "snapshot": c.snapshot,
                 "snapshot_sha256": snapshot_sha256(c.snapshot),
                 "snapshot_updated_at": now,
+                "suggestions": suggested,
             }
-            for c in new
+            for c, suggested in zip(new, ranked, strict=True)
         ),
     )
     ids = {  # (person, work item) is unique among candidates: read the new ids back by it
@@ -171,8 +211,51 @@ def candidates_import(
     )
     suggested = [(pk, c) for pk, c in zip(new_ids, new, strict=True) if c.links or c.skills]
     if suggested:
-        _suggestions_write(suggested, index or ExpectationIndex())
+        _suggestions_write(suggested, index, people)
     return len(new)
+
+
+def _people(candidates: Sequence[CandidateData]) -> dict[int, tuple[int, int | None]]:
+    """{person id: (ladder id, level)} of these candidates' people."""
+    return {
+        pk: (ladder_id, level)
+        for pk, ladder_id, level in Person.objects.filter(
+            pk__in={c.person_id for c in candidates}
+        ).values_list("pk", "ladder_id", "level")
+    }
+
+
+def _rule_links(c: CandidateData, codes: dict[str, int], level, index) -> list[tuple[int, str]]:
+    """The rules' (expectation id, rationale) pairs for this candidate, in level order."""
+    found = [(codes[lk.code], lk.rationale) for lk in c.links if lk.code in codes]
+    return suggestions_for_level(found, level, index.level_of)
+
+
+def _suggestions_compute(
+    new: Sequence[CandidateData], people: dict, index: ExpectationIndex
+) -> list[list[dict]]:
+    """Each new candidate's ranked suggestions (rules first), batched per ladder."""
+    out: list[list[dict]] = [[] for _ in new]
+    by_ladder: dict[int, list[int]] = {}
+    for i, c in enumerate(new):
+        ladder_id, _level = people.get(c.person_id, (None, None))
+        if ladder_id is not None:
+            by_ladder.setdefault(ladder_id, []).append(i)
+    for ladder_id, positions in by_ladder.items():
+        suggester = index.suggester(ladder_id)
+        codes = index.expectation_ids(ladder_id)
+        if suggester is None or codes is None:
+            continue
+        code_of = {pk: code for code, pk in codes.items()}
+        items = []
+        for i in positions:
+            c = new[i]
+            level = people[c.person_id][1]
+            rules = tuple((code_of[pk], why) for pk, why in _rule_links(c, codes, level, index))
+            items.append(learned.ItemToSuggest(c.person_id, level, c.text, rules))
+        for i, ranked in zip(positions, suggester.suggest(items), strict=True):
+            out[i] = ranked
+    return out
 
 
 def suggestions_for_level(
@@ -185,28 +268,20 @@ def suggestions_for_level(
     The links are written in this order, and the inbox lists them by id."""
     if level is None:
         return found
-    nxt = level + 1
 
     def rank(pair):
-        lvl = level_of(pair[0])
-        if lvl is None:
-            return 3
-        return 0 if lvl == nxt else 1 if lvl > nxt else 2 if lvl == level else 4
+        return learned.level_rank(level_of(pair[0]), level)
 
     ranked = sorted(found, key=rank)  # stable: the rules' order within a rank
     kept = [p for p in ranked if rank(p) < 4]
     return kept or ranked
 
 
-def _suggestions_write(suggested: list[tuple[int, CandidateData]], index: ExpectationIndex):
+def _suggestions_write(
+    suggested: list[tuple[int, CandidateData]], index: ExpectationIndex, person_ladder: dict
+):
     """Suggested links and skills, resolved against each person's ladder; codes and names
     the ladder does not have are left out."""
-    person_ladder = {
-        pk: (ladder_id, level)
-        for pk, ladder_id, level in Person.objects.filter(
-            pk__in={c.person_id for _pk, c in suggested}
-        ).values_list("pk", "ladder_id", "level")
-    }
     links: list[EvidenceLink] = []
     through = Evidence.skills.through
     skill_rows = []
@@ -215,8 +290,7 @@ def _suggestions_write(suggested: list[tuple[int, CandidateData]], index: Expect
         codes = index.expectation_ids(ladder_id) if ladder_id is not None else None
         if codes is None:
             continue
-        found = [(codes[lk.code], lk.rationale) for lk in c.links if lk.code in codes]
-        for exp_id, rationale in suggestions_for_level(found, level, index.level_of):
+        for exp_id, rationale in _rule_links(c, codes, level, index):
             links.append(
                 EvidenceLink(
                     evidence_id=evidence_id,
@@ -229,3 +303,85 @@ def _suggestions_write(suggested: list[tuple[int, CandidateData]], index: Expect
         skill_rows += [through(evidence_id=evidence_id, skill_id=s) for s in sorted(skill_ids)]
     EvidenceLink.objects.bulk_create(links, ignore_conflicts=True)
     through.objects.bulk_create(skill_rows, ignore_conflicts=True)
+
+
+# Open candidates are recomputed this many at a time: one read of their records and links,
+# one UPDATE batch (bulk_update's CASE grows with the batch; 500 kept each under 0.2 s).
+REFRESH_BATCH = 500
+
+
+def candidates_suggestions_refresh(
+    *, ladder_id: int | None = None, index: ExpectationIndex | None = None
+) -> int:
+    """Recompute the suggestions of every open candidate (status candidate, not deleted) of
+    the ladder's people (or everyone's): the rules' suggested links stay first, the learned or
+    similar ones after them are the current model's. Returns how many were recomputed."""
+    index = index or ExpectationIndex()
+    open_q = Q(
+        status=Evidence.Status.CANDIDATE,
+        deleted_at__isnull=True,
+        work_item__isnull=False,
+        person__ladder__isnull=False,
+    )
+    if ladder_id is not None:
+        open_q &= Q(person__ladder_id=ladder_id)
+    ids = list(Evidence.objects.filter(open_q).order_by("pk").values_list("pk", flat=True))
+    done = 0
+    for start in range(0, len(ids), REFRESH_BATCH):
+        batch = ids[start : start + REFRESH_BATCH]
+        rows = list(
+            Evidence.objects.filter(pk__in=batch)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "person_id",
+                "person__ladder_id",
+                "person__level",
+                "work_item__table",
+                "work_item__raw",
+            )
+        )
+        rules: dict[int, list[tuple[str, str]]] = {}
+        for ev_id, code, rationale in (
+            EvidenceLink.objects.filter(
+                evidence_id__in=batch,
+                origin=EvidenceLink.Origin.SUGGESTED,
+                expectation__isnull=False,
+            )
+            .order_by("pk")
+            .values_list("evidence_id", "expectation__code", "rationale")
+        ):
+            rules.setdefault(ev_id, []).append((code, rationale))
+        by_ladder: dict[int, list[tuple[int, learned.ItemToSuggest]]] = {}
+        for pk, person_id, lid, level, table, raw in rows:
+            text = learned.work_item_text(table=table or "", raw=raw or {})
+            item = learned.ItemToSuggest(person_id, level, text, tuple(rules.get(pk, ())))
+            by_ladder.setdefault(lid, []).append((pk, item))
+        updated = []
+        for lid, pairs in by_ladder.items():
+            suggester = index.suggester(lid)
+            if suggester is None:
+                continue
+            ranked = suggester.suggest([item for _pk, item in pairs])
+            updated += [
+                Evidence(pk=pk, suggestions=s) for (pk, _), s in zip(pairs, ranked, strict=True)
+            ]
+        Evidence.objects.bulk_update(updated, ["suggestions"])
+        done += len(updated)
+    return done
+
+
+def suggestions_train(*, ladder_id: int | None = None) -> list[learned.TrainingResult]:
+    """Train a new suggestion model for each ladder with a published version (or the one
+    named), then refresh the suggestions of its open candidates. A ladder with too few
+    labels gets no model (its result says why) and keeps similarity, refreshed all the same."""
+    index = ExpectationIndex()
+    published = ladder_versions_published()
+    results = []
+    for lid in sorted(published):
+        if ladder_id is not None and lid != ladder_id:
+            continue
+        result = learned.suggestions_train_ladder(ladder_id=lid, codes=index.codes(lid))
+        result.refreshed = candidates_suggestions_refresh(ladder_id=lid, index=ExpectationIndex())
+        results.append(result)
+    return results

@@ -68,6 +68,10 @@ class Evidence(models.Model):
     snapshot_sha256 = models.CharField(max_length=64, null=True, blank=True, editable=False)
     snapshot_updated_at = models.DateTimeField(null=True, blank=True)
     skills = models.ManyToManyField("ladders.Skill", blank=True, related_name="evidence")
+    # What to link it to, best first: [{code, score, origin rule|learned|similar, reason}],
+    # computed at import and after each training (apps/evidence/suggestions.py), stored so
+    # that lists read it with the row. Advice only: nothing is linked until the owner says.
+    suggestions = models.JSONField(default=list, blank=True, editable=False)
     # The description rendered and sanitised once, on write (services.markdown_render).
     description_html = models.TextField(blank=True, editable=False)
     # Soft delete: hidden everywhere but the owner's trash, restorable (undo).
@@ -261,3 +265,37 @@ class EvidenceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evidence_id} {self.action} {self.at:%Y-%m-%d %H:%M}"
+
+
+class SuggestionModel(models.Model):
+    """One trained version of a ladder's learned suggestions (apps/evidence/suggestions.py):
+    how it did on held-out items, and the model itself, serialized by joblib. Only
+    suggestions_train writes rows; the newest version is the one in use."""
+
+    ladder = models.ForeignKey(
+        "ladders.Ladder", on_delete=models.CASCADE, related_name="suggestion_models"
+    )
+    version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    training_size = models.PositiveIntegerField(help_text="Labelled items it learned from.")
+    negatives = models.PositiveIntegerField(
+        default=0, help_text="Dismissed items and accepted ones with a suggestion removed."
+    )
+    codes = models.PositiveIntegerField(default=0, help_text="Expectation codes it ranks.")
+    held_out = models.PositiveIntegerField(default=0, help_text="Items kept out to test it.")
+    accuracy_top1 = models.FloatField(null=True, blank=True)
+    accuracy_top3 = models.FloatField(null=True, blank=True)
+    training_seconds = models.FloatField(default=0)
+    blob = models.BinaryField(editable=False)
+    sha256 = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        ordering = ["ladder", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ladder", "version"], name="suggestion_model_version_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ladder_id} v{self.version}"

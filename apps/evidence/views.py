@@ -7,6 +7,7 @@ page), and service errors land on the form or in messages (ladder_tracker.errors
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -585,10 +586,11 @@ def _inbox_rows(
     rows = []
     for evidence in items:
         suggested = [lk for lk in evidence.links.all() if lk.expectation_id]
+        advice = [s for s in evidence.suggestions or [] if s.get("origin") != "rule"]
         if chosen and chosen.get("links_chosen"):
             selected = set(chosen.get("expectations", []))
         else:
-            selected = {lk.expectation.code for lk in suggested}
+            selected = {lk.expectation.code for lk in suggested} | preselected(advice)
         snapshot = evidence.snapshot or {}
         full = bool(chosen) or evidence.pk == whole
         pk = str(evidence.pk)
@@ -605,6 +607,7 @@ def _inbox_rows(
                 "snapshot": snapshot,
                 "display": snapshot_labels(snapshot),
                 "suggested": suggested,
+                "advice": advice,
                 "whole": full,
                 "picker": (
                     picker.render(selected=selected)
@@ -614,6 +617,13 @@ def _inbox_rows(
             }
         )
     return rows
+
+
+def preselected(advice: list[dict]) -> set[str]:
+    """The learned or similar suggestions the inbox ticks: those scoring at least
+    SUGGESTIONS_PRESELECT_SCORE. Ticked, not accepted: the engineer still presses Accept."""
+    floor = settings.SUGGESTIONS_PRESELECT_SCORE
+    return {s["code"] for s in advice if s.get("score", 0) >= floor}
 
 
 def snapshot_labels(snapshot: dict) -> dict[str, str]:

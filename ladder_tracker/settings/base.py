@@ -199,6 +199,22 @@ STATICFILES_DIRS = [BASE_DIR / "ladder_tracker" / "static"]
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 # Largest evidence attachment (bytes): bigger uploads get a 413.
 EVIDENCE_MAX_UPLOAD_BYTES = env.int("EVIDENCE_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+# Suggestions for imported candidates (apps/evidence/suggestions.py, README "Suggestions").
+# Below this many labelled items (accepted with a link) no model is trained and the
+# suggestions fall back to text similarity with the expectations.
+SUGGESTIONS_MIN_LABELS = env.int("SUGGESTIONS_MIN_LABELS", default=50)
+# The inbox ticks a learned/similar suggestion at or above this score (the engineer still
+# accepts); rule suggestions are ticked as before.
+SUGGESTIONS_PRESELECT_SCORE = env.float("SUGGESTIONS_PRESELECT_SCORE", default=0.5)
+# At most this many learned/similar suggestions per item (rules' come on top).
+SUGGESTIONS_MAX = env.int("SUGGESTIONS_MAX", default=5)
+# A learned score below this is no suggestion.
+SUGGESTIONS_MIN_SCORE = env.float("SUGGESTIONS_MIN_SCORE", default=0.02)
+# Codes scoring at least this share of the best are "plausible": ordered by the person's
+# level (next first); the rest follow by score.
+SUGGESTIONS_PLAUSIBLE_RATIO = env.float("SUGGESTIONS_PLAUSIBLE_RATIO", default=0.5)
+# Model versions kept per ladder (older rows are deleted after a training).
+SUGGESTIONS_MODELS_KEPT = env.int("SUGGESTIONS_MODELS_KEPT", default=3)
 # Let Django stream big uploads to disk rather than memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
@@ -441,6 +457,12 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-candidate-digest": {
         "task": "notifications.candidate_digest_send",
         "schedule": crontab(minute=0, hour=7, day_of_week="mon"),
+    },
+    # Learned suggestions: a new model per ladder from the day's triage, then every open
+    # candidate's suggestions recomputed (apps/evidence/suggestions.py).
+    "evidence-suggestions-train": {
+        "task": "evidence.suggestions_train",
+        "schedule": crontab(minute=30, hour=2),
     },
 }
 # Outbound policy for instance URLs (servicenow/outbound.py, README "ServiceNow"): plain

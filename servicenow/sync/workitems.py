@@ -17,6 +17,7 @@ from apps.evidence.candidates import (
     candidates_import,
 )
 from apps.evidence.models import Evidence  # read only: its statistics (written by candidates)
+from apps.evidence.suggestions import work_item_text
 from apps.people.selectors import person_ids_by_servicenow_sys_id
 from ladder_tracker.bulk import TableStatistics, insert_fields, rows_upsert
 
@@ -143,6 +144,7 @@ def work_item_candidate(
         snapshot=snapshot,
         links=links,
         skills=skills,
+        text=work_item_text(table=snapshot.get("table", ""), raw=raw),
     )
 
 

@@ -89,8 +89,14 @@ def test_the_evidence_component_types_the_other_fields(spec):
         "id", "person", "person_name", "title", "description", "description_html",
         "occurred_on", "occurred_until", "url", "source", "status", "visibility",
         "expectations", "links", "ladder_changed", "skills", "work_item", "work_item_deleted",
-        "snapshot", "snapshot_sha256", "attachments", "deleted_at", "created_at", "updated_at",
+        "snapshot", "snapshot_sha256", "attachments", "suggestions", "deleted_at", "created_at",
+        "updated_at",
     }  # fmt: skip
+    suggestion = resolve(spec, props["suggestions"]["items"])
+    assert set(suggestion["properties"]) == {"code", "score", "origin", "reason"}
+    assert resolve(spec, suggestion["properties"]["origin"])["enum"] == [
+        "rule", "learned", "similar",
+    ]  # fmt: skip
     for name in ("occurred_on", "occurred_until"):
         assert (props[name]["format"], props[name].get("nullable")) == ("date", True)
     for name in ("created_at", "updated_at"):

@@ -141,6 +141,25 @@ class LinkOutSerializer(serializers.Serializer):
     made_against = MadeAgainstField(read_only=True, allow_null=True)
 
 
+class SuggestionOutSerializer(serializers.Serializer):
+    """An expectation this item may be evidence of (apps/evidence/suggestions.py)."""
+
+    code = serializers.CharField(read_only=True, help_text="Expectation code, e.g. TE-3.3.")
+    score = serializers.FloatField(
+        read_only=True,
+        help_text="1 for a rule; the learned model's probability; or the text similarity.",
+    )
+    origin = serializers.ChoiceField(
+        choices=[("rule", "rule"), ("learned", "learned"), ("similar", "similar")],
+        read_only=True,
+    )
+    reason = serializers.CharField(
+        read_only=True,
+        help_text='Why: the rule\'s rationale, "like INC0012 you linked to TE-3.3", or the '
+        "words the item shares with the expectation.",
+    )
+
+
 @extend_schema_serializer(component_name="Evidence")
 class EvidenceOutSerializer(serializers.Serializer):
     """An evidence item, as every evidence endpoint returns it."""
@@ -187,6 +206,12 @@ class EvidenceOutSerializer(serializers.Serializer):
         "UTF-8); null without a snapshot (manual evidence).",
     )
     attachments = AttachmentSerializer(many=True, read_only=True)
+    suggestions = SuggestionOutSerializer(
+        many=True,
+        read_only=True,
+        help_text="Best first: rules, then learned (or similar) expectations. Advice only: "
+        "links are what the owner accepted.",
+    )
     deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
