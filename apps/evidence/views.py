@@ -535,14 +535,15 @@ class ExpectationPicker:
             out.append("</details>")
         return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
 
-    def render_chosen(self, *, selected: set[str]) -> str:
+    def render_chosen(self, *, selected: set[str], offered: set[str] = frozenset()) -> str:
         """Only the ticked expectations, in the picker's order: what a row submits as it
-        is (its suggestions) until the whole picker is filled in."""
+        is (its suggestions) until the whole picker is filled in; `offered` codes (learned
+        suggestions below the pre-select score) are shown too, unticked."""
         out = [
-            self._pick(code_html, text_html, "", True)
+            self._pick(code_html, text_html, "", code in selected)
             for g in self.groups
             for code, code_html, text_html in g["items"]
-            if code in selected
+            if code in selected or code in offered
         ]
         return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
 
@@ -612,7 +613,9 @@ def _inbox_rows(
                 "picker": (
                     picker.render(selected=selected)
                     if full
-                    else picker.render_chosen(selected=selected)
+                    else picker.render_chosen(
+                        selected=selected, offered={a["code"] for a in advice}
+                    )
                 ),
             }
         )

@@ -473,6 +473,7 @@ def test_suggestions_add_no_query_to_the_inbox_api_or_page(erin, client):
     plain = [imported(erin, f"drift alert {i}") for i in range(3)]
     for evidence in plain:
         stored(evidence, [])
+    _queries(client, "/evidence/inbox/")  # warm the per-process picker cache (views._PICKERS)
     without = (_queries(api, path), _queries(client, "/evidence/inbox/"))
 
     history(erin)
