@@ -35,6 +35,7 @@ urlpatterns = [
     path("ladders/", include("apps.ladders.urls")),
     path("evidence/", include("apps.evidence.urls")),
     path("packets/", include("apps.packets.urls")),
+    path("corroborations/", include("apps.evidence.corroboration_urls")),
     path("team/", team_views.team_page, name="team"),
     path("team/evidence/", evidence_views.team_page, name="team-evidence"),
     path("team/<int:person_id>/", team_views.team_person_page, name="team-person"),

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Evidence, EvidenceLink
+from .models import Corroboration, Evidence, EvidenceLink
 
 
 class EvidenceLinkInline(admin.TabularInline):
@@ -18,3 +18,13 @@ class EvidenceAdmin(admin.ModelAdmin):
     raw_id_fields = ("person", "work_item")
     readonly_fields = ("snapshot", "snapshot_updated_at", "created_at", "updated_at")
     inlines = [EvidenceLinkInline]
+
+
+@admin.register(Corroboration)
+class CorroborationAdmin(admin.ModelAdmin):
+    list_display = ("evidence", "person", "asked_by", "state", "created_at", "answered_at")
+    list_filter = ("state",)
+    search_fields = ("evidence__title", "person__name", "asked_by__name")
+    list_select_related = ("evidence", "person", "asked_by")
+    raw_id_fields = ("evidence", "person", "asked_by")
+    readonly_fields = ("created_at", "answered_at")

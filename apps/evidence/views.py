@@ -30,6 +30,7 @@ from apps.people.selectors import person_for_user, person_list, person_report_id
 from ladder_tracker.errors import form_error
 
 from . import selectors, services
+from .corroboration import corroborations_for_evidence
 from .exports import brag_document
 from .forms import (
     AcceptForm,
@@ -278,6 +279,9 @@ def evidence_detail_page(request, pk: int):
         "deliverable_links": [lk for lk in links if lk.deliverable_id],
         "snapshot": snapshot_rows(evidence),
         "history": _history(evidence),
+        "corroborations": corroborations_for_evidence(evidence_ids=[evidence.pk]).get(
+            evidence.pk, []
+        ),
     }
     return render(request, "evidence/evidence_detail.html", context)
 

@@ -15,7 +15,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 
-from .selectors import packet_data_for_reader
+from .selectors import packet_data_for_reader, packet_data_with_corroborations
 from .services import packet_snapshot_data
 
 BAR_W, BAR_H, GAP, LABEL_W = 260, 18, 10, 230
@@ -80,6 +80,9 @@ def packet_markdown(data: dict) -> str:
                 lines.append(f"- {when} {title}".replace("  ", " "))
                 if item.get("note"):
                     lines.append(f"  - Note: {item['note']}")
+                for c in item.get("corroborations") or ():
+                    said = f": {c['comment']}" if c.get("comment") else ""
+                    lines.append(f"  - {c['state'].capitalize()} by {c['name']}{said}")
                 wi = item.get("work_item")
                 if wi:
                     lines.append(
@@ -129,7 +132,8 @@ def packet_export_data(packet, number: int | None, *, viewer) -> tuple[dict, str
         data, sha, label = snap.data, snap.sha256, f"packet-{packet.pk}-v{snap.number}"
     else:
         data, sha, label = packet_snapshot_data(packet=packet), None, f"packet-{packet.pk}-draft"
-    return packet_data_for_reader(viewer=viewer, packet=packet, data=data), sha, label
+    data = packet_data_for_reader(viewer=viewer, packet=packet, data=data)
+    return packet_data_with_corroborations(data), sha, label
 
 
 def export_response(data: dict, sha: str | None, label: str, fmt: str) -> HttpResponse:

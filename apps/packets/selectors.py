@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
-from apps.evidence.models import Evidence, EvidenceLink, evidence_usable_q
+from apps.evidence.models import Corroboration, Evidence, EvidenceLink, evidence_usable_q
 from apps.evidence.selectors import evidence_withheld_ids
 from apps.ladders.models import Competency, Deliverable, Expectation
 from apps.people.models import Person
@@ -443,6 +443,7 @@ class EvidenceChoice:
     picked: bool  # it is in the packet for this expectation
     note: str = ""
     private: bool = False  # picking it asks to share it with reviewers
+    confirmations: int = 0  # people who confirmed the work (apps/evidence/corroboration.py)
 
 
 @dataclass
@@ -468,8 +469,8 @@ class BuilderCompetency:
 
 def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
     """What the builder page offers for each expectation of the target level: the owner's
-    accepted, live evidence, linked (or already picked) items first. Four queries whatever
-    the number of evidence items."""
+    accepted, live evidence, linked (or already picked) items first, each with how many
+    people confirmed it. Five queries whatever the number of evidence items."""
     expectations = packet_target_expectations(packet=packet)
     evidence = list(
         Evidence.objects.usable()
@@ -488,6 +489,7 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
             "expectation_id", "evidence_id", "note"
         )
     }
+    confirmed = confirmations_count(evidence_ids=[row[0] for row in evidence])
     groups: dict[int, BuilderCompetency] = {}
     for exp in expectations:
         choices = [
@@ -500,6 +502,7 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
                 picked=(exp.pk, pk) in picked,
                 note=picked.get((exp.pk, pk), ""),
                 private=visibility == Evidence.Visibility.PRIVATE,
+                confirmations=confirmed.get(pk, 0),
             )
             for pk, title, occurred_on, source, visibility in evidence
         ]
@@ -522,11 +525,13 @@ class CommitteeRow:
     by_competency: dict[str, float]
     ratings: dict[str, int]  # below / meets / exceeds, over all reviewers
     own_report: bool  # the viewer manages this person: they do not decide it
+    confirmed_items: int = 0  # items of the packet that someone who saw the work confirmed
 
 
 def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) -> list[CommitteeRow]:
     """The committee's side-by-side summary: each packet's latest snapshot coverage and the
-    managers' assessment counts. Two queries whatever the number of packets."""
+    managers' assessment counts, and how many of its items were confirmed by someone who saw
+    the work. Three queries whatever the number of packets."""
     ids = [p.pk for p in packets]
     latest = (
         PacketSnapshot.objects.filter(packet_id=OuterRef("packet_id"))
@@ -546,6 +551,15 @@ def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) ->
         .values_list("packet_id", "rating", "n")
     ):
         ratings.setdefault(packet_id, {})[rating] = n
+    confirmed: dict[int, int] = dict(
+        PacketItem.objects.filter(
+            packet_id__in=ids,
+            evidence__corroborations__state=Corroboration.State.CONFIRMED,
+        )
+        .values("packet_id")
+        .annotate(n=Count("evidence_id", distinct=True))
+        .values_list("packet_id", "n")
+    )
     me = person_for_user(user=viewer)
     reports = person_report_ids(person=me) if me else set()
     rows = []
@@ -559,9 +573,57 @@ def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) ->
                 by_competency=cov.get("by_competency") or {},
                 ratings={r: counts.get(r, 0) for r in Assessment.Rating.values},
                 own_report=packet.person_id in reports,
+                confirmed_items=confirmed.get(packet.pk, 0),
             )
         )
     return rows
+
+
+def confirmations_count(*, evidence_ids: list[int]) -> dict[int, int]:
+    """{evidence id: confirmed corroborations} in one query."""
+    if not evidence_ids:
+        return {}
+    return dict(
+        Corroboration.objects.filter(
+            evidence_id__in=evidence_ids, state=Corroboration.State.CONFIRMED
+        )
+        .values("evidence_id")
+        .annotate(n=Count("id"))
+        .values_list("evidence_id", "n")
+    )
+
+
+def packet_data_with_corroborations(data: dict) -> dict:
+    """The packet's data with each shown item's answered corroborations (who confirmed or
+    declined the work, live: answers after a submission show too; not part of the frozen
+    snapshot or its sha256). One query; withheld items get none. Returns a copy."""
+    expectations = data.get("expectations") or []
+    ids = {
+        item["evidence"]
+        for exp in expectations
+        for item in exp.get("items", [])
+        if not item.get("withheld")
+    }
+    if not ids:
+        return data
+    from apps.evidence.corroboration import corroborations_for_evidence
+
+    found = corroborations_for_evidence(evidence_ids=sorted(ids), answered_only=True)
+    return {
+        **data,
+        "expectations": [
+            {
+                **exp,
+                "items": [
+                    item
+                    if item.get("withheld")
+                    else {**item, "corroborations": found.get(item["evidence"], [])}
+                    for item in exp.get("items", [])
+                ],
+            }
+            for exp in expectations
+        ],
+    }
 
 
 def packet_committee_decided(*, viewer: AbstractBaseUser, cycle_id: int) -> QuerySet[Packet]:

@@ -19,7 +19,7 @@ from rest_framework import serializers
 
 from apps.evidence import selectors
 from apps.evidence.markdown import MARKDOWN_MAX_LENGTH
-from apps.evidence.models import Attachment, Evidence, EvidenceEvent, EvidenceLink
+from apps.evidence.models import Attachment, Corroboration, Evidence, EvidenceEvent, EvidenceLink
 from apps.evidence.selectors import EVIDENCE_SORTS
 
 
@@ -104,6 +104,14 @@ class LinkOutSerializer(serializers.Serializer):
     origin = serializers.ChoiceField(choices=EvidenceLink.Origin.choices, read_only=True)
 
 
+class EvidenceCorroborationSerializer(serializers.Serializer):
+    person = serializers.IntegerField(read_only=True, help_text="The corroborator's person id.")
+    name = serializers.CharField(read_only=True)
+    state = serializers.ChoiceField(choices=Corroboration.State.choices, read_only=True)
+    comment = serializers.CharField(read_only=True)
+    answered_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
 @extend_schema_serializer(component_name="Evidence")
 class EvidenceOutSerializer(serializers.Serializer):
     """An evidence item, as every evidence endpoint returns it."""
@@ -139,6 +147,11 @@ class EvidenceOutSerializer(serializers.Serializer):
         read_only=True, help_text="The ServiceNow record as last imported."
     )
     attachments = AttachmentSerializer(many=True, read_only=True)
+    corroborations = EvidenceCorroborationSerializer(
+        many=True,
+        read_only=True,
+        help_text="People the owner asked to confirm the work, and their answers.",
+    )
     deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
@@ -148,7 +161,14 @@ class EvidenceOutSerializer(serializers.Serializer):
 
 # Evidence fields that are not a column under their source: the satellites (one query for a
 # whole page, selectors.evidence_satellites) and the work item's deleted flag.
-EVIDENCE_FILLED = ("expectations", "links", "skills", "work_item_deleted", "attachments")
+EVIDENCE_FILLED = (
+    "expectations",
+    "links",
+    "skills",
+    "work_item_deleted",
+    "attachments",
+    "corroborations",
+)
 _WORK_ITEM_DELETED_AT = "work_item__deleted_at"
 
 _DATED = (serializers.DateField, serializers.DateTimeField)
@@ -234,6 +254,10 @@ def evidence_bodies(rows: list[dict]) -> list[dict]:
             "skills": satellites.skills.get(pk, []),
             "work_item_deleted": row[_WORK_ITEM_DELETED_AT] is not None,
             "attachments": files,
+            "corroborations": [
+                {**c, "answered_at": _iso(c["answered_at"])}
+                for c in satellites.corroborations.get(pk, ())
+            ],
         }
         bodies.append(evidence.build(row, filled))
     return bodies

@@ -19,6 +19,7 @@ from apps.people.selectors import person_for_user
 from ladder_tracker.errors import ForbiddenError
 
 from . import serializers as s
+from .corroborations import EvidenceCorroborationActions
 
 # Multipart framing around the file: boundaries and headers, never more than a few KB.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -51,7 +52,7 @@ class OwnerChanges(permissions.IsAuthenticated):
     update=extend_schema(responses=s.EvidenceOutSerializer),
     partial_update=extend_schema(responses=s.EvidenceOutSerializer),
 )
-class EvidenceViewSet(viewsets.ModelViewSet):
+class EvidenceViewSet(EvidenceCorroborationActions, viewsets.ModelViewSet):
     serializer_class = s.EvidenceSerializer
     permission_classes = [OwnerChanges]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
