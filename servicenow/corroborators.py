@@ -131,7 +131,5 @@ def work_item_witnesses(*, work_item: WorkItem) -> list[Witness]:
         for reason in by_name.get(name, ()):
             if reason not in reasons:
                 reasons.append(reason)
-        witnesses.append(
-            Witness(sys_id, name, field_value(user.get("email")), tuple(reasons))
-        )
+        witnesses.append(Witness(sys_id, name, field_value(user.get("email")), tuple(reasons)))
     return witnesses

@@ -471,7 +471,8 @@ def generate_dataset(
     (``additional_assignee_list`` on incidents and changes), work notes and comments
     (``sys_journal_field``) and change approvals (``sysapproval_approver``), mostly by those
     people, from a random stream of their own. ``end`` (default: midnight today, UTC)
-    closes the 365-day window of timestamps; pass it explicitly for byte-identical output across days.
+    closes the 365-day window of timestamps; pass it explicitly for byte-identical output
+    across days.
     """
     people = list(people_emails)
     gen = _Generator(seed, end or _default_end())
