@@ -12,7 +12,6 @@ from django.utils.html import escape
 
 from apps.evidence.models import Corroboration, Evidence
 from apps.packets import exports
-from apps.packets.services import packet_submit
 from servicenow.emulator import Emulator
 from tests.factories import EvidenceFactory, PacketFactory, api_client
 
@@ -75,9 +74,10 @@ def test_unreachable_instance_is_a_clear_502(items, org, emu):
 def test_only_the_owner_asks_and_a_manual_item_has_no_corroborators(items, org):
     incident, _ = items
     # omar manages erin and sees the (shared) item, but may not ask for her
-    assert api_client(org.manager).get(
-        f"/api/v1/evidence/{incident.pk}/corroborators/"
-    ).status_code == 403
+    assert (
+        api_client(org.manager).get(f"/api/v1/evidence/{incident.pk}/corroborators/").status_code
+        == 403
+    )
     assert ask(org.manager, incident, org.peer).status_code == 403
     manual = EvidenceFactory(person=org.engineer, title="Hand-written")
     response = api_client(org.engineer).get(f"/api/v1/evidence/{manual.pk}/corroborators/")
@@ -105,9 +105,9 @@ def test_request_mail_and_confirm_flow(items, org):
     assert to_me[0]["snapshot"]["number"] == "INC0000100"
     asked = api_client(org.engineer).get("/api/v1/corroborations/?role=asked").json()["results"]
     assert [c["id"] for c in asked] == [request_id]
-    assert api_client(org.engineer).get("/api/v1/corroborations/?role=to_me").json()[
-        "results"
-    ] == []
+    assert (
+        api_client(org.engineer).get("/api/v1/corroborations/?role=to_me").json()["results"] == []
+    )
 
     # only the corroborator answers
     path = f"/api/v1/corroborations/{request_id}/confirm/"
@@ -179,7 +179,7 @@ def test_a_corroborator_sees_that_one_item_and_nothing_else(items, org, client):
     for ev in (incident, change, other):
         assert otto.get(f"/api/v1/evidence/{ev.pk}/").status_code == 404
         assert otto.get(f"/api/v1/evidence/{ev.pk}/history/").status_code == 404
-    assert otto.get("/api/v1/evidence/?person=%d" % org.engineer.pk).json()["results"] == []
+    assert otto.get(f"/api/v1/evidence/?person={org.engineer.pk}").json()["results"] == []
     # someone else's request is 404 too
     assert api_client(org.peer).get(f"/api/v1/corroborations/{request_id}/").status_code == 404
     # pages: the request page shows the item, the evidence page does not
@@ -251,9 +251,12 @@ def test_confirmations_in_packet_committee_and_exports(items, org, client, cycle
             ("Pete", "confirmed", "Paired")
         ]
     assert "Confirmed by Pete: Paired" in exports.packet_markdown(data)
-    assert json.loads(exports.packet_json(data))["expectations"][0]["items"][0][
-        "corroborations"
-    ][0]["name"] == "Pete"
+    assert (
+        json.loads(exports.packet_json(data))["expectations"][0]["items"][0]["corroborations"][0][
+            "name"
+        ]
+        == "Pete"
+    )
     assert "Confirmed by Pete" in exports.packet_html(data)
     api_md = api_client(org.committee).get(f"/api/v1/packets/{packet.pk}/export/?format=md")
     assert api_md.status_code == 200 and "Confirmed by Pete: Paired" in api_md.content.decode()
