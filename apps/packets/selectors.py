@@ -596,15 +596,16 @@ def confirmations_count(*, evidence_ids: list[int]) -> dict[int, int]:
 def packet_data_with_corroborations(data: dict) -> dict:
     """The packet's data with each shown item's answered corroborations (who confirmed or
     declined the work, live: answers after a submission show too; not part of the frozen
-    snapshot or its sha256). One query; withheld items get none. Returns a copy."""
+    snapshot or its sha256), under `corroborations` on the items that have any. One query
+    when an imported item is shown, none otherwise; withheld items get none."""
     expectations = data.get("expectations") or []
     ids = {
         item["evidence"]
         for exp in expectations
         for item in exp.get("items", [])
-        if not item.get("withheld")
+        if not item.get("withheld") and item.get("source") == Evidence.Source.SERVICENOW
     }
-    if not ids:
+    if not ids:  # only imported items have corroborators: no query without one
         return data
     from apps.evidence.corroboration import corroborations_for_evidence
 
@@ -615,9 +616,9 @@ def packet_data_with_corroborations(data: dict) -> dict:
             {
                 **exp,
                 "items": [
-                    item
-                    if item.get("withheld")
-                    else {**item, "corroborations": found.get(item["evidence"], [])}
+                    {**item, "corroborations": found[item["evidence"]]}
+                    if item["evidence"] in found and not item.get("withheld")
+                    else item
                     for item in exp.get("items", [])
                 ],
             }

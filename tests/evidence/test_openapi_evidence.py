@@ -86,7 +86,7 @@ def test_the_evidence_component_types_the_other_fields(spec):
         "id", "person", "person_name", "title", "description", "description_html",
         "occurred_on", "occurred_until", "url", "source", "status", "visibility",
         "expectations", "links", "skills", "work_item", "work_item_deleted", "snapshot",
-        "attachments", "deleted_at", "created_at", "updated_at",
+        "attachments", "corroborations", "deleted_at", "created_at", "updated_at",
     }  # fmt: skip
     for name in ("occurred_on", "occurred_until"):
         assert (props[name]["format"], props[name].get("nullable")) == ("date", True)
