@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -232,14 +232,6 @@ def corroboration_get(*, viewer, pk: int) -> Corroboration:
     raise NotFoundError("No such corroboration request.")
 
 
-def corroborations_pending_count(*, person: Person | None) -> int:
-    if person is None:
-        return 0
-    return Corroboration.objects.filter(
-        person=person, state=Corroboration.State.PENDING, evidence__deleted_at__isnull=True
-    ).aggregate(n=Count("id"))["n"]
-
-
 def corroborations_for_evidence(
     *, evidence_ids: list[int], answered_only: bool = False
 ) -> dict[int, list[dict]]:
@@ -252,10 +244,8 @@ def corroborations_for_evidence(
     qs = Corroboration.objects.filter(evidence_id__in=evidence_ids)
     if answered_only:
         qs = qs.exclude(state=Corroboration.State.PENDING)
-    rows = (
-        qs
-        .order_by("evidence_id", "created_at", "id")
-        .values("evidence_id", "person_id", "person__name", "state", "comment", "answered_at")
+    rows = qs.order_by("evidence_id", "created_at", "id").values(
+        "evidence_id", "person_id", "person__name", "state", "comment", "answered_at"
     )
     for r in rows:
         out.setdefault(r["evidence_id"], []).append(

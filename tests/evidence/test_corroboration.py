@@ -164,6 +164,14 @@ def test_the_400s(items, org):
     )
     assert bad.status_code == 400
     assert Corroboration.objects.count() == 1
+    for role in ("", "mine"):
+        listed = api_client(org.engineer).get(f"/api/v1/corroborations/?role={role}")
+        assert listed.status_code == 400 and "role" in listed.json()["error"]["detail"]
+    assert api_client(org.peer).get("/api/v1/corroborations/x/").status_code == 404
+    confirm_bad = api_client(org.peer).post(
+        f"/api/v1/corroborations/{c.pk}/confirm/", {"comment": "x" * 2001}, format="json"
+    )
+    assert confirm_bad.status_code == 400
 
 
 def test_a_corroborator_sees_that_one_item_and_nothing_else(items, org, client):

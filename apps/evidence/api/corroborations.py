@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from apps.evidence import corroboration as c
 from apps.evidence.models import Corroboration
+from ladder_tracker.api import ErrorSerializer, forbidden_response
 
 
 class CorroboratorSerializer(serializers.Serializer):
@@ -85,7 +86,9 @@ class EvidenceCorroborationActions:
     @extend_schema(
         responses={
             200: CorroboratorSerializer(many=True),
-            502: OpenApiResponse(description="ServiceNow could not be read."),
+            400: OpenApiResponse(ErrorSerializer, description="The item is not imported."),
+            403: forbidden_response("Only the item's owner asks who saw the work."),
+            502: OpenApiResponse(ErrorSerializer, description="ServiceNow could not be read."),
         }
     )
     @action(detail=True, methods=["get"], pagination_class=None)
@@ -112,10 +115,15 @@ class EvidenceCorroborationActions:
 class CorroborationViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CorroborationSerializer
     permission_classes = [permissions.IsAuthenticated]
+    lookup_value_regex = r"[0-9]{1,18}"  # anything else is a 404 at the router, not a 500
 
     def get_queryset(self):
         if self.action == "list":
-            query = CorroborationQuerySerializer(data=self.request.query_params)
+            params = self.request.query_params
+            if "role" in params and params["role"] not in ("to_me", "asked"):
+                # a form-style empty value would pass the ChoiceField as "not given"
+                raise serializers.ValidationError({"role": ["Pick to_me or asked."]})
+            query = CorroborationQuerySerializer(data=params)
             query.is_valid(raise_exception=True)
             return c.corroboration_list(
                 viewer=self.request.user, role=query.validated_data.get("role")
