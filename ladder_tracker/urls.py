@@ -39,6 +39,7 @@ urlpatterns = [
     path("evidence/", include("apps.evidence.urls")),
     path("packets/", include("apps.packets.urls")),
     path("ladder-changes/", packet_views.ladder_changes_page, name="ladder-changes"),
+    path("corroborations/", include("apps.evidence.corroboration_urls")),
     path("team/", team_views.team_page, name="team"),
     path("team/evidence/", evidence_views.team_page, name="team-evidence"),
     path("team/<int:person_id>/", team_views.team_person_page, name="team-person"),

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Evidence, EvidenceLink, EvidenceVerification, SuggestionModel
+from .models import Corroboration, Evidence, EvidenceLink, EvidenceVerification, SuggestionModel
 
 
 class EvidenceLinkInline(admin.TabularInline):
@@ -84,3 +84,13 @@ class SuggestionModelAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(Corroboration)
+class CorroborationAdmin(admin.ModelAdmin):
+    list_display = ("evidence", "person", "asked_by", "state", "created_at", "answered_at")
+    list_filter = ("state",)
+    search_fields = ("evidence__title", "person__name", "asked_by__name")
+    list_select_related = ("evidence", "person", "asked_by")
+    raw_id_fields = ("evidence", "person", "asked_by")
+    readonly_fields = ("created_at", "answered_at")

@@ -1,10 +1,11 @@
-"""The Inbox badge in the navigation: imported candidates waiting for their owner's triage."""
+"""The navigation's badges: imported candidates waiting for their owner's triage (Inbox) and
+corroboration requests waiting on the viewer, both from one query."""
 
 from functools import cached_property
 
 from apps.people.context_processors import Viewer, request_viewer
 
-from .selectors import evidence_inbox_count
+from .selectors import nav_counts
 
 
 class InboxBadge:
@@ -14,10 +15,18 @@ class InboxBadge:
         self.viewer = viewer
 
     @cached_property
-    def count(self) -> int:
+    def _counts(self) -> tuple[int, int]:
         if self.viewer.person is None:
-            return 0
-        return evidence_inbox_count(person=self.viewer.person)
+            return (0, 0)
+        return nav_counts(person=self.viewer.person)
+
+    @property
+    def count(self) -> int:
+        return self._counts[0]
+
+    @property
+    def corroborations(self) -> int:
+        return self._counts[1]
 
 
 def inbox(request):

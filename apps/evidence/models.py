@@ -299,3 +299,41 @@ class SuggestionModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ladder_id} v{self.version}"
+
+
+class Corroboration(models.Model):
+    """The owner of an imported item asked someone who saw the work to confirm it.
+
+    The corroborator sees that one item (title and snapshot) through this row and nothing
+    else of the owner's (apps/evidence/corroboration.py)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CONFIRMED = "confirmed", "Confirmed"
+        DECLINED = "declined", "Declined"
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.CASCADE, related_name="corroborations")
+    person = models.ForeignKey(
+        "people.Person", on_delete=models.CASCADE, related_name="corroborations_to_me"
+    )
+    asked_by = models.ForeignKey(
+        "people.Person", on_delete=models.CASCADE, related_name="corroborations_asked"
+    )
+    # Why they were suggested, as shown when asked: ["co-assignee", "work note author", ...]
+    reasons = models.JSONField(default=list, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    comment = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["evidence", "person"], name="corroboration_one_per_item_and_person"
+            ),
+        ]
+        indexes = [models.Index(fields=["person", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.evidence_id} ← {self.person_id} ({self.state})"

@@ -25,7 +25,7 @@ from apps.ladders.selectors import ladder_version_published
 from apps.people.models import Person
 from apps.people.selectors import person_for_user, person_report_ids
 
-from .models import Attachment, Evidence, EvidenceLink, evidence_usable_q
+from .models import Attachment, Corroboration, Evidence, EvidenceLink, evidence_usable_q
 
 
 def evidence_shared_q(prefix: str = "") -> Q:
@@ -191,16 +191,17 @@ class EvidenceSatellites:
     links: dict[int, list[dict]]
     skills: dict[int, list[str]]
     attachments: dict[int, list[dict]]
+    corroborations: dict[int, list[dict]] = field(default_factory=dict)
 
 
 def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
-    """Links, skills and attachments of these evidence rows in ONE query.
+    """Links, skills, attachments and corroborations of these evidence rows in ONE query.
 
     Raw SQL on purpose: this runs for every page of every list, and three ORM queries cost
     more to compile than to execute (benchmarks/evidence.py). Table names come from the
     models, values are parameters."""
     if not ids:
-        return EvidenceSatellites(links={}, skills={}, attachments={})
+        return EvidenceSatellites(links={}, skills={}, attachments={}, corroborations={})
     link_t, exp_t = EvidenceLink._meta.db_table, Expectation._meta.db_table
     version_t = LadderVersion._meta.db_table
     through = Evidence.skills.through
@@ -209,6 +210,7 @@ def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
         (through._meta.db_table),
     )
     att_t = Attachment._meta.db_table
+    cor_t, person_t = Corroboration._meta.db_table, Person._meta.db_table
     marks = ", ".join(["%s"] * len(ids))
     # The attachments branch comes first so that PostgreSQL takes each column's type from a
     # real column (a NULL in the first branch would make the timestamp column text).
@@ -229,12 +231,18 @@ def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
                NULL, NULL, NULL, NULL
           FROM {through_t} t JOIN {skill_t} s ON s.id = t.skill_id
          WHERE t.evidence_id IN ({marks})
+        UNION ALL
+        SELECT 4, c.evidence_id, c.id, p.name, c.comment, c.state, c.person_id, c.answered_at,
+               NULL, NULL, NULL, NULL
+          FROM {cor_t} c JOIN {person_t} p ON p.id = c.person_id
+         WHERE c.evidence_id IN ({marks})
     """  # noqa: S608 (identifiers from model metadata; values are parameters)
     links: dict[int, list] = {}
     skills: dict[int, list] = {}
     files: dict[int, list] = {}
+    cors: dict[int, list] = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*ids, *ids, *ids])
+        cursor.execute(sql, [*ids, *ids, *ids, *ids])
         for row in cursor.fetchall():
             kind, ev_id, key, text1, text2, text3, num, stamp = row[:8]
             if kind == 1:
@@ -261,6 +269,19 @@ def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
                 )
             elif kind == 2:
                 skills.setdefault(ev_id, []).append((key, num, text1))
+            elif kind == 4:
+                cors.setdefault(ev_id, []).append(
+                    (
+                        key,
+                        {
+                            "person": num,
+                            "name": text1,
+                            "state": text3,
+                            "comment": text2,
+                            "answered_at": _aware(stamp),
+                        },
+                    )
+                )
             else:
                 if isinstance(stamp, str):
                     stamp = parse_datetime(stamp)
@@ -282,7 +303,16 @@ def evidence_satellites(*, ids: list[int]) -> EvidenceSatellites:
         links={k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in links.items()},
         skills={k: [name for *_, name in sorted(v)] for k, v in skills.items()},
         attachments={k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in files.items()},
+        corroborations={k: [d for _, d in sorted(v, key=lambda x: x[0])] for k, v in cors.items()},
     )
+
+
+def _aware(stamp):
+    if isinstance(stamp, str):
+        stamp = parse_datetime(stamp)
+    if stamp is not None and stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp
 
 
 def evidence_get(*, viewer: AbstractBaseUser, pk: int, trash: bool = False) -> Evidence:
@@ -442,3 +472,30 @@ def evidence_ladder_behind(*, person: Person, version: LadderVersion | None) -> 
         .filter(Q(against__lt=version.number) | ~Q(ladder_change=""))
         .exists()
     )
+
+
+def nav_counts(*, person: Person) -> tuple[int, int]:
+    """(imported candidates waiting for triage, corroboration requests waiting on me): the
+    navigation's two badges in ONE query (every page shows them)."""
+    from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+    from django.db.models.functions import Coalesce
+
+    def counted(qs) -> Coalesce:
+        sub = qs.values("person_id").annotate(n=Count("id")).values("n")
+        return Coalesce(Subquery(sub, output_field=IntegerField()), Value(0))
+
+    candidates = Evidence.objects.filter(
+        person=OuterRef("pk"), status=Evidence.Status.CANDIDATE, deleted_at__isnull=True
+    )
+    asks = Corroboration.objects.filter(
+        person=OuterRef("pk"),
+        state=Corroboration.State.PENDING,
+        evidence__deleted_at__isnull=True,
+    )
+    row = (
+        Person.objects.filter(pk=person.pk)
+        .annotate(inbox_n=counted(candidates), asks_n=counted(asks))
+        .values_list("inbox_n", "asks_n")
+        .first()
+    )
+    return row or (0, 0)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import corroboration_views, views
 
 app_name = "evidence"
 urlpatterns = [
@@ -11,6 +11,12 @@ urlpatterns = [
     path("trash/", views.trash_page, name="trash"),
     path("brag.md", views.brag_download, name="brag"),
     path("<int:pk>/", views.evidence_detail_page, name="detail"),
+    path(
+        "<int:pk>/corroborators/",
+        corroboration_views.corroborators_panel,
+        name="corroborators",
+    ),
+    path("<int:pk>/corroborations/", corroboration_views.corroboration_ask, name="corroborate"),
     path("<int:pk>/edit/", views.evidence_edit_page, name="edit"),
     path("<int:pk>/delete/", views.evidence_delete_view, name="delete"),
     path("<int:pk>/restore/", views.evidence_restore_view, name="restore"),

@@ -32,6 +32,7 @@ from ladder_tracker.errors import ApplicationError, form_error
 from ladder_tracker.pages import pk_url
 
 from . import selectors, services
+from .corroboration import corroborations_for_evidence
 from .exports import brag_document
 from .forms import (
     AcceptForm,
@@ -307,6 +308,9 @@ def evidence_detail_page(request, pk: int):
             evidence_last_verification(evidence=evidence)
             if evidence.source == Evidence.Source.SERVICENOW
             else None
+        ),
+        "corroborations": corroborations_for_evidence(evidence_ids=[evidence.pk]).get(
+            evidence.pk, []
         ),
     }
     return render(request, "evidence/evidence_detail.html", context)

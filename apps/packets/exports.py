@@ -16,7 +16,12 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 
-from .selectors import LIVE_ITEM_KEYS, packet_data_for_reader, packet_source_flags
+from .selectors import (
+    LIVE_ITEM_KEYS,
+    packet_data_for_reader,
+    packet_data_with_corroborations,
+    packet_source_flags,
+)
 from .services import packet_snapshot_data
 
 BAR_W, BAR_H, GAP, LABEL_W = 260, 18, 10, 230
@@ -87,6 +92,9 @@ def packet_markdown(data: dict) -> str:
                 lines.append(f"- {when} {title}".replace("  ", " "))
                 if item.get("note"):
                     lines.append(f"  - Note: {item['note']}")
+                for c in item.get("corroborations") or ():
+                    said = f": {c['comment']}" if c.get("comment") else ""
+                    lines.append(f"  - {c['state'].capitalize()} by {c['name']}{said}")
                 wi = item.get("work_item")
                 if wi:
                     lines.append(
@@ -173,7 +181,7 @@ def packet_export_data(packet, number: int | None, *, viewer) -> tuple[dict, str
     else:
         data, sha, label = packet_snapshot_data(packet=packet), None, f"packet-{packet.pk}-draft"
     data = packet_data_for_reader(viewer=viewer, packet=packet, data=data)
-    return packet_source_flags(data=data), sha, label
+    return packet_data_with_corroborations(packet_source_flags(data=data)), sha, label
 
 
 def export_response(data: dict, sha: str | None, label: str, fmt: str) -> HttpResponse:

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
-from apps.evidence.models import Evidence, EvidenceLink, evidence_usable_q
+from apps.evidence.models import Corroboration, Evidence, EvidenceLink, evidence_usable_q
 from apps.evidence.selectors import evidence_withheld_ids
 from apps.ladders.models import Competency, Deliverable, Expectation, LadderVersion
 from apps.ladders.selectors import ladder_version_diff, ladder_version_published
@@ -226,7 +226,7 @@ def _withheld_item(item: dict) -> dict:
 
 # Keys packet_source_flags adds to each item of a packet's data: facts about now, not part of
 # the frozen snapshot (its sha256 is over the stored data, without them).
-LIVE_ITEM_KEYS = ("work_item_deleted", "work_item_changed", "last_verification")
+LIVE_ITEM_KEYS = ("work_item_deleted", "work_item_changed", "last_verification", "corroborations")
 
 
 @dataclass(frozen=True)
@@ -561,6 +561,7 @@ class EvidenceChoice:
     work_item_deleted: bool = False  # its ServiceNow record was deleted
     # its ServiceNow snapshot moved on since the packet's last submission froze a copy
     work_item_changed: bool = False
+    confirmations: int = 0  # people who confirmed the work (apps/evidence/corroboration.py)
 
 
 @dataclass
@@ -604,8 +605,8 @@ def _submitted_items(packet: Packet) -> dict[int, dict]:
 def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
     """What the builder page offers for each expectation of the target level: the owner's
     accepted, live evidence, linked (or already picked) items first, each flagged when its
-    ServiceNow record was deleted or changed since the last submission. Five queries
-    whatever the number of evidence items."""
+    ServiceNow record was deleted or changed since the last submission, and with how many
+    people confirmed it. Six queries whatever the number of evidence items."""
     expectations = packet_target_expectations(packet=packet)
     evidence = list(
         Evidence.objects.usable()
@@ -653,6 +654,7 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
             "expectation_id", "evidence_id", "note"
         )
     }
+    confirmed = confirmations_count(evidence_ids=[row[0] for row in evidence])
     groups: dict[int, BuilderCompetency] = {}
     for exp in expectations:
         choices = [
@@ -667,6 +669,7 @@ def packet_builder(*, packet: Packet) -> list[BuilderCompetency]:
                 private=visibility == Evidence.Visibility.PRIVATE,
                 work_item_deleted=deleted_at is not None,
                 work_item_changed=pk in moved,
+                confirmations=confirmed.get(pk, 0),
             )
             for pk, title, occurred_on, source, visibility, _wi, deleted_at, _on, _sha in evidence
         ]
@@ -693,12 +696,14 @@ class CommitteeRow:
     # (private items, withheld from the committee, are not counted)
     source_deleted: int = 0
     source_changed: int = 0
+    confirmed_items: int = 0  # items of the packet that someone who saw the work confirmed
 
 
 def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) -> list[CommitteeRow]:
     """The committee's side-by-side summary: each packet's latest snapshot coverage and the
-    managers' assessment counts, and how many of its items' ServiceNow records were deleted
-    or changed since. Three queries whatever the number of packets."""
+    managers' assessment counts, how many of its items' ServiceNow records were deleted or
+    changed since, and how many of its items someone who saw the work confirmed. A fixed
+    number of queries whatever the number of packets."""
     ids = [p.pk for p in packets]
     latest = (
         PacketSnapshot.objects.filter(packet_id=OuterRef("packet_id"))
@@ -737,6 +742,15 @@ def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) ->
         .values_list("packet_id", "rating", "n")
     ):
         ratings.setdefault(packet_id, {})[rating] = n
+    confirmed: dict[int, int] = dict(
+        PacketItem.objects.filter(
+            packet_id__in=ids,
+            evidence__corroborations__state=Corroboration.State.CONFIRMED,
+        )
+        .values("packet_id")
+        .annotate(n=Count("evidence_id", distinct=True))
+        .values_list("packet_id", "n")
+    )
     me = person_for_user(user=viewer)
     reports = person_report_ids(person=me) if me else set()
     rows = []
@@ -752,9 +766,58 @@ def packet_committee_rows(*, viewer: AbstractBaseUser, packets: list[Packet]) ->
                 own_report=packet.person_id in reports,
                 source_deleted=flags.get(packet.pk, (0, 0))[0],
                 source_changed=flags.get(packet.pk, (0, 0))[1],
+                confirmed_items=confirmed.get(packet.pk, 0),
             )
         )
     return rows
+
+
+def confirmations_count(*, evidence_ids: list[int]) -> dict[int, int]:
+    """{evidence id: confirmed corroborations} in one query."""
+    if not evidence_ids:
+        return {}
+    return dict(
+        Corroboration.objects.filter(
+            evidence_id__in=evidence_ids, state=Corroboration.State.CONFIRMED
+        )
+        .values("evidence_id")
+        .annotate(n=Count("id"))
+        .values_list("evidence_id", "n")
+    )
+
+
+def packet_data_with_corroborations(data: dict) -> dict:
+    """The packet's data with each shown item's answered corroborations (who confirmed or
+    declined the work, live: answers after a submission show too; not part of the frozen
+    snapshot or its sha256), under `corroborations` on the items that have any. One query
+    when an imported item is shown, none otherwise; withheld items get none."""
+    expectations = data.get("expectations") or []
+    ids = {
+        item["evidence"]
+        for exp in expectations
+        for item in exp.get("items", [])
+        if not item.get("withheld") and item.get("source") == Evidence.Source.SERVICENOW
+    }
+    if not ids:  # only imported items have corroborators: no query without one
+        return data
+    from apps.evidence.corroboration import corroborations_for_evidence
+
+    found = corroborations_for_evidence(evidence_ids=sorted(ids), answered_only=True)
+    return {
+        **data,
+        "expectations": [
+            {
+                **exp,
+                "items": [
+                    {**item, "corroborations": found[item["evidence"]]}
+                    if item["evidence"] in found and not item.get("withheld")
+                    else item
+                    for item in exp.get("items", [])
+                ],
+            }
+            for exp in expectations
+        ],
+    }
 
 
 def packet_committee_decided(*, viewer: AbstractBaseUser, cycle_id: int) -> QuerySet[Packet]:

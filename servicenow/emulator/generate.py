@@ -381,6 +381,80 @@ def _work_items(
     return rows
 
 
+WITNESS_ROWS = 3000  # work items that may get co-assignees, work notes and approvals
+NOTE_TEXTS = (
+    "Checked the logs, the retry storm started after the deploy.",
+    "Reproduced on staging; attaching the trace.",
+    "Rolled back the config, watching error rates.",
+    "Confirmed fixed with the customer.",
+    "Reviewed the change plan, looks safe.",
+)
+APPROVAL_STATES = ("approved", "approved", "approved", "rejected", "requested")
+
+
+def _add_witnesses(
+    rng: random.Random, tables: dict[str, list[Row]], users: list[Row], people_count: int
+) -> None:
+    """Co-assignees, journal entries and approvals for the first WITNESS_ROWS incidents and
+    every change, by users who are mostly the dataset's people."""
+    pick = _assignee_picker(rng, users, people_count)
+    names = {row["sys_id"]: row["user_name"] for row in users}
+    journal: list[Row] = []
+    approvals: list[Row] = []
+
+    def sys_id() -> str:
+        return f"{rng.getrandbits(128):032x}"
+
+    def others(owner: str, count: int) -> list[str]:
+        chosen: list[str] = []
+        for _ in range(count * 3):
+            if len(chosen) == count:
+                break
+            user = pick()
+            if user != owner and user not in chosen:
+                chosen.append(user)
+        return chosen
+
+    for table in ("incident", "change_request"):
+        for index, row in enumerate(tables.get(table, ())):
+            if index >= WITNESS_ROWS:
+                row["additional_assignee_list"] = ""
+                continue
+            owner = row.get("assigned_to", "")
+            co = others(owner, rng.randint(1, 2)) if rng.random() < 0.5 else []
+            row["additional_assignee_list"] = ",".join(co)
+            stamp = row["sys_updated_on"]
+            if rng.random() < 0.7:
+                for author in others(owner, rng.randint(1, 3)):
+                    journal.append(
+                        {
+                            "sys_id": sys_id(),
+                            "element_id": row["sys_id"],
+                            "name": table,
+                            "element": "work_notes" if rng.random() < 0.7 else "comments",
+                            "value": rng.choice(NOTE_TEXTS),
+                            "sys_created_by": names[author],
+                            "sys_created_on": stamp,
+                            "sys_updated_on": stamp,
+                        }
+                    )
+            if table == "change_request":
+                for approver in others(owner, rng.randint(1, 2)):
+                    approvals.append(
+                        {
+                            "sys_id": sys_id(),
+                            "sysapproval": row["sys_id"],
+                            "source_table": table,
+                            "approver": approver,
+                            "state": rng.choice(APPROVAL_STATES),
+                            "sys_created_on": stamp,
+                            "sys_updated_on": stamp,
+                        }
+                    )
+    tables["sys_journal_field"] = journal
+    tables["sysapproval_approver"] = approvals
+
+
 def generate_dataset(
     incidents: int,
     users: int,
@@ -388,12 +462,17 @@ def generate_dataset(
     people_emails: Sequence[str] = (),
     other_tables: bool = True,
     end: datetime | None = None,
+    witnesses: bool = True,
 ) -> dict[str, Any]:
     """Build a dataset dict for :class:`~servicenow.emulator.Emulator`.
 
     The first ``len(people_emails)`` users carry those addresses and get ~90% of the
-    assignments. ``end`` (default: midnight today, UTC) closes the 365-day window of
-    timestamps; pass it explicitly for byte-identical output across days.
+    assignments. ``witnesses`` adds who else saw the work (corroborators): co-assignees
+    (``additional_assignee_list`` on incidents and changes), work notes and comments
+    (``sys_journal_field``) and change approvals (``sysapproval_approver``), mostly by those
+    people, from a random stream of their own. ``end`` (default: midnight today, UTC)
+    closes the 365-day window of timestamps; pass it explicitly for byte-identical output
+    across days.
     """
     people = list(people_emails)
     gen = _Generator(seed, end or _default_end())
@@ -435,6 +514,13 @@ def generate_dataset(
             REQUEST_TEMPLATES,
             ("1", "2", "3"),
             {"quantity": ("1", "2"), "cat_item": ("Access request", "Cloud resources")},
+        )
+    if witnesses:
+        _add_witnesses(
+            random.Random(seed * 7919 + 17),  # noqa: S311 - its own stream: the rows above stay
+            tables,
+            user_rows,
+            len(people),
         )
     return {
         "tables": tables,

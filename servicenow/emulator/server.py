@@ -71,6 +71,7 @@ DEFAULT_REFERENCE_FIELDS: dict[str, str] = {
     "caller_id": "sys_user",
     "resolved_by": "sys_user",
     "manager": "sys_user",
+    "approver": "sys_user",
     "assignment_group": "sys_user_group",
 }
 DEFAULT_NUMERIC_FIELDS: tuple[str, ...] = (

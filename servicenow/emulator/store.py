@@ -20,6 +20,8 @@ Clock = Callable[[], datetime]
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 AUDIT_DELETE_TABLE = "sys_audit_delete"
+# Always served (empty unless the dataset has rows): who else saw a record (corroborators).
+WITNESS_TABLES = ("sys_journal_field", "sysapproval_approver")
 
 # Fields the store maintains itself; update() never takes sys_id or sys_created_on from
 # the caller, so a row cannot be moved to another identity by accident.
@@ -133,7 +135,8 @@ class Store:
             table = Table(name)
             table.load(self._normalise_loaded(row, now, intern) for row in rows)
             self._tables[name] = table
-        self._tables.setdefault(AUDIT_DELETE_TABLE, Table(AUDIT_DELETE_TABLE))
+        for name in (AUDIT_DELETE_TABLE, *WITNESS_TABLES):
+            self._tables.setdefault(name, Table(name))
 
     # -- helpers -----------------------------------------------------------------------
 

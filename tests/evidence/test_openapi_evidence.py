@@ -89,8 +89,8 @@ def test_the_evidence_component_types_the_other_fields(spec):
         "id", "person", "person_name", "title", "description", "description_html",
         "occurred_on", "occurred_until", "url", "source", "status", "visibility",
         "expectations", "links", "ladder_changed", "skills", "work_item", "work_item_deleted",
-        "snapshot", "snapshot_sha256", "attachments", "suggestions", "deleted_at", "created_at",
-        "updated_at",
+        "snapshot", "snapshot_sha256", "attachments", "suggestions", "corroborations",
+        "deleted_at", "created_at", "updated_at",
     }  # fmt: skip
     suggestion = resolve(spec, props["suggestions"]["items"])
     assert set(suggestion["properties"]) == {"code", "score", "origin", "reason"}

@@ -292,11 +292,11 @@ def _markers(content: str) -> dict[str, int]:
 # The evidence routes, sorted by what a GET on them must answer. A route added to or dropped
 # from apps/evidence/urls.py fails the walk until it is placed here.
 EVIDENCE_RENDERED = {"evidence:list", "evidence:create", "evidence:detail", "evidence:edit",
-                     "evidence:inbox", "evidence:trash"}  # fmt: skip
+                     "evidence:inbox", "evidence:trash", "evidence:corroborators"}  # fmt: skip
 EVIDENCE_DOWNLOADS = {"evidence:brag"}
 EVIDENCE_POST_ONLY = {"evidence:inbox-bulk", "evidence:delete", "evidence:restore",
                       "evidence:accept", "evidence:dismiss", "evidence:verify",
-                      "evidence:link-confirm"}  # fmt: skip
+                      "evidence:link-confirm", "evidence:corroborate"}  # fmt: skip
 # routes that need more than the evidence id (an attachment id): none exists in this walk
 EVIDENCE_UNWALKED = {"evidence:attachment", "evidence:attachment-remove"}
 

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
+from apps.evidence.corroboration import corroborators_suggest
 from apps.evidence.models import Evidence
 from apps.people.models import Person
 from servicenow.emulator import Emulator
@@ -229,6 +230,20 @@ def test_the_demo_syncs_from_its_own_dataset(ladder, tmp_path):
 
         # when every source is synced
         out, err = sync("--all")
+
+        # and the demo shows who saw erin's work: demo people, with reasons of each kind
+        erin = Person.objects.get(user__username="erin")
+        reasons, names = set(), set()
+        mine = Evidence.objects.filter(person=erin).order_by("id")
+        for evidence in [
+            *mine.filter(work_item__table="incident")[:10],
+            *mine.filter(work_item__table="change_request")[:10],
+        ]:
+            for found in corroborators_suggest(viewer=erin.user, evidence=evidence):
+                names.add(found.person.user.username if found.person.user else None)
+                reasons.update(r.split(" (")[0] for r in found.reasons)
+        assert "erin" not in names and names - {None}
+        assert {"co-assignee", "wrote a work note", "approver"} <= reasons
 
     # then all six succeeded, and the demo engineers have candidates to triage
     assert err == ""

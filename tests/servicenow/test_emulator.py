@@ -1084,3 +1084,55 @@ def test_emulator_serves_tls_with_a_test_certificate(tls_emulator, tls_files):
     # Without the test CA the certificate is refused: it really is TLS with our own cert.
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(f"{tls_emulator.url}/api/now/table/incident", timeout=10)
+
+
+def test_generator_adds_who_saw_the_work_and_the_emulator_serves_it(http):
+    people = ["erin.hale@corp.io", "sam@corp.io", "kim@corp.io"]
+    data = generate_dataset(200, 12, seed=4, people_emails=people, end=END)
+    tables = data["tables"]
+    users = {u["sys_id"]: u for u in tables["sys_user"]}
+    people_names = {u["user_name"] for u in tables["sys_user"][:3]}
+    incidents = {r["sys_id"]: r for r in tables["incident"]}
+    co = [r for r in incidents.values() if r["additional_assignee_list"]]
+    assert len(co) > 50
+    for row in co:  # co-assignees are users, never the assignee
+        ids = row["additional_assignee_list"].split(",")
+        assert all(i in users for i in ids) and row["assigned_to"] not in ids
+    notes = tables["sys_journal_field"]
+    assert {n["element"] for n in notes} == {"work_notes", "comments"}
+    assert sum(n["sys_created_by"] in people_names for n in notes) / len(notes) > 0.8
+    approvals = tables["sysapproval_approver"]
+    changes = {r["sys_id"] for r in tables["change_request"]}
+    assert approvals and all(a["sysapproval"] in changes for a in approvals)
+    assert all(a["approver"] in users for a in approvals)
+    # the rows before the witnesses did not move: the same seed without them is the same
+    plain = generate_dataset(200, 12, seed=4, people_emails=people, end=END, witnesses=False)
+    assert [r["number"] for r in plain["tables"]["incident"]] == [
+        r["number"] for r in tables["incident"]
+    ]
+    assert "sys_journal_field" not in plain["tables"]
+
+    with Emulator(data) as emulator:
+        target = notes[0]["element_id"]
+        got = http.get(
+            f"{emulator.url}/api/now/table/sys_journal_field",
+            params={
+                "sysparm_query": f"element_id={target}^elementINwork_notes,comments",
+                "sysparm_fields": "sys_created_by,element",
+            },
+            timeout=10,
+        ).json()["result"]
+        assert len(got) == sum(n["element_id"] == target for n in notes)
+        approval = approvals[0]
+        got = http.get(
+            f"{emulator.url}/api/now/table/sysapproval_approver",
+            params={
+                "sysparm_query": f"sysapproval={approval['sysapproval']}",
+                "sysparm_display_value": "true",
+            },
+            timeout=10,
+        ).json()["result"]
+        assert users[approval["approver"]]["name"] in [a["approver"]["display_value"] for a in got]
+    with Emulator(plain) as emulator:  # the tables exist (empty) on any instance
+        response = http.get(f"{emulator.url}/api/now/table/sysapproval_approver", timeout=10)
+        assert response.status_code == 200 and response.json()["result"] == []

@@ -21,6 +21,7 @@ from apps.evidence import selectors
 from apps.evidence.markdown import MARKDOWN_MAX_LENGTH
 from apps.evidence.models import (
     Attachment,
+    Corroboration,
     Evidence,
     EvidenceEvent,
     EvidenceLink,
@@ -160,6 +161,14 @@ class SuggestionOutSerializer(serializers.Serializer):
     )
 
 
+class EvidenceCorroborationSerializer(serializers.Serializer):
+    person = serializers.IntegerField(read_only=True, help_text="The corroborator's person id.")
+    name = serializers.CharField(read_only=True)
+    state = serializers.ChoiceField(choices=Corroboration.State.choices, read_only=True)
+    comment = serializers.CharField(read_only=True)
+    answered_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
 @extend_schema_serializer(component_name="Evidence")
 class EvidenceOutSerializer(serializers.Serializer):
     """An evidence item, as every evidence endpoint returns it."""
@@ -212,6 +221,11 @@ class EvidenceOutSerializer(serializers.Serializer):
         help_text="Best first: rules, then learned (or similar) expectations. Advice only: "
         "links are what the owner accepted.",
     )
+    corroborations = EvidenceCorroborationSerializer(
+        many=True,
+        read_only=True,
+        help_text="People the owner asked to confirm the work, and their answers.",
+    )
     deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
@@ -228,6 +242,7 @@ EVIDENCE_FILLED = (
     "skills",
     "work_item_deleted",
     "attachments",
+    "corroborations",
 )
 _WORK_ITEM_DELETED_AT = "work_item__deleted_at"
 
@@ -315,6 +330,10 @@ def evidence_bodies(rows: list[dict]) -> list[dict]:
             "skills": satellites.skills.get(pk, []),
             "work_item_deleted": row[_WORK_ITEM_DELETED_AT] is not None,
             "attachments": files,
+            "corroborations": [
+                {**c, "answered_at": _iso(c["answered_at"])}
+                for c in satellites.corroborations.get(pk, ())
+            ],
         }
         bodies.append(evidence.build(row, filled))
     return bodies

@@ -21,6 +21,7 @@ from ladder_tracker.api import ErrorSerializer, conflict_response
 from ladder_tracker.errors import ForbiddenError
 
 from . import serializers as s
+from .corroborations import EvidenceCorroborationActions
 
 # Multipart framing around the file: boundaries and headers, never more than a few KB.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -57,7 +58,7 @@ class OwnerChanges(permissions.IsAuthenticated):
     update=extend_schema(responses=s.EvidenceOutSerializer),
     partial_update=extend_schema(responses=s.EvidenceOutSerializer),
 )
-class EvidenceViewSet(viewsets.ModelViewSet):
+class EvidenceViewSet(EvidenceCorroborationActions, viewsets.ModelViewSet):
     serializer_class = s.EvidenceSerializer
     permission_classes = [OwnerChanges]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
