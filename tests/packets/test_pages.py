@@ -625,7 +625,8 @@ def many_linked(org, ladder_version):
     return make
 
 
-BUILDER_QUERIES = 19  # the same for 10 and 200 evidence items (one each: ServiceNow flags, confirmations)
+# the same for 10 and 200 evidence items (one query each for ServiceNow flags, confirmations)
+BUILDER_QUERIES = 19
 # the snapshot carries the evidence: no query per item; one for their ServiceNow flags and
 # one for the latest ladder version (the moved-on banner)
 REVIEW_QUERIES = 18
