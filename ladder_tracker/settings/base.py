@@ -310,6 +310,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SyncRunStatusEnum": "servicenow.models.SyncRun.Status",
         "EvidenceStatusEnum": "apps.evidence.models.Evidence.Status",
+        "PacketStateEnum": "apps.packets.models.Packet.State",
+        "CorroborationStateEnum": "apps.evidence.models.Corroboration.State",
     },
 }
 
