@@ -62,6 +62,7 @@ def test_engineer_asks_corroborator_confirms(browser, live_server, org, settings
                     if actions == "ask":
                         page.goto(f"{live_server.url}/evidence/{incident.pk}/")
                         card = page.locator("#corroboration-card")
+                        card.get_by_role("link", name="Find who else worked on it").click()
                         expect(card).to_contain_text("co-assignee, wrote a comment")
                         expect(card).to_contain_text("Omar")
                         expect(card.get_by_role("button", name="Ask Erin")).to_have_count(0)

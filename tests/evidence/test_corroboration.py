@@ -85,6 +85,22 @@ def test_only_the_owner_asks_and_a_manual_item_has_no_corroborators(items, org):
     assert ask(org.engineer, manual, org.peer).status_code == 400
 
 
+def test_the_evidence_page_asks_servicenow_only_when_the_owner_clicks(items, org, emu, client):
+    incident, _ = items
+    client.force_login(org.engineer.user)
+    emu.request_log.clear()
+
+    page = client.get(f"/evidence/{incident.pk}/")
+
+    assert page.status_code == 200
+    assert emu.request_log == []  # opening the page reads nothing from the instance
+    link = f'href="/evidence/{incident.pk}/corroborators/"'
+    assert link in page.content.decode() and 'hx-trigger="load"' not in page.content.decode()
+    found = client.get(f"/evidence/{incident.pk}/corroborators/", HTTP_HX_REQUEST="true")
+    assert found.status_code == 200 and "Ask " in found.content.decode()
+    assert emu.request_log  # the click does
+
+
 def test_request_mail_and_confirm_flow(items, org):
     incident, _ = items
     mail.outbox.clear()
