@@ -317,19 +317,7 @@ class SourceForm(forms.ModelForm):
 
     class Meta:
         model = Source
-        fields = [
-            "connection",
-            "name",
-            "table",
-            "kind",
-            "query",
-            "fields",
-            "attribution_fields",
-            "enabled",
-            "interval_minutes",
-            "overlap_seconds",
-            "track_deletes",
-        ]
+        fields = list(Source.SETTINGS)
         labels = {
             "query": "Filter (encoded query)",
             "interval_minutes": "Sync every (minutes)",

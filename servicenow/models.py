@@ -74,6 +74,22 @@ history_secrets_track(Connection)
 
 
 class Source(models.Model):
+    # What an admin sets on a source (the API body, the setup form and the admin form alike);
+    # the rest of a source is written by its runs.
+    SETTINGS = (
+        "connection",
+        "name",
+        "table",
+        "kind",
+        "query",
+        "fields",
+        "attribution_fields",
+        "enabled",
+        "interval_minutes",
+        "overlap_seconds",
+        "track_deletes",
+    )
+
     class Kind(models.TextChoices):
         WORK_ITEMS = "work_items", "Work items"
         USERS = "users", "Users (sys_user)"

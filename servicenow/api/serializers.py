@@ -157,17 +157,7 @@ class SourceSerializer(serializers.ModelSerializer):
         model = Source
         fields = [
             "id",
-            "connection",
-            "name",
-            "table",
-            "kind",
-            "query",
-            "fields",
-            "attribution_fields",
-            "enabled",
-            "interval_minutes",
-            "overlap_seconds",
-            "track_deletes",
+            *Source.SETTINGS,
             "last_run",
             "last_success_at",
             "cursor_at",
