@@ -82,6 +82,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "ladder.example.com",
     "SITE_URL": "https://ladder.example.com",
     "DATABASE_URL": "sqlite:////tmp/ladder-deploy-check.sqlite3",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/14",
 }
 
 
@@ -90,6 +91,17 @@ def test_production_settings_pass_check_deploy():
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_production_settings_without_a_broker_warn_on_check_deploy():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "CELERY_BROKER_URL"}
+    env["CELERY_BROKER_URL"] = ""
+    env["BROKER_URL"] = ""
+
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode != 0
+    assert "servicenow.W002" in result.stderr + result.stdout
 
 
 def test_production_settings_accept_a_list_of_secrets_keys():
