@@ -162,37 +162,29 @@ def coverage_histogram_svg(analytics: CycleAnalytics) -> str:
     return "".join(parts)
 
 
-def _outcome_rows(rows: list[OutcomeRow]) -> list[tuple[str, dict[str, int], str]]:
-    return [(r.label, r.counts, f"{r.total} packet{'' if r.total == 1 else 's'}") for r in rows]
+def _outcomes_svg(chart_id: str, title: str, rows: list[OutcomeRow]) -> str:
+    """Stacked outcome counts per row (a target level, or a reviewing manager)."""
+    desc = "; ".join(
+        f"{r.label}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in r.counts.items() if n)
+        for r in rows
+    )
+    return _stacked(
+        chart_id,
+        title,
+        desc or "No packets.",
+        [(r.label, r.counts, f"{r.total} packet{'' if r.total == 1 else 's'}") for r in rows],
+        [(k, label, OUTCOME_COLOURS[k]) for k, label in OUTCOMES],
+        share=False,
+    )
 
 
 def outcomes_by_level_svg(analytics: CycleAnalytics) -> str:
-    desc = "; ".join(
-        f"{r.label}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in r.counts.items() if n)
-        for r in analytics.by_level
-    )
-    return _stacked(
-        "chart-outcomes-level",
-        "Outcomes by target level",
-        desc or "No packets.",
-        _outcome_rows(analytics.by_level),
-        [(k, label, OUTCOME_COLOURS[k]) for k, label in OUTCOMES],
-        share=False,
-    )
+    return _outcomes_svg("chart-outcomes-level", "Outcomes by target level", analytics.by_level)
 
 
 def outcomes_by_manager_svg(analytics: CycleAnalytics) -> str:
-    desc = "; ".join(
-        f"{r.label}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in r.counts.items() if n)
-        for r in analytics.by_manager
-    )
-    return _stacked(
-        "chart-outcomes-manager",
-        "Outcomes by reviewing manager",
-        desc or "No packets.",
-        _outcome_rows(analytics.by_manager),
-        [(k, label, OUTCOME_COLOURS[k]) for k, label in OUTCOMES],
-        share=False,
+    return _outcomes_svg(
+        "chart-outcomes-manager", "Outcomes by reviewing manager", analytics.by_manager
     )
 
 
