@@ -160,8 +160,11 @@ def role_floor(args: argparse.Namespace) -> None:
     client.close()
 
 
-def benchmark_source(url: str):
-    """The connection and default incident source every database role uses (Django set up)."""
+def benchmark_source(url: str, *, owners: bool = False):
+    """The connection and default incident source every database role uses (Django set up).
+    With `owners`, the instance's users are synced first (untimed) through a users source,
+    so every incident assigned to one of them is owned: candidates and events are written,
+    as in any organisation that syncs its people."""
     from servicenow.models import Connection, Source
     from servicenow.services import connection_save, source_save
 
@@ -175,6 +178,19 @@ def benchmark_source(url: str):
         ),
         password=PASSWORD,
     )
+    if owners:
+        from servicenow.models import SyncRun
+        from servicenow.services import sync_run_request
+        from servicenow.sync.runs import sync_run_attempt
+
+        users = source_save(
+            source=Source(
+                connection=connection, name="users", table="sys_user", kind=Source.Kind.USERS
+            )
+        )
+        run = sync_run_request(source=users, mode=SyncRun.Mode.FULL, enqueue=False)
+        if sync_run_attempt(run_id=run.pk) != "done":
+            raise RuntimeError("the users sync before the benchmark failed")
     source = source_save(
         source=Source(
             connection=connection, name="incident", table="incident", kind=Source.Kind.WORK_ITEMS
@@ -195,7 +211,7 @@ def role_sync(args: argparse.Namespace) -> None:
     from servicenow.sync.runs import sync_run_attempt
     from servicenow.sync.workitems import WorkItemWriter
 
-    source = benchmark_source(args.url)
+    source = benchmark_source(args.url, owners=args.owners > 0)
     sync_fields = WorkItemWriter(source=source, counters=Counters()).fields
 
     def timed_run(mode: str, profile_to: str | None = None) -> tuple[SyncRun, float, str]:
@@ -222,12 +238,15 @@ def role_sync(args: argparse.Namespace) -> None:
     full, wall, _ = timed_run(SyncRun.Mode.FULL, args.profile_to)
     rss_peak = peak_rss_mb()
     stored = WorkItem.objects.filter(source=source).count()
+    owned = WorkItem.objects.filter(source=source, person__isnull=False).count()
     incr, incr_wall, _ = timed_run(SyncRun.Mode.INCREMENTAL)
     emit(
         {
             "wall": wall,
             "rows": full.rows_seen,
             "stored": stored,
+            "owned": owned,
+            "evidence_created": full.evidence_created,
             "pages": full.pages,
             "requests": full.requests,
             "rss_start": rss_start,
@@ -337,8 +356,17 @@ def role_dataset(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     from servicenow.emulator.generate import generate_dataset, write_dataset
 
+    # With owners, the first `owners` users carry e-mail addresses and take ~90% of the
+    # assignments; users=owners leaves no one else, so every assigned incident is owned.
+    owners = [f"engineer{i}@bench.example" for i in range(args.owners)]
     dataset = generate_dataset(
-        incidents=args.size, users=200, other_tables=False, seed=1, end=DATASET_END
+        incidents=args.size,
+        users=args.owners or 200,
+        people_emails=owners,
+        other_tables=False,
+        witnesses=False,
+        seed=1,
+        end=DATASET_END,
     )
     write_dataset(dataset, args.out)
     emit({"incidents": len(dataset["tables"]["incident"])})
@@ -415,6 +443,15 @@ class EmulatorProcess:
         if not self.url:
             self.stop()
             raise MeasurementError("the emulator did not start")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the emulator has used so far: what serving costs it,
+        on the same two cores as the process measured."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -532,6 +569,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-pysnc", action="store_true")
     parser.add_argument(
+        "--owners",
+        type=int,
+        default=40,
+        help="people synced before the incidents, who own them (0: nobody owns an incident)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="DIR",
         help="cProfile each full sync into DIR/sync-<db>-<size>.pstats (slows the sync down)",
@@ -576,6 +619,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
     print("ServiceNow sync benchmark (benchmarks/sync.py)")
     for line in machine_info(pysnc_python):
         print("  " + line)
+    print(
+        f"  case: {args.owners} people synced first, who own the incidents (candidates, "
+        "events and suggestions written)"
+        if args.owners
+        else "  case: nobody owns an incident (--owners 0: work items only)"
+    )
     print(
         f"  sizes {', '.join(size_label(n) for n in sizes)}; page size {PAGE_SIZE}; "
         f"repeat {repeat} (median wall, max RSS); every measurement in a fresh process",
@@ -644,7 +693,16 @@ def measure_size(
     # In a process of its own: the parent stays small, whatever the size.
     run_child(
         PROJECT_PYTHON,
-        ["--role", "dataset", "--size", str(size), "--out", str(dataset_path)],
+        [
+            "--role",
+            "dataset",
+            "--size",
+            str(size),
+            "--owners",
+            str(args.owners),
+            "--out",
+            str(dataset_path),
+        ],  # fmt: skip
         child_env(),
     )
     emulator = EmulatorProcess(dataset_path)
@@ -661,7 +719,7 @@ def measure_size(
                 ("floor", PROJECT_PYTHON, ["--role", "floor"], None)
             ]
             for name, db in databases.items():
-                role = ["--role", "sync"]
+                role = ["--role", "sync", "--owners", str(args.owners)]
                 if args.profile:
                     Path(args.profile).mkdir(parents=True, exist_ok=True)
                     target = Path(args.profile).resolve() / f"sync-{name}-{label}.pstats"
@@ -674,16 +732,25 @@ def measure_size(
             for name, python, role, db in configs:
                 try:
                     env = child_env(db.fresh() if db is not None else None)
+                    cpu_before = emulator.cpu_seconds()
                     result = run_child(python, [*role, "--url", emulator.url], env)
+                    # Includes the untimed users sync before an owned run (a few requests).
+                    result["emulator_cpu"] = emulator.cpu_seconds() - cpu_before
                 except (MeasurementError, subprocess.TimeoutExpired) as exc:
                     crashed.append(f"{label} {name}: {exc}")
                     print(f"[{label}] {name}: CRASHED (details at the end)", flush=True)
                     continue
                 samples.setdefault(name, []).append(result)
+                owned = (
+                    f", {result['owned']} owned, {result['evidence_created']} candidates"
+                    if "owned" in result
+                    else ""
+                )
                 print(
                     f"[{label}] {name}{f' #{rep + 1}' if repeat > 1 else ''}: "
-                    f"{result['wall']:.2f} s, {result['rows']} rows, "
-                    f"peak RSS {result['rss_peak']:.0f} MB",
+                    f"{result['wall']:.2f} s, {result['rows']} rows{owned}, "
+                    f"peak RSS {result['rss_peak']:.0f} MB, "
+                    f"emulator CPU {result['emulator_cpu']:.2f} s",
                     flush=True,
                 )
     finally:
@@ -695,6 +762,7 @@ def measure_size(
         merged["wall"] = statistics.median(r["wall"] for r in runs)
         merged["walls"] = [r["wall"] for r in runs]
         merged["rss_peak"] = max(r["rss_peak"] for r in runs)
+        merged["emulator_cpu"] = statistics.median(r["emulator_cpu"] for r in runs)
         if "incremental" in merged:
             merged["incremental"] = dict(merged["incremental"])
             merged["incremental"]["requests"] = max(r["incremental"]["requests"] for r in runs)
@@ -719,7 +787,7 @@ def print_table(sizes: list[int], dbs: list[str], peer: bool, results: dict) -> 
     names = ["floor", *dbs, *(f"{db} write" for db in dbs)] + (["pysnc"] if peer else [])
     print()
     header = (
-        f"{'size':<6}{'target':<24}{'wall s':>9}{'rows/s':>10}{'peak RSS MB':>13}"
+        f"{'size':<6}{'target':<24}{'wall s':>9}{'rows/s':>10}{'peak RSS MB':>13}{'emu CPU s':>11}"
         f"{'ratio to floor':>16}   {'full: rows / requests':<22}{'incremental (nothing changed)'}"
     )
     print(header)
@@ -743,7 +811,8 @@ def print_table(sizes: list[int], dbs: list[str], peer: bool, results: dict) -> 
                 incr = f"{i['requests']} requests, {i['rows']} rows re-read, {i['wall']:.2f} s"
             print(
                 f"{size_label(size):<6}{label:<24}{r['wall']:>9.2f}{rate:>10.0f}"
-                f"{r['rss_peak']:>13.1f}{ratio:>16}   {full:<22}{incr}"
+                f"{r['rss_peak']:>13.1f}{r.get('emulator_cpu', float('nan')):>11.2f}"
+                f"{ratio:>16}   {full:<22}{incr}"
             )
     extra = []
     for (size, name), r in sorted(results.items()):

@@ -143,6 +143,11 @@ class SyncCursor(models.Model):
     hwm_sys_id = models.CharField(max_length=32, blank=True)
     delete_hwm_ts = models.DateTimeField(null=True, blank=True)
     delete_hwm_sys_id = models.CharField(max_length=32, blank=True)
+    # The source table's choice labels ({field: {value: label}}) as sys_choice last gave
+    # them: pages then come as raw values. Re-read by full runs and once they are older
+    # than SERVICENOW_CHOICE_LABELS_MAX_AGE_SECONDS; None when never read or unreadable.
+    choice_labels = models.JSONField(null=True, blank=True)
+    choice_labels_read_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -441,6 +441,11 @@ SERVICENOW_RECLAIM_INTERVAL_SECONDS = env.float("SERVICENOW_RECLAIM_INTERVAL_SEC
 SERVICENOW_RUN_RETRIES = env.int("SERVICENOW_RUN_RETRIES", default=5)
 SERVICENOW_RUN_RETRY_BASE_SECONDS = env.float("SERVICENOW_RUN_RETRY_BASE_SECONDS", default=10.0)
 SERVICENOW_RUN_RETRY_MAX_SECONDS = env.float("SERVICENOW_RUN_RETRY_MAX_SECONDS", default=300.0)
+# Pages come as raw values; a source's choice labels (state 6 is "Resolved") are read from
+# sys_choice by full runs and by the first run once the ones kept are older than this.
+SERVICENOW_CHOICE_LABELS_MAX_AGE_SECONDS = env.float(
+    "SERVICENOW_CHOICE_LABELS_MAX_AGE_SECONDS", default=86400.0
+)
 
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html — installed into
 # django-celery-beat's tables by beat at start, next to the per-source schedules.

@@ -14,6 +14,7 @@ the display value is a display field of the referenced record."
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -43,6 +44,7 @@ DEFAULT_DATE_FIELDS: tuple[str, ...] = (
     "end_date",
     "last_login_time",
 )
+CHOICES_STAMP = "2020-01-01 00:00:00"  # when the baseline choice lists were "installed"
 # Labels of the baseline choice lists (sys_choice) for the tables the generator makes.
 _IMPACT_URGENCY = {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"}
 _PRIORITY = {
@@ -107,6 +109,35 @@ DEFAULT_CHOICES: dict[str, dict[str, dict[str, str]]] = {
         "state": {"1": "Open", "2": "Work in Progress", "3": "Closed Complete"},
     },
 }
+
+
+def choice_rows(choices: dict[str, dict[str, dict[str, str]]]) -> list[dict[str, str]]:
+    """The choice lists as sys_choice records (name = table, element = field), as an
+    instance holds them: what a client reads to label values without asking every page
+    for display values."""
+    rows = []
+    for table, by_field in choices.items():
+        for field, labels in by_field.items():
+            for sequence, (value, label) in enumerate(labels.items()):
+                rows.append(
+                    {
+                        # Stable ids: the same choice keeps its sys_id across restarts.
+                        "sys_id": hashlib.md5(  # noqa: S324 (an id, not a secret)
+                            f"{table}.{field}.{value}".encode()
+                        ).hexdigest(),
+                        "name": table,
+                        "element": field,
+                        "value": value,
+                        "label": label,
+                        "language": "en",
+                        "inactive": "false",
+                        "sequence": str(sequence),
+                        "sys_created_on": CHOICES_STAMP,
+                        "sys_updated_on": CHOICES_STAMP,
+                        "sys_mod_count": "0",
+                    }
+                )
+    return rows
 
 
 def time_zone(name: str | None) -> tzinfo:

@@ -54,6 +54,7 @@ from .render import (
     DEFAULT_TIME_ZONE,
     DateDisplay,
     RowRenderer,
+    choice_rows,
     display_for,
     display_of,
     make_getter,
@@ -323,7 +324,15 @@ class Emulator:
         self.tls = tls
         self._requested_port = port
         self.token_ttl = token_ttl
-        self.store = Store(dataset.get("tables") or {}, clock=clock)
+        # Choice labels per table and field: what sysparm_display_value turns values into,
+        # and what the instance's sys_choice table holds (unless the dataset brings its own).
+        self.choices: dict[str, dict[str, dict[str, str]]] = {
+            table: {field: dict(labels) for field, labels in by_field.items()}
+            for table, by_field in (dataset.get("choices") or DEFAULT_CHOICES).items()
+        }
+        tables = dict(dataset.get("tables") or {})
+        tables.setdefault("sys_choice", choice_rows(self.choices))
+        self.store = Store(tables, clock=clock)
         self.clock = self.store.clock
         credentials = dataset.get("credentials") or DEFAULT_CREDENTIALS
         self._users: dict[str, dict[str, Any]] = {
@@ -340,12 +349,8 @@ class Emulator:
         self.numeric_fields: frozenset[str] = frozenset(
             dataset.get("numeric_fields") or DEFAULT_NUMERIC_FIELDS
         )
-        # Choice labels per table and field, and which fields hold UTC date-times: what
-        # sysparm_display_value turns into labels and the user's local time.
-        self.choices: dict[str, dict[str, dict[str, str]]] = {
-            table: {field: dict(labels) for field, labels in by_field.items()}
-            for table, by_field in (dataset.get("choices") or DEFAULT_CHOICES).items()
-        }
+        # Which fields hold UTC date-times: what sysparm_display_value turns into the user's
+        # local time.
         self.date_fields: frozenset[str] = frozenset(
             dataset.get("date_fields") or DEFAULT_DATE_FIELDS
         )

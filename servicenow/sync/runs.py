@@ -52,6 +52,7 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
         after = (run.resume_ts, run.resume_sys_id)
     elif not full and cursor.hwm_ts is not None:
         after = (cursor.hwm_ts - overlap, "")
+    display_value = writer.begin(ctx.client, ctx.note, cursor=cursor, full=full)
     for rows, last in iter_keyset_pages(
         ctx.client,
         source.table,
@@ -60,9 +61,9 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
         fields=writer.fields,
         page_size=source.connection.page_size,
         after=after,
-        # Values and labels both ({value, display_value}): the inbox shows a state as
-        # "Resolved", not "6", from the labels the instance itself holds (sys_choice).
-        display_value="all",
+        # Raw values; the inbox shows a state as "Resolved", not "6", from the labels the
+        # instance itself holds (sys_choice, read by writer.begin), else from each row.
+        display_value=display_value,
         **ctx.pager_hooks(),
         on_total=ctx.total,
     ):

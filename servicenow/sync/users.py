@@ -41,6 +41,10 @@ class UserWriter:
         self.source = source
         self.counters = counters
 
+    def begin(self, client, note, *, cursor, full: bool) -> str:
+        """Before the first page: users need no labels, pages come as raw values."""
+        return "false"
+
     def prepare(self, rows: list[dict]) -> PreparedPage:
         return PreparedPage(count=len(rows), newest=newest_per_sys_id(rows))
 

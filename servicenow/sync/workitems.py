@@ -3,10 +3,12 @@ and the evidence candidates their owners are owed, handed to `apps.evidence.cand
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
 from django.utils import timezone
@@ -21,9 +23,10 @@ from apps.evidence.suggestions import work_item_text
 from apps.people.selectors import person_ids_by_servicenow_sys_id
 from ladder_tracker.bulk import TableStatistics, insert_fields, rows_upsert
 
-from ..client import field_display, field_value
+from ..client import ServiceNowClient, field_display, field_value
 from ..models import Source, SuggestionRule, WorkItem, record_url
 from ..query import format_timestamp
+from .choices import Labels, choice_labels
 from .fields import DEFAULT_ATTRIBUTION_FIELDS, DISPLAY_FIELDS, SNAPSHOT_FIELDS, WORK_ITEM_FIELDS
 from .paging import Newest, PreparedPage, newest_per_sys_id, parse_ts, ts_value
 from .progress import Counters
@@ -166,9 +169,31 @@ class WorkItemWriter:
             | rule_fields(self.rules)
         )
         self.adapt = ValueAdapters()
+        # {field: {value: label}} from sys_choice (begin); None: labels come with each row.
+        self.labels: Labels | None = None
         self.index = ExpectationIndex()
         # The candidates' table grows with the work items and is looked up the same way.
         self.statistics = TableStatistics(WorkItem, Evidence, after_rows=STATS_AFTER_ROWS)
+
+    def begin(self, client: ServiceNowClient, note: Callable[[str], None], *, cursor, full: bool):
+        """Before the first page: the choice labels of DISPLAY_FIELDS, so pages can come as
+        raw values. The cursor keeps the last ones read from sys_choice (one request); a full
+        run, or labels older than SERVICENOW_CHOICE_LABELS_MAX_AGE_SECONDS, reads them again.
+        Returns the pages' display_value: "false", or "all" when sys_choice cannot be read
+        (each row then carries its labels)."""
+        now = timezone.now()
+        max_age = timedelta(seconds=settings.SERVICENOW_CHOICE_LABELS_MAX_AGE_SECONDS)
+        read_at = cursor.choice_labels_read_at
+        if not full and cursor.choice_labels is not None and read_at and now - read_at < max_age:
+            self.labels = cursor.choice_labels
+            return "false"
+        self.labels = choice_labels(client, table=self.source.table, fields=DISPLAY_FIELDS)
+        if self.labels is None:
+            note("no read access to sys_choice: pages carry display values")
+            return "all"
+        cursor.choice_labels, cursor.choice_labels_read_at = self.labels, now
+        cursor.save(update_fields=["choice_labels", "choice_labels_read_at", "updated_at"])
+        return "false"
 
     def prepare(self, rows: list[dict]) -> PreparedPage:
         """Everything about a page that needs no database: values ready for the upsert."""
@@ -178,14 +203,22 @@ class WorkItemWriter:
         source = self.source
         connection_id, source_id, table = source.connection_id, source.pk, source.table
         fields, attribution_fields = self.fields, self.attribution_fields
+        labels = self.labels
         newest = newest_per_sys_id(rows)
         for sys_id, (ts, mod, row) in newest.items():
             raw = {f: field_value(row[f]) for f in fields if f in row}
-            display = {
-                f: label
-                for f in DISPLAY_FIELDS
-                if f in row and (label := field_display(row[f])) and label != raw[f]
-            }
+            if labels is None:  # pages came with display values
+                display = {
+                    f: label
+                    for f in DISPLAY_FIELDS
+                    if f in row and (label := field_display(row[f])) and label != raw[f]
+                }
+            else:
+                display = {
+                    f: label
+                    for f in DISPLAY_FIELDS
+                    if f in raw and (label := labels[f].get(raw[f])) and label != raw[f]
+                }
             attributions = {f: raw[f] for f in attribution_fields if raw.get(f)}
             values = [
                 connection_id,

@@ -313,8 +313,8 @@ def test_a_run_that_dies_mid_way_resumes_without_duplicates(emulator, incidents,
 def test_candidates_keep_the_instances_labels_for_state_and_priority(
     emulator, incidents, users_source
 ):
-    """The sync asks for display values (sysparm_display_value=all): a candidate's snapshot
-    keeps the stored codes and, under "display", the labels the instance shows (the inbox
+    """The sync reads the labels from sys_choice (pages come as raw values): a candidate's
+    snapshot keeps the stored codes and, under "display", the labels the instance shows (the inbox
     shows those: tests/evidence/test_inbox_scale.py)."""
     from apps.evidence.views import snapshot_labels
     from servicenow.emulator.render import DEFAULT_CHOICES

@@ -66,8 +66,9 @@ def test_a_failed_full_run_keeps_what_was_synced(quick_retries, settings):
         before = dict(WorkItem.objects.filter(source=source).values_list("sys_id", "sys_mod_count"))
         cursor = SyncCursor.objects.get(source=source)
 
-        # when a second full run fails for good after two pages
-        emu.set_faults_dict({"html": {"every": 3}})
+        # when a second full run fails for good after two pages (its first request reads the
+        # choice labels from sys_choice, as every full run does)
+        emu.set_faults_dict({"html": {"every": 4}})
         failed = attempt_here(source, "full")
 
         # then it failed, stored whole pages, and no work item was lost or marked deleted
