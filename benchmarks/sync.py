@@ -43,6 +43,8 @@ PG_TEMPLATE = "ladder_bench_template"
 PG_URL = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
 USERNAME, PASSWORD = "integration", "integration-pass"
 PAGE_SIZE = 1000
+LADDER = ROOT / "fixtures" / "ladders" / "ai-ml-engineer.yaml"
+OWNER_LEVEL = 2
 OVERLAP_SECONDS = 300  # Source.overlap_seconds' default, which the benchmark source keeps
 DATASET_END = datetime(2026, 1, 1, tzinfo=UTC)  # fixed: same bytes every run
 RESULT_MARK = "BENCH-RESULT "
@@ -191,6 +193,10 @@ def benchmark_source(url: str, *, owners: bool = False):
         run = sync_run_request(source=users, mode=SyncRun.Mode.FULL, enqueue=False)
         if sync_run_attempt(run_id=run.pk) != "done":
             raise RuntimeError("the users sync before the benchmark failed")
+        from apps.ladders.models import Ladder
+        from apps.people.models import Person
+
+        Person.objects.update(ladder=Ladder.objects.get(), level=OWNER_LEVEL)
     source = source_save(
         source=Source(
             connection=connection, name="incident", table="incident", kind=Source.Kind.WORK_ITEMS
@@ -212,6 +218,10 @@ def role_sync(args: argparse.Namespace) -> None:
     from servicenow.sync.workitems import WorkItemWriter
 
     source = benchmark_source(args.url, owners=args.owners > 0)
+    # What a worker process imports when it starts (ladder_tracker/celery.py), not the run.
+    from apps.evidence.suggestions import warm_up
+
+    warm_up()
     sync_fields = WorkItemWriter(source=source, counters=Counters()).fields
 
     def timed_run(mode: str, profile_to: str | None = None) -> tuple[SyncRun, float, str]:
@@ -423,6 +433,13 @@ def manage(args: list[str], database_url: str) -> None:
         raise MeasurementError(f"manage.py {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
 
 
+def template_setup(database_url: str) -> None:
+    """Migrate, and publish the ladder the owners are placed on (their candidates then get
+    suggestions, as in an organisation that uses the ladder)."""
+    manage(["migrate", "--noinput", "-v0"], database_url)
+    manage(["load_ladder", "--publish", "-v0", str(LADDER)], database_url)
+
+
 class EmulatorProcess:
     def __init__(self, dataset_path: Path):
         self.proc = subprocess.Popen(  # noqa: S603
@@ -485,7 +502,7 @@ class Postgres:
             f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)",
             f"CREATE DATABASE {PG_TEMPLATE}",
         )
-        manage(["migrate", "--noinput", "-v0"], PG_URL.replace(PG_DB, PG_TEMPLATE))
+        template_setup(PG_URL.replace(PG_DB, PG_TEMPLATE))
 
     def fresh(self) -> str:
         self.admin(
@@ -507,7 +524,7 @@ class Sqlite:
         self.count = 0
 
     def prepare_template(self) -> None:
-        manage(["migrate", "--noinput", "-v0"], f"sqlite:///{self.template}")
+        template_setup(f"sqlite:///{self.template}")
         for suffix in ("-wal", "-shm"):
             if Path(f"{self.template}{suffix}").exists():
                 raise MeasurementError("the migrated SQLite template still has a WAL file")
@@ -620,8 +637,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
     for line in machine_info(pysnc_python):
         print("  " + line)
     print(
-        f"  case: {args.owners} people synced first, who own the incidents (candidates, "
-        "events and suggestions written)"
+        f"  case: {args.owners} people synced first, at level {OWNER_LEVEL} of the published "
+        "ladder, who own the incidents (candidates, events and suggestions written)"
         if args.owners
         else "  case: nobody owns an incident (--owners 0: work items only)"
     )

@@ -3,13 +3,22 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ladder_tracker.settings.base")
 
 app = Celery("ladder_tracker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _warm_up(**_kwargs):
+    """Import what a sync's first page would otherwise wait seconds for (scikit-learn, for
+    the candidates' suggestions) once, when a worker process starts."""
+    from apps.evidence.suggestions import warm_up
+
+    warm_up()
 
 
 @task_prerun.connect

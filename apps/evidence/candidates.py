@@ -19,17 +19,18 @@ or, without one, the similar expectations: apps/evidence/suggestions.py), and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import NamedTuple
 
+from django.db import connections, router
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.ladders.models import Expectation, Skill
 from apps.ladders.selectors import ladder_versions_published
 from apps.people.models import Person
-from ladder_tracker.bulk import rows_insert
+from ladder_tracker.bulk import in_values, rows_insert
 from ladder_tracker.canonical import snapshot_sha256
 
 from . import suggestions as learned
@@ -140,7 +141,10 @@ def evidence_pairs(*, work_item_ids: Sequence[int]) -> set[tuple[int, int]]:
 
 
 def candidates_import(
-    *, candidates: Sequence[CandidateData], index: ExpectationIndex | None = None
+    *,
+    candidates: Sequence[CandidateData],
+    index: ExpectationIndex | None = None,
+    new_work_item_ids: Collection[int] = (),
 ) -> int:
     """One evidence candidate per (person, work item): create the missing ones, each with an
     "imported" event and the links and skills suggested for it; refresh the snapshot of the
@@ -149,11 +153,11 @@ def candidates_import(
     if not candidates:
         return 0
     now = timezone.now()
+    # Work items the caller has just created (`new_work_item_ids`) have no evidence yet.
+    look = {c.work_item_id for c in candidates} - set(new_work_item_ids)
     existing = {
         (person_id, wi_id): pk
-        for pk, person_id, wi_id in Evidence.objects.filter(
-            work_item_id__in={c.work_item_id for c in candidates}
-        ).values_list("pk", "person_id", "work_item_id")
+        for pk, person_id, wi_id in _evidence_keys(look)
     }
     new: list[CandidateData] = []
     refreshed: list[Evidence] = []
@@ -199,10 +203,7 @@ def candidates_import(
         ),
     )
     ids = {  # (person, work item) is unique among candidates: read the new ids back by it
-        (p, w): pk
-        for pk, p, w in Evidence.objects.filter(
-            work_item_id__in={c.work_item_id for c in new}
-        ).values_list("pk", "person_id", "work_item_id")
+        (p, w): pk for pk, p, w in _evidence_keys({c.work_item_id for c in new})
     }
     new_ids = [ids[(c.person_id, c.work_item_id)] for c in new]
     rows_insert(
@@ -213,6 +214,19 @@ def candidates_import(
     if suggested:
         _suggestions_write(suggested, index, people)
     return len(new)
+
+
+def _evidence_keys(work_item_ids: set[int]) -> list[tuple[int, int, int]]:
+    """(id, person id, work item id) of the evidence of these work items: one statement with
+    one parameter however many (ladder_tracker.bulk.in_values), on the work item index."""
+    if not work_item_ids:
+        return []
+    connection = connections[router.db_for_read(Evidence)]
+    where, params = in_values(connection, "work_item_id", sorted(work_item_ids))
+    table = connection.ops.quote_name(Evidence._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, person_id, work_item_id FROM {table} WHERE {where}", params)  # noqa: S608
+        return cursor.fetchall()
 
 
 def _people(candidates: Sequence[CandidateData]) -> dict[int, tuple[int, int | None]]:

@@ -330,6 +330,13 @@ def learned_model_for(ladder_id: int) -> LearnedModel | None:
 # --- similarity (the cold start) -----------------------------------------------------------
 
 
+def warm_up() -> None:
+    """Import scikit-learn's text features now (1.5-3 s on a cold process), so the first sync
+    page that suggests for a candidate does not pay it: worker processes call this at start
+    (ladder_tracker/celery.py)."""
+    import sklearn.feature_extraction.text  # noqa: F401
+
+
 class SimilarityModel:
     """TF-IDF over the expectations' own text; an item's cosine to each."""
 

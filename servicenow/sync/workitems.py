@@ -4,7 +4,7 @@ and the evidence candidates their owners are owed, handed to `apps.evidence.cand
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.evidence.candidates import (
     CandidateData,
@@ -21,7 +22,14 @@ from apps.evidence.candidates import (
 from apps.evidence.models import Evidence  # read only: its statistics (written by candidates)
 from apps.evidence.suggestions import work_item_text
 from apps.people.selectors import person_ids_by_servicenow_sys_id
-from ladder_tracker.bulk import TableStatistics, insert_fields, rows_upsert
+from ladder_tracker.bulk import (
+    TableStatistics,
+    in_values,
+    insert_fields,
+    json_text,
+    rows_upsert,
+    values_insert,
+)
 
 from ..client import ServiceNowClient, field_display, field_value
 from ..models import Source, SuggestionRule, WorkItem, record_url
@@ -107,7 +115,7 @@ class ValueAdapters:
 
         self.timestamp = timestamp
         self.datetime = ops.adapt_datetimefield_value
-        self.json = lambda value: ops.adapt_json_value(value, None)
+        self.json = json_text
 
 
 def work_item_snapshot(
@@ -149,6 +157,16 @@ def work_item_candidate(
         skills=skills,
         text=work_item_text(table=snapshot.get("table", ""), raw=raw),
     )
+
+
+def _as_datetime(value):
+    """A timestamp column read by raw SQL as the ORM would give it (aware, UTC): PostgreSQL's
+    driver returns aware datetimes; Django's SQLite converter naive UTC ones (or text)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = parse_ts(value) if len(value) == 19 else parse_datetime(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class WorkItemWriter:
@@ -251,15 +269,17 @@ class WorkItemWriter:
         self.counters.rows_seen += page.count
         existing = {
             sys_id: Stored(ts, mod, deleted)
-            for sys_id, ts, mod, deleted in WorkItem.objects.filter(
-                connection_id=source.connection_id, table=source.table, sys_id__in=list(newest)
-            ).values_list("sys_id", "sys_updated_on", "sys_mod_count", "deleted_at")
+            for sys_id, ts, mod, deleted in self._keyed(
+                "sys_id, sys_updated_on, sys_mod_count, deleted_at", list(newest)
+            )
         }
         people = person_ids_by_servicenow_sys_id(
             sys_ids={v for n in newest.values() for v in n.data.attributions.values()}
         )
-        values: list[list] = []
+        values: list[list] = []  # rows we hold an older copy of: upserted
+        fresh: list[list] = []  # rows the check did not find: inserted
         owned: list[Owed] = []
+        created_ids: set[str] = set()
         for sys_id, version in newest.items():
             held = existing.get(sys_id)
             if (
@@ -270,7 +290,7 @@ class WorkItemWriter:
                 self.counters.skipped_stale += 1
                 continue
             row = version.data
-            values.append(row.values)
+            (values if held else fresh).append(row.values)
             owners = list(
                 dict.fromkeys(people[v] for v in row.attributions.values() if v in people)
             )
@@ -281,18 +301,16 @@ class WorkItemWriter:
                 self.counters.updated += 1
             else:
                 self.counters.created += 1
-        if not values:
+                created_ids.add(sys_id)
+        if not values and not fresh:
             return
+        # Inside the page's transaction: nothing else writes this source's rows meanwhile
+        # (one run per source), so a row the check did not find is new.
+        values_insert(WorkItem, fresh, statistics=self.statistics)
         rows_upsert(WorkItem, values, conflict=CONFLICT, keep=KEEP, statistics=self.statistics)
         if not owned:
             return
-        ids = dict(
-            WorkItem.objects.filter(
-                connection_id=source.connection_id,
-                table=source.table,
-                sys_id__in=[o.sys_id for o in owned],
-            ).values_list("sys_id", "pk")
-        )
+        ids = dict(self._keyed("sys_id, id", [o.sys_id for o in owned]))
         candidates = []
         instance_url = source.connection.instance_url
         for sys_id, owners, version in owned:
@@ -322,4 +340,30 @@ class WorkItemWriter:
                 )
                 for person_id in owners
             ]
-        self.counters.evidence_created += candidates_import(candidates=candidates, index=self.index)
+        self.counters.evidence_created += candidates_import(
+            candidates=candidates,
+            index=self.index,
+            # A work item inserted just now can have no evidence yet: no need to look.
+            new_work_item_ids={ids[sys_id] for sys_id in created_ids if sys_id in ids},
+        )
+
+    def _keyed(self, columns: str, sys_ids: list[str]) -> list[tuple]:
+        """`columns` of this source's work items with these sys_ids: one statement with one
+        parameter (ladder_tracker.bulk.in_values), on the (connection, table, sys_id) index."""
+        if not sys_ids:
+            return []
+        connection = connections[router.db_for_write(WorkItem)]
+        where, params = in_values(connection, "sys_id", sys_ids)
+        sql = (
+            f"SELECT {columns} FROM {WorkItem._meta.db_table} "  # noqa: S608 (our own names)
+            f"WHERE connection_id = %s AND {connection.ops.quote_name('table')} = %s AND {where}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.source.connection_id, self.source.table, *params])
+            rows = cursor.fetchall()
+        if "sys_updated_on" not in columns:
+            return rows
+        return [
+            (sys_id, _as_datetime(ts), mod, _as_datetime(deleted))
+            for sys_id, ts, mod, deleted in rows
+        ]
