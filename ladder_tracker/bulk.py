@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 from django.db import connections, models, router, transaction
 from django.utils import timezone
+
+from .canonical import json_text
 
 # Column types whose Python values the database driver takes as they are.
 _AS_IS = {
@@ -46,14 +47,6 @@ def _adapter(field: models.Field, ops) -> Callable[[Any], Any] | None:
     if kind in _AS_IS:
         return None
     raise TypeError(f"rows_insert does not handle {field.model.__name__}.{field.name} ({kind})")
-
-
-def json_text(value: Any) -> str:
-    """A JSON column's database value, as text: orjson is several times faster than
-    json.dumps for the sync's dicts of strings, and both backends take JSON as text (SQLite
-    stores it as is; PostgreSQL's COPY parses it into jsonb). Non-string keys become strings
-    as json.dumps makes them."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def insert_fields(model: type[models.Model]) -> list[models.Field]:

@@ -289,6 +289,11 @@ class UnexpectedResponseError(ServiceNowError):
 # --- field values -------------------------------------------------------------------------
 
 
+def record_url(instance_url: str, table: str, sys_id: str) -> str:
+    """The record's page on the instance."""
+    return f"{instance_url.rstrip('/')}/nav_to.do?uri={table}.do?sys_id={sys_id}"
+
+
 def field_value(value: Any) -> str:
     """The raw (database) value of a Table API field, whatever shape it came in.
 

@@ -7,6 +7,8 @@ from django.db import models
 
 from ladder_tracker.history import SecretsHistory, audited_history, history_secrets_track
 
+from .client import record_url  # noqa: F401 (imported from here too)
+
 
 class Connection(models.Model):
     class AuthType(models.TextChoices):
@@ -338,11 +340,6 @@ class WorkItem(models.Model):
     @property
     def record_url(self) -> str:
         return record_url(self.connection.instance_url, self.table, self.sys_id)
-
-
-def record_url(instance_url: str, table: str, sys_id: str) -> str:
-    """The record's page on the instance."""
-    return f"{instance_url.rstrip('/')}/nav_to.do?uri={table}.do?sys_id={sys_id}"
 
 
 class SuggestionRule(models.Model):

@@ -60,6 +60,7 @@ class CandidateData(NamedTuple):
     links: tuple[SuggestedLink, ...] = ()
     skills: tuple[str, ...] = ()  # skill names, any case
     text: str = ""  # the record's text and fields, as the models read it (work_item_text)
+    snapshot_sha256: str | None = None  # when the caller hashed the snapshot already
 
 
 class ExpectationIndex:
@@ -155,10 +156,7 @@ def candidates_import(
     now = timezone.now()
     # Work items the caller has just created (`new_work_item_ids`) have no evidence yet.
     look = {c.work_item_id for c in candidates} - set(new_work_item_ids)
-    existing = {
-        (person_id, wi_id): pk
-        for pk, person_id, wi_id in _evidence_keys(look)
-    }
+    existing = {(person_id, wi_id): pk for pk, person_id, wi_id in _evidence_keys(look)}
     new: list[CandidateData] = []
     refreshed: list[Evidence] = []
     for c in candidates:
@@ -168,7 +166,7 @@ def candidates_import(
                 Evidence(
                     pk=pk,
                     snapshot=c.snapshot,
-                    snapshot_sha256=snapshot_sha256(c.snapshot),
+                    snapshot_sha256=c.snapshot_sha256 or snapshot_sha256(c.snapshot),
                     snapshot_updated_at=now,
                 )
             )
@@ -195,7 +193,7 @@ def candidates_import(
                 "status": Evidence.Status.CANDIDATE.value,
                 "work_item_id": c.work_item_id,
                 "snapshot": c.snapshot,
-                "snapshot_sha256": snapshot_sha256(c.snapshot),
+                "snapshot_sha256": c.snapshot_sha256 or snapshot_sha256(c.snapshot),
                 "snapshot_updated_at": now,
                 "suggestions": suggested,
             }

@@ -441,6 +441,11 @@ SERVICENOW_RECLAIM_INTERVAL_SECONDS = env.float("SERVICENOW_RECLAIM_INTERVAL_SEC
 SERVICENOW_RUN_RETRIES = env.int("SERVICENOW_RUN_RETRIES", default=5)
 SERVICENOW_RUN_RETRY_BASE_SECONDS = env.float("SERVICENOW_RUN_RETRY_BASE_SECONDS", default=10.0)
 SERVICENOW_RUN_RETRY_MAX_SECONDS = env.float("SERVICENOW_RUN_RETRY_MAX_SECONDS", default=300.0)
+# A full run of a work-item source fetches, decodes and prepares its pages in a process of
+# its own (servicenow/sync/pipeline.py) once its first page shows at least this many rows
+# still to come: the run's process only stores. Off: every page in the run's process.
+SERVICENOW_SYNC_PROCESS = env.bool("SERVICENOW_SYNC_PROCESS", default=True)
+SERVICENOW_SYNC_PROCESS_MIN_ROWS = env.int("SERVICENOW_SYNC_PROCESS_MIN_ROWS", default=20000)
 # Pages come as raw values; a source's choice labels (state 6 is "Resolved") are read from
 # sys_choice by full runs and by the first run once the ones kept are older than this.
 SERVICENOW_CHOICE_LABELS_MAX_AGE_SECONDS = env.float(

@@ -115,5 +115,15 @@ class RunContext:
         """What every pager of a run is given: notes, and heartbeats while it waits."""
         return {"on_note": self.note, "on_wait": self.beat, "wait_interval": self.beat_interval}
 
+    def pipeline_hooks(self) -> dict:
+        """The same for a fetching process (pipeline.py): notes and the total come back
+        through its queue; heartbeats while the queue is empty."""
+        return {
+            "on_note": self.note,
+            "on_total": self.total,
+            "on_wait": self.beat,
+            "wait_interval": self.beat_interval,
+        }
+
     def run_requests(self) -> int:
         return self.requests_base + (self.client.request_count - self.requests_before)

@@ -21,6 +21,7 @@ from .attribution import work_items_attach_people
 from .fields import AUDIT_DELETE_FIELDS
 from .health import sync_attempt_finished
 from .paging import Key, iter_keyset_pages, row_key, ts_value
+from .pipeline import FetchSpec, iter_prepared_pages
 from .progress import Counters, RunContext, RunLost, log_append
 from .users import UserWriter
 from .workitems import WorkItemWriter
@@ -53,7 +54,29 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
     elif not full and cursor.hwm_ts is not None:
         after = (cursor.hwm_ts - overlap, "")
     display_value = writer.begin(ctx.client, ctx.note, cursor=cursor, full=full)
-    for rows, last in iter_keyset_pages(
+    for page, last in _prepared_pages(
+        ctx, source, writer, after=after, display_value=display_value, full=full
+    ):
+        with transaction.atomic():
+            writer.store(page)
+            # Moving the cursor back is safe (we re-read); moving it past unseen rows is not.
+            # Within a run rows come in order, so `last` is the furthest point fully read.
+            if full or cursor.hwm_ts is None or last > (cursor.hwm_ts, cursor.hwm_sys_id):
+                cursor.hwm_ts, cursor.hwm_sys_id = last
+                cursor.save(update_fields=["hwm_ts", "hwm_sys_id", "updated_at"])
+            point = _resume_point(last, read_after=run.upper_bound, overlap=overlap)
+            if run.resume_ts is None or point > (run.resume_ts, run.resume_sys_id):
+                run.resume_ts, run.resume_sys_id = point
+            ctx.save_progress()  # with the position, in the page's transaction
+
+
+def _prepared_pages(ctx: RunContext, source: Source, writer, *, after, display_value, full):
+    """The run's pages, prepared, with the furthest key each holds. Read and prepared here,
+    with a prefetch thread; a full run of a work-item source whose first page shows at least
+    SERVICENOW_SYNC_PROCESS_MIN_ROWS more to come goes on in a fetching process of its own
+    (pipeline.py), from the page just stored."""
+    run = ctx.run
+    pages = iter_keyset_pages(
         ctx.client,
         source.table,
         query_for=lambda a: keyset_query(base=source.query, after=a, upper=run.upper_bound),
@@ -66,19 +89,34 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
         display_value=display_value,
         **ctx.pager_hooks(),
         on_total=ctx.total,
-    ):
-        page = writer.prepare(rows)
-        with transaction.atomic():
-            writer.store(page)
-            # Moving the cursor back is safe (we re-read); moving it past unseen rows is not.
-            # Within a run rows come in order, so `last` is the furthest point fully read.
-            if full or cursor.hwm_ts is None or last > (cursor.hwm_ts, cursor.hwm_sys_id):
-                cursor.hwm_ts, cursor.hwm_sys_id = last
-                cursor.save(update_fields=["hwm_ts", "hwm_sys_id", "updated_at"])
-            point = _resume_point(last, read_after=run.upper_bound, overlap=overlap)
-            if run.resume_ts is None or point > (run.resume_ts, run.resume_sys_id):
-                run.resume_ts, run.resume_sys_id = point
-            ctx.save_progress()  # with the position, in the page's transaction
+    )
+    piped = full and settings.SERVICENOW_SYNC_PROCESS and isinstance(writer, WorkItemWriter)
+    seen = 0
+    for rows, last in pages:
+        yield writer.prepare(rows), last  # the caller stores it before we go on
+        seen += len(rows)
+        total = run.total_estimate
+        if (
+            piped
+            and total is not None
+            and total - seen >= settings.SERVICENOW_SYNC_PROCESS_MIN_ROWS
+        ):
+            pages.close()  # stops the prefetch (a page it had asked for is read again)
+            spec = FetchSpec(
+                config=ctx.client.config,
+                table=source.table,
+                base_query=source.query,
+                upper=run.upper_bound,
+                ts_field="sys_updated_on",
+                fields=tuple(writer.fields),
+                page_size=source.connection.page_size,
+                after=last,
+                display_value=display_value,
+                prepare=writer.spec(),
+            )
+            ctx.note(f"{total - seen} rows to go: fetching in a process of its own")
+            yield from iter_prepared_pages(spec, client=ctx.client, **ctx.pipeline_hooks())
+            return
 
 
 def _sync_deletes(ctx: RunContext, source: Source, cursor: SyncCursor) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
@@ -20,23 +19,29 @@ from apps.evidence.candidates import (
     candidates_import,
 )
 from apps.evidence.models import Evidence  # read only: its statistics (written by candidates)
-from apps.evidence.suggestions import work_item_text
 from apps.people.selectors import person_ids_by_servicenow_sys_id
 from ladder_tracker.bulk import (
     TableStatistics,
     in_values,
     insert_fields,
-    json_text,
     rows_upsert,
     values_insert,
 )
 
-from ..client import ServiceNowClient, field_display, field_value
-from ..models import Source, SuggestionRule, WorkItem, record_url
-from ..query import format_timestamp
+from ..client import ServiceNowClient
+from ..models import Source, SuggestionRule, WorkItem
 from .choices import Labels, choice_labels
-from .fields import DEFAULT_ATTRIBUTION_FIELDS, DISPLAY_FIELDS, SNAPSHOT_FIELDS, WORK_ITEM_FIELDS
-from .paging import Newest, PreparedPage, newest_per_sys_id, parse_ts, ts_value
+from .fields import DEFAULT_ATTRIBUTION_FIELDS, DISPLAY_FIELDS, WORK_ITEM_FIELDS
+from .paging import Newest, PreparedPage, parse_ts
+from .prepare import (  # noqa: F401 (work_item_snapshot, work_item_occurred: imported from here)
+    CandidateBase,
+    Preparer,
+    PrepareSpec,
+    candidate_base,
+    record_candidate_base,
+    work_item_occurred,
+    work_item_snapshot,
+)
 from .progress import Counters
 from .rules import rule_fields, rules_enabled, rules_suggest
 
@@ -69,13 +74,6 @@ CONFLICT = ("connection_id", "table", "sys_id")
 KEEP = ("first_seen_at",)  # set when the row is first inserted, never after
 
 
-class PreparedRow(NamedTuple):
-    raw: dict  # {field: value} as stored in WorkItem.raw
-    attributions: dict  # {attribution field: user sys_id}
-    values: list  # database values in COLUMNS order
-    display: dict  # {field: label} where the instance sent a label (DISPLAY_FIELDS)
-
-
 class Stored(NamedTuple):
     """What the stale check reads of a work item we hold."""
 
@@ -92,70 +90,32 @@ class Owed(NamedTuple):
     version: Newest
 
 
-class ValueAdapters:
-    """The backend's adapters for one run: a page shares a handful of timestamps, so they
-    go through a small cache."""
-
-    def __init__(self):
-        ops = connections[router.db_for_write(WorkItem)].ops
-        # SQLite keeps an aware datetime as its naive UTC text, which is the Table API's own
-        # format: there the raw text is the database value once it parsed and is exactly
-        # 19 characters (parse_timestamp strips; padded text must not be stored as is).
-        probe = "2001-02-03 04:05:06"
-        as_text = ops.adapt_datetimefield_value(parse_ts(probe)) == probe
-
-        @lru_cache(maxsize=4096)
-        def timestamp(raw: str):
-            if not raw:
-                return None
-            parsed = parse_ts(raw)  # raises on anything but YYYY-MM-DD HH:MM:SS
-            if as_text and len(raw) == 19:
-                return raw
-            return ops.adapt_datetimefield_value(parsed)
-
-        self.timestamp = timestamp
-        self.datetime = ops.adapt_datetimefield_value
-        self.json = json_text
-
-
-def work_item_snapshot(
-    *, instance_url: str, table: str, sys_id: str, raw: dict, updated_on, display=None
-) -> dict:
-    """What an evidence item keeps of its record: the stored values, and the labels the
-    instance shows for them (`display`, e.g. {"state": "Resolved"}) when it sent any."""
-    snap = {f: raw.get(f, "") for f in SNAPSHOT_FIELDS}
-    if display:
-        snap["display"] = dict(display)
-    snap.update(
-        table=table,
-        sys_id=sys_id,
-        sys_updated_on=format_timestamp(updated_on),
-        url=record_url(instance_url, table, sys_id),
-    )
-    return snap
-
-
-def work_item_occurred(*, resolved_at, closed_at, opened_at, updated_on) -> datetime:
-    """When the work happened, as far as the record tells."""
-    return resolved_at or closed_at or opened_at or updated_on
-
-
 def work_item_candidate(
-    *, work_item_id: int, person_id: int, snapshot: dict, raw: dict, occurred: datetime, rules
+    *,
+    work_item_id: int,
+    person_id: int,
+    snapshot: dict,
+    raw: dict,
+    occurred: datetime,
+    rules,
+    base: CandidateBase | None = None,
 ) -> CandidateData:
-    """The candidate a work item's owner is owed: its title, date and the rules' suggestions."""
-    number, text = raw.get("number", "")[:40], raw.get("short_description", "")
+    """The candidate a work item's owner is owed: its title, date and the rules' suggestions.
+    `base`, when the page's preparation made it (prepare.candidate_base), saves making the
+    title, text and snapshot hash again."""
+    base = base or candidate_base(snapshot=snapshot, raw=raw, occurred=occurred)
     links, skills = rules_suggest(rules, raw) if rules else ((), ())
     return CandidateData(
         person_id=person_id,
         work_item_id=work_item_id,
-        title=(f"{number}: {text}" if number else text) or snapshot["sys_id"],
-        occurred_on=occurred.date(),
+        title=base.title,
+        occurred_on=base.occurred_on,
         url=snapshot["url"],
         snapshot=snapshot,
         links=links,
         skills=skills,
-        text=work_item_text(table=snapshot.get("table", ""), raw=raw),
+        text=base.text,
+        snapshot_sha256=base.snapshot_sha256,
     )
 
 
@@ -186,7 +146,7 @@ class WorkItemWriter:
             | set(self.attribution_fields)
             | rule_fields(self.rules)
         )
-        self.adapt = ValueAdapters()
+        self._preparer: Preparer | None = None
         # {field: {value: label}} from sys_choice (begin); None: labels come with each row.
         self.labels: Labels | None = None
         self.index = ExpectationIndex()
@@ -213,55 +173,26 @@ class WorkItemWriter:
         cursor.save(update_fields=["choice_labels", "choice_labels_read_at", "updated_at"])
         return "false"
 
+    def spec(self) -> PrepareSpec:
+        """What preparing this source's pages needs (after begin: the labels are in it)."""
+        ops = connections[router.db_for_write(WorkItem)].ops
+        probe = "2001-02-03 04:05:06"
+        return PrepareSpec(
+            connection_id=self.source.connection_id,
+            source_id=self.source.pk,
+            table=self.source.table,
+            fields=tuple(self.fields),
+            attribution_fields=tuple(self.attribution_fields),
+            labels=self.labels,
+            timestamps_as_text=ops.adapt_datetimefield_value(parse_ts(probe)) == probe,
+            instance_url=self.source.connection.instance_url,
+        )
+
     def prepare(self, rows: list[dict]) -> PreparedPage:
-        """Everything about a page that needs no database: values ready for the upsert."""
-        adapt = self.adapt
-        db_ts, db_json = adapt.timestamp, adapt.json
-        now = adapt.datetime(timezone.now())
-        source = self.source
-        connection_id, source_id, table = source.connection_id, source.pk, source.table
-        fields, attribution_fields = self.fields, self.attribution_fields
-        labels = self.labels
-        newest = newest_per_sys_id(rows)
-        for sys_id, (ts, mod, row) in newest.items():
-            raw = {f: field_value(row[f]) for f in fields if f in row}
-            if labels is None:  # pages came with display values
-                display = {
-                    f: label
-                    for f in DISPLAY_FIELDS
-                    if f in row and (label := field_display(row[f])) and label != raw[f]
-                }
-            else:
-                display = {
-                    f: label
-                    for f in DISPLAY_FIELDS
-                    if f in raw and (label := labels[f].get(raw[f])) and label != raw[f]
-                }
-            attributions = {f: raw[f] for f in attribution_fields if raw.get(f)}
-            values = [
-                connection_id,
-                source_id,
-                table,
-                sys_id,
-                raw.get("number", "")[:40],
-                raw.get("short_description", ""),
-                raw.get("state", "")[:40],
-                raw.get("priority", "")[:40],
-                db_ts(raw.get("opened_at", "")),
-                db_ts(raw.get("resolved_at", "")),
-                db_ts(raw.get("closed_at", "")),
-                None,  # person_id: set by store, which knows people
-                db_json(attributions),
-                db_ts(raw["sys_updated_on"]),
-                mod,
-                db_json(raw),
-                None,
-                "",
-                now,
-                now,
-            ]
-            newest[sys_id] = Newest(ts, mod, PreparedRow(raw, attributions, values, display))
-        return PreparedPage(count=len(rows), newest=newest)
+        """Everything about a page that needs no database (servicenow/sync/prepare.py)."""
+        if self._preparer is None or self._preparer.spec.labels is not self.labels:
+            self._preparer = Preparer(self.spec())
+        return self._preparer.prepare(rows)
 
     def store(self, page: PreparedPage) -> None:
         source = self.source
@@ -314,29 +245,24 @@ class WorkItemWriter:
         candidates = []
         instance_url = source.connection.instance_url
         for sys_id, owners, version in owned:
-            ts, raw = version.updated_on, version.data.raw
-            snapshot = work_item_snapshot(
+            ts, row = version.updated_on, version.data
+            base = row.candidate or record_candidate_base(
                 instance_url=instance_url,
                 table=source.table,
                 sys_id=sys_id,
-                raw=raw,
+                raw=row.raw,
                 updated_on=ts,
-                display=version.data.display,
-            )
-            occurred = work_item_occurred(
-                resolved_at=ts_value(raw.get("resolved_at")),
-                closed_at=ts_value(raw.get("closed_at")),
-                opened_at=ts_value(raw.get("opened_at")),
-                updated_on=ts,
+                display=row.display,
             )
             candidates += [
                 work_item_candidate(
                     work_item_id=ids[sys_id],
                     person_id=person_id,
-                    snapshot=snapshot,
-                    raw=raw,
-                    occurred=occurred,
+                    snapshot=base.snapshot,
+                    raw=row.raw,
+                    occurred=base.occurred,
                     rules=self.rules,
+                    base=base,
                 )
                 for person_id in owners
             ]
