@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..client import AuthorizationError, ServiceNowClient, ServiceNowError, field_value
-from ..models import Source, SyncCursor, SyncRun, WorkItem
-from ..query import id_keyset_query, keyset_query
+from ..models import Source, SyncCursor, SyncRun, SyncWindow, WorkItem
+from ..query import id_keyset_query, keyset_query, window_query
 from ..secrets import SecretUnreadable
 from ..services import connection_client, stale_run_after
 from .attribution import work_items_attach_people
@@ -43,19 +43,35 @@ def _resume_point(last: Key, *, read_after: datetime, overlap: timedelta) -> Key
     return (last[0] - overlap, "")
 
 
-def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, full: bool):
+def _sync_rows(
+    ctx: RunContext,
+    source: Source,
+    cursor: SyncCursor,
+    writer,
+    *,
+    full: bool,
+    window: SyncWindow | None = None,
+):
+    """The keyset stream of a run, or of one window of a backfill (`window`: its rows only,
+    its own position; the source's cursor moves when the whole backfill is done)."""
     run = ctx.run
+    spot = window or run  # where the position is kept
+    base = source.query
+    if window is not None:
+        base = window_query(
+            base=base, created_from=window.created_from, created_to=window.created_to
+        )
     overlap = timedelta(seconds=source.overlap_seconds)
     after = None
-    if run.resume_ts is not None:
+    if spot.resume_ts is not None:
         # A retried or reclaimed run goes on from its own position (see _resume_point).
-        after = (run.resume_ts, run.resume_sys_id)
+        after = (spot.resume_ts, spot.resume_sys_id)
     elif not full and cursor.hwm_ts is not None:
         after = (cursor.hwm_ts - overlap, "")
     for rows, last in iter_keyset_pages(
         ctx.client,
         source.table,
-        query_for=lambda a: keyset_query(base=source.query, after=a, upper=run.upper_bound),
+        query_for=lambda a: keyset_query(base=base, after=a, upper=run.upper_bound),
         key=row_key("sys_updated_on"),
         fields=writer.fields,
         page_size=source.connection.page_size,
@@ -69,14 +85,17 @@ def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, f
         page = writer.prepare(rows)
         with transaction.atomic():
             writer.store(page)
+            if window is not None:
+                if window.hwm_ts is None or last > (window.hwm_ts, window.hwm_sys_id):
+                    window.hwm_ts, window.hwm_sys_id = last
             # Moving the cursor back is safe (we re-read); moving it past unseen rows is not.
             # Within a run rows come in order, so `last` is the furthest point fully read.
-            if full or cursor.hwm_ts is None or last > (cursor.hwm_ts, cursor.hwm_sys_id):
+            elif full or cursor.hwm_ts is None or last > (cursor.hwm_ts, cursor.hwm_sys_id):
                 cursor.hwm_ts, cursor.hwm_sys_id = last
                 cursor.save(update_fields=["hwm_ts", "hwm_sys_id", "updated_at"])
             point = _resume_point(last, read_after=run.upper_bound, overlap=overlap)
-            if run.resume_ts is None or point > (run.resume_ts, run.resume_sys_id):
-                run.resume_ts, run.resume_sys_id = point
+            if spot.resume_ts is None or point > (spot.resume_ts, spot.resume_sys_id):
+                spot.resume_ts, spot.resume_sys_id = point
             ctx.save_progress()  # with the position, in the page's transaction
 
 
@@ -187,7 +206,7 @@ def sync_run_start(*, run_id: int, stale_after: timedelta) -> SyncRun | None:
         if (
             run.status == SyncRun.Status.RUNNING
             and run.heartbeat_at
-            and (now - run.heartbeat_at < stale_after)
+            and (now - run.last_sign_of_life < stale_after)
         ):
             return None  # another worker is on it (a redelivered duplicate of the task)
         if run.status == SyncRun.Status.RUNNING:
@@ -196,7 +215,10 @@ def sync_run_start(*, run_id: int, stale_after: timedelta) -> SyncRun | None:
         run.started_at = run.started_at or now
         run.heartbeat_at = now
         run.retry_at = None
-        run.upper_bound = now.replace(microsecond=0)
+        if not run.window_count:
+            # A backfill keeps the bound it planned with: its windows, done or not, all read
+            # up to one bound, or the cursor they leave could pass rows one of them missed.
+            run.upper_bound = now.replace(microsecond=0)
         run.attempts += 1
         if run.resume_ts is not None or run.resume_sys_id:
             where = run.resume_ts.isoformat() if run.resume_ts else run.resume_sys_id
@@ -226,7 +248,12 @@ def sync_run_execute(
     client: ServiceNowClient,
     on_progress: Callable[[SyncRun], None] | None = None,
 ) -> SyncRun:
-    """Do the work of a claimed run. Remote errors propagate (the task decides to retry)."""
+    """Do the work of a claimed run. Remote errors propagate (the task decides to retry).
+
+    A full run of a work-items source may instead be split into windows that window tasks
+    carry on (sync/backfill.py); the run is then still running when this returns."""
+    from .backfill import backfill_start  # it builds on this module
+
     source = run.source
     counters = Counters.of_run(run)
     ctx = RunContext(run, client, counters, on_progress)
@@ -239,10 +266,19 @@ def sync_run_execute(
         _sync_rows(ctx, source, cursor, writer, full=full)
         writer.finish()
         counters.evidence_created += work_items_attach_people(connection_id=source.connection_id)
+    elif full and backfill_start(ctx, source):
+        return run  # split into windows: window tasks carry on, the last one finishes the run
     else:
         _sync_rows(ctx, source, cursor, WorkItemWriter(source=source, counters=counters), full=full)
         if source.track_deletes:
             _sync_deletes(ctx, source, cursor)
+    run_succeed(ctx)
+    return run
+
+
+def run_succeed(ctx: RunContext) -> None:
+    """The closing save of a run whose rows are all read: counters, then succeeded."""
+    run, counters = ctx.run, ctx.counters
     with transaction.atomic():
         ctx.save_progress()
         run.pages -= 1  # the closing save is not a page
@@ -260,7 +296,6 @@ def sync_run_execute(
         counters.deleted,
         run.requests,
     )
-    return run
 
 
 def retry_delay(failures_in_a_row: int) -> float:
@@ -319,7 +354,8 @@ def sync_run_fail(
 
 def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | None = None) -> str:
     """Run one attempt. Returns "done", "skipped" (nothing to do, or the run was taken over),
-    "failed" or "retry" (transient error: the run is queued again, due at its retry_at)."""
+    "failed", "retry" (transient error: the run is queued again, due at its retry_at) or
+    "windows" (a backfill: window tasks carry the run on, sync/backfill.py)."""
     run = sync_run_start(run_id=run_id, stale_after=stale_run_after())
     if run is None:
         return "skipped"
@@ -334,6 +370,12 @@ def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | No
         return "failed"
     try:
         sync_run_execute(run=run, client=client, on_progress=on_progress)
+        if run.status == SyncRun.Status.RUNNING:
+            # A backfill handed to its windows; with eager tasks they may be done already.
+            run.refresh_from_db(fields=["status"])
+            if run.status in SyncRun.ACTIVE:
+                return "windows"
+            return "done" if run.status == SyncRun.Status.SUCCEEDED else "failed"
         return "done"
     except RunLost as exc:
         logger.warning("%s; this attempt stops", exc)
