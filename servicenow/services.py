@@ -124,6 +124,14 @@ def connection_page_size_validate(value: int) -> None:
         raise ValidationError(f"Between 1 and {PAGE_SIZE_MAX}.")
 
 
+BACKFILL_WORKERS_MAX = 32  # window tasks at once on one instance: well past any advice
+
+
+def connection_backfill_workers_validate(value: int | None) -> None:
+    if value is not None and not 1 <= value <= BACKFILL_WORKERS_MAX:
+        raise ValidationError(f"Between 1 and {BACKFILL_WORKERS_MAX}, or empty for the default.")
+
+
 def connection_api_path_validate(value: str) -> None:
     if value not in API_PATHS:
         raise ValidationError(f"One of {', '.join(API_PATHS)}.")

@@ -359,3 +359,42 @@ def test_a_connection_runs_at_most_its_limit_of_windows(emulator, incidents, no_
     assert no_window_tasks == [(run.pk, 1)]
     assert window_claim(connection_id=connection.pk).index == 0
     assert window_claim(connection_id=connection.pk) is None
+
+
+SOURCES = "/api/v1/servicenow/sources/"
+
+
+def test_the_api_asks_for_windows_and_shows_them(emulator, incidents, admin_api):
+    # a run that is never split refuses windows (400, no run)
+    response = admin_api.post(
+        f"{SOURCES}{incidents.pk}/sync/", {"mode": "incremental", "windows": 3}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["detail"] == {
+        "windows": ["only a full run of a work-items source is split into windows"]
+    }
+    assert SyncRun.objects.count() == 0
+
+    # a full one in 3 windows, 2 at a time, shows its windows
+    response = admin_api.post(
+        f"{SOURCES}{incidents.pk}/sync/",
+        {"mode": "full", "windows": 3, "workers": 2},
+        format="json",
+    )
+    assert response.status_code == 202
+    run = wait_for(response.json()["run"])
+    assert (run.status, run.workers) == ("succeeded", 2)
+    body = admin_api.get(f"/api/v1/servicenow/runs/{run.pk}/").json()
+    assert body["window_count"] == 3
+    assert [w["index"] for w in body["windows"]] == [0, 1, 2]
+    assert sum(w["created"] for w in body["windows"]) == body["created"] == 300
+    assert body["windows"][0]["created_from"] is None
+
+
+def test_a_connection_s_backfill_workers_are_between_1_and_32(emulator, connection, admin_api):
+    url = f"/api/v1/servicenow/connections/{connection.pk}/"
+    assert admin_api.patch(url, {"backfill_workers": 33}, format="json").status_code == 400
+    assert (
+        admin_api.patch(url, {"backfill_workers": 2}, format="json").json()["backfill_workers"] == 2
+    )
+    assert admin_api.patch(url, {"backfill_workers": None}, format="json").status_code == 200
