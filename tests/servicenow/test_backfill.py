@@ -25,7 +25,7 @@ from servicenow.sync.runs import sync_run_attempt
 from servicenow.sync.workitems import WorkItemWriter
 
 from .conftest import make_connection, make_dataset, wait_for
-from .test_sync_integration import assert_mirrors
+from .test_sync_integration import assert_mirrors, settle
 
 T = [datetime(2026, 1, d, tzinfo=UTC) for d in range(1, 6)]
 COUNTED = ("pages", "requests", "rows_seen", "created", "updated", "skipped_stale")
@@ -216,15 +216,44 @@ def test_a_window_retries_a_transient_failure_and_the_run_succeeds(emulator, inc
     assert_no_duplicates(incidents)
 
 
-def test_a_permanent_failure_of_a_window_fails_the_run(emulator, incidents, settings):
+def test_a_permanent_failure_of_a_window_fails_the_run(
+    emulator, incidents, settings, no_window_tasks
+):
+    # given a planned backfill whose windows run here, with no retries left
+    run = sync_run_request(source=incidents, mode="full", enqueue=False, windows=3)
+    assert sync_run_attempt(run_id=run.pk) == "windows"
     settings.SERVICENOW_RUN_RETRIES = 0
     emulator.set_faults_dict({"html": {"every": 5}})
 
+    # when a window meets a transient failure with no budget left
+    backfill.backfill_work(run_id=run.pk)
+
+    # then the run failed, naming the window, and nothing is left to claim
+    run.refresh_from_db()
+    assert run.status == "failed"
+    # (two pages a window: the fifth request is window 2's first)
+    assert run.error.startswith("window 2 [2026-")
+    assert "instance unavailable" in run.error
+    statuses = list(run.windows.values_list("status", flat=True))
+    assert statuses == ["succeeded", "succeeded", "failed"]
+    assert backfill.window_claim(connection_id=incidents.connection_id) is None
+
+
+def test_windows_keep_the_stream_s_guarantees_under_faults(emulator, incidents):
+    # given hidden rows, duplicates inside pages and rows edited between pages
+    emulator.set_faults_dict(
+        {"hidden": {"modulo": 7}, "duplicates": {"every": 2}, "edit_between_pages": {"rows": 2}}
+    )
+
     run = wait_for(sync_run_request(source=incidents, mode="full", windows=3).pk)
 
-    assert run.status == "failed"
-    assert run.error.startswith("window ")
-    assert SyncWindow.objects.filter(run=run, status="failed").count() == 1
+    # then after incremental runs settle, the visible table is mirrored once
+    assert run.status == "succeeded", run.error
+    assert_sums(run)
+    emulator.set_faults_dict({"hidden": {"modulo": 7}})
+    settle(incidents)
+    assert_mirrors(emulator, incidents, hidden_modulo=7)
+    assert_no_duplicates(incidents)
 
 
 def test_incremental_and_reconcile_runs_and_users_sources_stay_one_stream(
