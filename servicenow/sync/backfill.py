@@ -96,11 +96,24 @@ def backfill_workers(run: SyncRun) -> int:
 # --- the run's attempt: plan, or carry on, or close ------------------------------------------
 
 
-def backfill_start(ctx: RunContext, source) -> bool:
+class LargeTable(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a full run's first count (RunContext.on_first_total) when the table is
+    large enough to split: nothing is stored yet, and the run plans windows instead."""
+
+    def __init__(self, total: int):
+        super().__init__(f"{total} rows")
+        self.total = total
+
+
+def backfill_start(ctx: RunContext, source, *, total: int | None = None) -> bool:
     """For a full run of a work-items source: plan windows and hand them to window tasks, or
     (a later attempt of a planned run) hand the windows left to new tasks, or close the run
-    once every window is done. False: the run is one stream (small table, no broker, or
-    asked so); the caller reads it as ever."""
+    once every window is done. False: the run is one stream (small table, no broker, asked
+    so, or already under way as one); the caller reads it as ever.
+
+    Left to decide (`windows` not asked), the run costs nothing extra: the stream's own first
+    request counts the table, and raises LargeTable from there when it is worth splitting
+    (the caller comes back with `total`); asked for windows, one one-row request counts."""
     run = ctx.run
     if run.window_count:
         if run.windows.exclude(status=SyncWindow.Status.SUCCEEDED).exists():
@@ -108,23 +121,25 @@ def backfill_start(ctx: RunContext, source) -> bool:
         else:
             backfill_finish(ctx)
         return True
-    if run.windows_requested == 1 or (
-        run.windows_requested is None and settings.CELERY_TASK_ALWAYS_EAGER
-    ):
-        return False  # without a broker the windows would only run one after another here
-    query = created_order_query(base=source.query)
-    first = ctx.client.get_page(
-        source.table, query=query, fields=["sys_created_on"], limit=1, count=True
-    )
-    total = first.total_count or 0
-    ctx.total(total)
+    asked = run.windows_requested
+    if asked == 1:
+        return False
     workers = backfill_workers(run)
-    if run.windows_requested is None:
-        if total < settings.SERVICENOW_BACKFILL_MIN_ROWS:
+    query = created_order_query(base=source.query)
+    if asked is None:
+        if total is None:
+            if not settings.CELERY_TASK_ALWAYS_EAGER and run.resume_ts is None and not run.pages:
+                ctx.on_first_total = _split_when_large
+            # Eager, the windows would only run one after another here: one stream.
             return False
         wanted = windows_count(total=total, workers=workers)
     else:
-        wanted = max(1, min(run.windows_requested, settings.SERVICENOW_BACKFILL_MAX_WINDOWS, total))
+        first = ctx.client.get_page(
+            source.table, query=query, fields=["sys_created_on"], limit=1, count=True
+        )
+        total = first.total_count or 0
+        ctx.total(total)
+        wanted = max(1, min(asked, settings.SERVICENOW_BACKFILL_MAX_WINDOWS, total))
     boundaries = []
     for i in range(1, wanted):
         # The row at rank total·i/wanted; a row hidden there by ACLs gives none, and the
@@ -147,16 +162,20 @@ def backfill_start(ctx: RunContext, source) -> bool:
             for i, (low, high) in enumerate(plan)
         )
         run.window_count = len(plan)
+        tasks = min(workers, len(plan))
         log_append(
             run,
-            f"backfill: {len(plan)} windows by sys_created_on for {total} rows, "
-            f"{min(workers, len(plan))} at a time",
+            f"backfill: {len(plan)} windows by sys_created_on for {total} rows, {tasks} at a time",
         )
         _run_save(ctx, "window_count", "total_estimate", "log")
-        tasks = min(workers, len(plan))
         transaction.on_commit(lambda: _enqueue_windows(run.pk, tasks))
     logger.info("sync run %s: backfill of %s rows in %s windows", run.pk, total, len(plan))
     return True
+
+
+def _split_when_large(total: int | None) -> None:
+    if total is not None and total >= settings.SERVICENOW_BACKFILL_MIN_ROWS:
+        raise LargeTable(total)
 
 
 def _run_save(ctx: RunContext, *names: str) -> None:

@@ -61,6 +61,9 @@ class RunContext:
         self.counters = counters
         self.requests_before = client.request_count
         self.requests_base = run.requests  # from earlier attempts of this run
+        # Told the first count of the rows pass (before its first page is stored): a full
+        # run may raise from it to be split into windows instead (sync/backfill.py).
+        self.on_first_total: Callable[[int | None], None] | None = None
 
     def note(self, message: str) -> None:
         logger.warning("sync run %s: %s", self.run.pk, message)
@@ -69,6 +72,9 @@ class RunContext:
     def total(self, total: int | None) -> None:
         if total is not None and self.run.total_estimate is None:
             self.run.total_estimate = total
+        if self.on_first_total is not None:
+            hook, self.on_first_total = self.on_first_total, None
+            hook(total)
 
     def save_progress(self) -> None:
         """Save progress and position; called inside each page's transaction, so both commit

@@ -252,7 +252,7 @@ def sync_run_execute(
 
     A full run of a work-items source may instead be split into windows that window tasks
     carry on (sync/backfill.py); the run is then still running when this returns."""
-    from .backfill import backfill_start  # it builds on this module
+    from .backfill import LargeTable, backfill_start  # it builds on this module
 
     source = run.source
     counters = Counters.of_run(run)
@@ -269,7 +269,13 @@ def sync_run_execute(
     elif full and backfill_start(ctx, source):
         return run  # split into windows: window tasks carry on, the last one finishes the run
     else:
-        _sync_rows(ctx, source, cursor, WorkItemWriter(source=source, counters=counters), full=full)
+        writer = WorkItemWriter(source=source, counters=counters)
+        try:
+            _sync_rows(ctx, source, cursor, writer, full=full)
+        except LargeTable as large:  # told by the stream's first count, nothing stored
+            if backfill_start(ctx, source, total=large.total):
+                return run
+            _sync_rows(ctx, source, cursor, writer, full=full)  # not split after all
         if source.track_deletes:
             _sync_deletes(ctx, source, cursor)
     run_succeed(ctx)

@@ -285,16 +285,22 @@ def test_a_small_table_stays_one_stream_a_large_one_is_split(
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.SERVICENOW_BACKFILL_MIN_ROWS = 301
     settings.SERVICENOW_BACKFILL_WINDOW_ROWS = 100
+    emulator.clear_log()
     small = sync_run_request(source=incidents, mode="full", enqueue=False)
     assert sync_run_attempt(run_id=small.pk) == "done"
     small.refresh_from_db()
     assert (small.window_count, small.created, small.total_estimate) == (0, 300, 300)
+    assert emulator.rows_served("incident") == 300  # the stream's own count decided: no extra
 
     settings.SERVICENOW_BACKFILL_MIN_ROWS = 300
+    emulator.clear_log()
     large = sync_run_request(source=incidents, mode="full", enqueue=False, workers=2)
     assert sync_run_attempt(run_id=large.pk) == "windows"
     large.refresh_from_db()
     assert large.status == "running"
+    # the stream's first page (counted, not stored), then a one-row request per boundary
+    assert emulator.rows_served("incident") == 50 + 2
+    assert (large.pages, large.created, large.requests) == (0, 0, 3)
     assert large.window_count == 3  # 300 rows by 100 a window
     assert no_window_tasks == [(large.pk, 2)]
     assert "backfill: 3 windows by sys_created_on for 300 rows, 2 at a time" in large.log
