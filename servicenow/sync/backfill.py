@@ -366,17 +366,30 @@ def window_sync(*, window: SyncWindow) -> None:
         cursor = SyncCursor.objects.get(source=source)
         writer = WorkItemWriter(source=source, counters=counters)
         _sync_rows(ctx, source, cursor, writer, full=True, window=window)
-        _window_finish(ctx)
     except RunLost as exc:
         logger.warning("%s; this window task goes on to the next", exc)
     except ServiceNowError as exc:
         _window_fail(ctx, str(exc), transient=exc.transient, progressed=window.pages > pages_before)
     except Exception as exc:
         _window_fail(ctx, f"internal error ({type(exc).__name__}); see the logs", transient=False)
+        client.close()
+        sync_attempt_finished(run_id=run.pk, client=client)
         raise
+    else:
+        # Its HTTP counts before its end: the last window's end lets the run close, and
+        # nothing of this window is written after that.
+        client.close()
+        run_http_counts_add(
+            run_id=run.pk, status_counts=client.status_counts, retry_counts=client.retry_counts
+        )
+        try:
+            _window_finish(ctx)
+        except RunLost as exc:
+            logger.warning("%s; this window task goes on to the next", exc)
+        return
     finally:
         client.close()
-        sync_attempt_finished(run_id=run.pk, client=client)  # HTTP counts, failure mail
+    sync_attempt_finished(run_id=run.pk, client=client)  # HTTP counts; a failed run's mail
 
 
 def _window_finish(ctx: WindowContext) -> None:
