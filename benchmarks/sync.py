@@ -225,7 +225,10 @@ def role_sync(args: argparse.Namespace) -> None:
     sync_fields = WorkItemWriter(source=source, counters=Counters()).fields
 
     def timed_run(mode: str, profile_to: str | None = None) -> tuple[SyncRun, float, str]:
-        run = sync_run_request(source=source, mode=mode, enqueue=False)
+        # One stream, in this process: a full run is never split into backfill windows here
+        # (role_backfill measures those, on real workers).
+        windows = 1 if mode == SyncRun.Mode.FULL else None
+        run = sync_run_request(source=source, mode=mode, enqueue=False, windows=windows)
         profiler = None
         if profile_to:
             import cProfile
@@ -271,6 +274,50 @@ def role_sync(args: argparse.Namespace) -> None:
                 "skipped_stale": incr.skipped_stale,
             },
             "fields": list(sync_fields),
+        }
+    )
+
+
+def role_backfill(args: argparse.Namespace) -> None:
+    """A full run split into --windows backfill windows, carried by the Celery workers the
+    parent started (at most --workers at a time): from the request to the run's end."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from apps.evidence.suggestions import warm_up
+    from servicenow.models import SyncRun, WorkItem
+    from servicenow.services import sync_run_request
+
+    source = benchmark_source(args.url, owners=args.owners > 0)
+    warm_up()
+    rss_start = peak_rss_mb()
+    started = time.perf_counter()
+    run = sync_run_request(
+        source=source, mode=SyncRun.Mode.FULL, windows=args.windows, workers=args.workers
+    )
+    while True:
+        run.refresh_from_db()
+        if run.status not in SyncRun.ACTIVE:
+            break
+        if time.perf_counter() - started > CHILD_TIMEOUT - 60:
+            raise RuntimeError(f"backfill run {run.pk} still {run.status}")
+        time.sleep(0.02)
+    wall = time.perf_counter() - started
+    if run.status != SyncRun.Status.SUCCEEDED:
+        raise RuntimeError(f"backfill run {run.pk}: {run.status} {run.error}")
+    emit(
+        {
+            "wall": wall,
+            "rows": run.rows_seen,
+            "stored": WorkItem.objects.filter(source=source).count(),
+            "owned": WorkItem.objects.filter(source=source, person__isnull=False).count(),
+            "evidence_created": run.evidence_created,
+            "pages": run.pages,
+            "requests": run.requests,
+            "windows": run.window_count,
+            "rss_start": rss_start,
+            "rss_peak": peak_rss_mb(),
         }
     )
 
@@ -384,7 +431,7 @@ def role_dataset(args: argparse.Namespace) -> None:
 
 ROLES = {  # what a child process runs: --role NAME
     "dataset": role_dataset, "floor": role_floor, "sync": role_sync, "write": role_write,
-    "pysnc": role_pysnc,
+    "pysnc": role_pysnc, "backfill": role_backfill,
 }  # fmt: skip
 
 
@@ -441,10 +488,11 @@ def template_setup(database_url: str) -> None:
 
 
 class EmulatorProcess:
-    def __init__(self, dataset_path: Path):
+    def __init__(self, dataset_path: Path, latency_ms: float = 0.0):
+        latency = ["--latency-ms", str(latency_ms), "--jitter-ms", str(latency_ms / 10)]
         self.proc = subprocess.Popen(  # noqa: S603
             [str(PROJECT_PYTHON), "-m", "servicenow.emulator", "--port", "0",
-             "--dataset", str(dataset_path)],
+             "--dataset", str(dataset_path), *(latency if latency_ms else [])],
             cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True,
         )  # fmt: skip
@@ -596,6 +644,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="cProfile each full sync into DIR/sync-<db>-<size>.pstats (slows the sync down)",
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=200.0,
+        help="the latency run: every request answered this late (jitter a tenth of it); 0 skips",
+    )
+    parser.add_argument(
+        "--latency-size", type=int, default=50000, help="incidents in the latency run"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=4, help="Celery worker processes for the backfill"
+    )
+    parser.add_argument(
+        "--windows", type=int, default=16, help="windows the latency run's backfill is split in"
+    )
     # Internal: the subprocess roles.
     parser.add_argument("--role", choices=list(ROLES), help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
@@ -676,6 +739,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
         results: dict[tuple[int, str], dict] = {}
         for size in sizes:
             results.update(measure_size(size, repeat, tmp, databases, pysnc_python, args, crashed))
+        latency: dict[str, dict] = {}
+        if args.latency_ms > 0:
+            latency = measure_latency(tmp, databases, args, crashed)
     finally:
         if postgres is not None:
             try:
@@ -687,6 +753,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
     print(f"\nload average {load_average()} at the end")
     print_table(sizes, list(databases), pysnc_python is not None, results)
     print_targets(sizes, list(databases), pysnc_python is not None, results)
+    if latency:
+        print_latency(latency, args)
     if crashed:
         print("\nCRASHED:")
         for message in crashed:
@@ -785,6 +853,155 @@ def measure_size(
             merged["incremental"]["requests"] = max(r["incremental"]["requests"] for r in runs)
         out[(size, name)] = merged
     return out
+
+
+class Workers:
+    """`--workers` Celery worker processes (prefork, one process each, as deployed) on one
+    database and a Redis broker of the benchmark's own, started before the clock."""
+
+    BROKER = "redis://127.0.0.1:6379/9"
+
+    def __init__(self, database_url: str, count: int, log: Path):
+        env = child_env(database_url)
+        env.update(CELERY_BROKER_URL=self.BROKER, CONN_MAX_AGE="0")
+        self.env = env
+        self.log = log.open("w")
+        self.proc = subprocess.Popen(  # noqa: S603
+            [str(PROJECT_PYTHON), "-m", "celery", "-A", "ladder_tracker", "worker",
+             f"--concurrency={count}", "--prefetch-multiplier=1", "--without-gossip",
+             "--without-mingle", "--loglevel=WARNING", "--purge"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        ping = [str(PROJECT_PYTHON), "-m", "celery", "-A", "ladder_tracker", "inspect", "ping"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until a worker answers (sklearn imported: warm)
+            probe = subprocess.run(ping, cwd=ROOT, env=env, capture_output=True, timeout=60)  # noqa: S603
+            if probe.returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(1)
+        self.stop()
+        raise MeasurementError(f"the Celery workers did not start (see {log})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def measure_latency(tmp: Path, databases: dict, args: argparse.Namespace, crashed: list[str]):
+    """The same sync against an instance `--latency-ms` away: the floor (pages one after
+    another, as a single stream must), the single-stream sync, and a backfill on
+    `--workers` workers (PostgreSQL and a broker: it needs several writers)."""
+    size, ms = args.latency_size, args.latency_ms
+    label = f"{size_label(size)} @{ms:.0f}ms"
+    dataset_path = tmp / "dataset-latency.json"
+    run_child(
+        PROJECT_PYTHON,
+        [
+            "--role",
+            "dataset",
+            "--size",
+            str(size),
+            "--owners",
+            str(args.owners),
+            "--out",
+            str(dataset_path),
+        ],  # fmt: skip
+        child_env(),
+    )
+    emulator = EmulatorProcess(dataset_path, latency_ms=ms)
+    out: dict[str, dict] = {}
+
+    def measure(name, role, database_url=None):
+        try:
+            cpu_before = emulator.cpu_seconds()
+            result = run_child(
+                PROJECT_PYTHON, [*role, "--url", emulator.url], child_env(database_url)
+            )
+            result["emulator_cpu"] = emulator.cpu_seconds() - cpu_before
+        except (MeasurementError, subprocess.TimeoutExpired) as exc:
+            crashed.append(f"{label} {name}: {exc}")
+            print(f"[{label}] {name}: CRASHED (details at the end)", flush=True)
+            return
+        out[name] = result
+        print(f"[{label}] {name}: {result['wall']:.2f} s, {result['rows']} rows", flush=True)
+
+    try:
+        warm_up(emulator.url)
+        measure("floor", ["--role", "floor"])
+        for name, db in databases.items():
+            measure(f"{name} single stream", ["--role", "sync", "--owners", str(args.owners)],
+                    db.fresh())  # fmt: skip
+        pg = databases.get("postgresql")
+        if pg is None:
+            print(f"[{label}] backfill skipped: it needs PostgreSQL", flush=True)
+        else:
+            url = pg.fresh()
+            try:
+                workers = Workers(url, args.workers, tmp / "workers.log")
+            except MeasurementError as exc:
+                crashed.append(f"{label} backfill: {exc}")
+            else:
+                try:
+                    env_role = ["--role", "backfill", "--owners", str(args.owners)]
+                    env_role += ["--windows", str(args.windows), "--workers", str(args.workers)]
+                    try:
+                        cpu_before = emulator.cpu_seconds()
+                        env = dict(workers.env)
+                        result = run_child(PROJECT_PYTHON, [*env_role, "--url", emulator.url], env)
+                        result["emulator_cpu"] = emulator.cpu_seconds() - cpu_before
+                        out["postgresql backfill"] = result
+                        print(
+                            f"[{label}] postgresql backfill ({result['windows']} windows, "
+                            f"{args.workers} workers): {result['wall']:.2f} s, "
+                            f"{result['rows']} rows",
+                            flush=True,
+                        )
+                    except (MeasurementError, subprocess.TimeoutExpired) as exc:
+                        crashed.append(f"{label} backfill: {exc}")
+                finally:
+                    workers.stop()
+    finally:
+        emulator.stop()
+        dataset_path.unlink(missing_ok=True)
+    return out
+
+
+def print_latency(results: dict[str, dict], args: argparse.Namespace) -> None:
+    ms = args.latency_ms
+    print(f"\nlatency run: {size_label(args.latency_size)} incidents, {ms:.0f} ms (+/- "
+          f"{ms / 10:.0f}) a request, page size {PAGE_SIZE}")  # fmt: skip
+    floor = results.get("floor")
+    for name, r in results.items():
+        ratio = f"{r['wall'] / floor['wall']:.2f}x the latency floor" if floor else ""
+        extra = f", {r['requests']} requests" if "requests" in r else ""
+        print(f"  {name:<28}{r['wall']:>8.2f} s  {ratio}{extra}, emulator CPU "
+              f"{r['emulator_cpu']:.2f} s")  # fmt: skip
+    print("targets (latency)")
+    lines = []
+    for name, r in results.items():
+        if name.endswith("single stream") and floor:
+            ratio = r["wall"] / floor["wall"]
+            lines.append((ratio <= 1.05, f"{name} <= 1.05x the latency floor: {ratio:.2f}"))
+    single, backfill = results.get("postgresql single stream"), results.get("postgresql backfill")
+    if single and backfill:
+        ratio = backfill["wall"] / single["wall"]
+        lines.append(
+            (ratio <= 0.35, f"{args.workers}-worker backfill <= 0.35x the single stream "
+             f"(postgresql): {backfill['wall']:.2f} s / {single['wall']:.2f} s = {ratio:.2f}")
+        )  # fmt: skip
+    else:
+        lines.append((None, "backfill vs single stream: not measured"))
+    for ok, text in lines:
+        verdict = "n/a " if ok is None else ("PASS" if ok else "MISS")
+        print(f"  {verdict}  {text}")
 
 
 def warm_up(url: str) -> None:

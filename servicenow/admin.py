@@ -9,7 +9,15 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
 from .forms import ConnectionForm, SourceForm
-from .models import Connection, Source, SuggestionRule, SyncRun, SyncRunHttpCount, WorkItem
+from .models import (
+    Connection,
+    Source,
+    SuggestionRule,
+    SyncRun,
+    SyncRunHttpCount,
+    SyncWindow,
+    WorkItem,
+)
 
 
 @admin.register(Connection)
@@ -128,9 +136,34 @@ class SyncRunHttpCountInline(admin.TabularInline):
         return False
 
 
+class SyncWindowInline(admin.TabularInline):
+    """A backfill's windows (sync/backfill.py), read-only like the run."""
+
+    model = SyncWindow
+    fields = (
+        "index",
+        "created_from",
+        "created_to",
+        "status",
+        "attempts",
+        "pages",
+        "rows_seen",
+        "created",
+        "updated",
+        "heartbeat_at",
+        "error",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(_ReadOnly):
-    inlines = [SyncRunHttpCountInline]
+    inlines = [SyncRunHttpCountInline, SyncWindowInline]
     list_display = (
         "id",
         "source",

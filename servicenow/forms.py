@@ -78,6 +78,7 @@ class ConnectionForm(forms.ModelForm):
             "proxy_url",
             "page_size",
             "api_path",
+            "backfill_workers",
         ]
         labels = {
             "instance_url": "Instance URL",
@@ -184,6 +185,11 @@ class ConnectionForm(forms.ModelForm):
     def clean_page_size(self):
         value = self.cleaned_data["page_size"]
         services.connection_page_size_validate(value)
+        return value
+
+    def clean_backfill_workers(self):
+        value = self.cleaned_data["backfill_workers"]
+        services.connection_backfill_workers_validate(value)
         return value
 
     def clean_api_path(self):

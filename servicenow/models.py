@@ -38,6 +38,13 @@ class Connection(models.Model):
         "Empty: HTTPS_PROXY from the environment, if set.",
     )
     page_size = models.PositiveIntegerField(default=1000)
+    # Window tasks of backfills (full runs split by sys_created_on) at most at once on this
+    # instance; empty: settings.SERVICENOW_BACKFILL_WORKERS.
+    backfill_workers = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Backfill window tasks at once on this instance (empty: the default, 4).",
+    )
     api_path = models.CharField(max_length=64, default="/api/now/table")
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_check_ok = models.BooleanField(null=True, blank=True)
@@ -204,6 +211,14 @@ class SyncRun(models.Model):
     total_estimate = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     log = models.TextField(blank=True)  # warnings and retried errors, one per line
+    # Backfill (sync/backfill.py). What was asked: None lets a full run decide (windows when
+    # the table is large and a broker exists), 1 is one stream, more is that many windows;
+    # `workers` caps this run's window tasks at once (None: the connection's). `window_count`
+    # is what the run planned: 0 while it is one stream, else its SyncWindow rows, whose
+    # counters the run's add up.
+    windows_requested = models.PositiveSmallIntegerField(null=True, blank=True)
+    workers = models.PositiveSmallIntegerField(null=True, blank=True)
+    window_count = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -231,8 +246,14 @@ class SyncRun(models.Model):
         over (resumed from its position); None once the run has finished."""
         if self.status not in self.ACTIVE:
             return None
-        alive = self.retry_at or self.heartbeat_at or self.created_at
-        return alive + stale_after
+        return self.last_sign_of_life + stale_after
+
+    @property
+    def last_sign_of_life(self) -> datetime:
+        """The later of its heartbeat and a retry it waits for: a backfill's window may be
+        waiting out a backoff while its other windows still write pages."""
+        signs = [t for t in (self.retry_at, self.heartbeat_at) if t is not None]
+        return max(signs) if signs else self.created_at
 
     @property
     def is_active(self) -> bool:
@@ -247,6 +268,61 @@ class SyncRun(models.Model):
         if not self.total_estimate:
             return None
         return min(1.0, self.rows_seen / self.total_estimate)
+
+
+class SyncWindow(models.Model):
+    """One key window of a backfill: the rows of its run's source whose sys_created_on lies
+    in [created_from, created_to) — None below: from the start, rows with none included;
+    None above: open — read as a keyset stream of its own (sync/backfill.py). A window is
+    claimed by one task at a time (`attempts` fences the others, as a run's do), keeps its
+    own position and counters, and is claimable again when its worker stops answering."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="windows")
+    index = models.PositiveSmallIntegerField()
+    created_from = models.DateTimeField(null=True, blank=True)
+    created_to = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # The run's attempt this window was claimed under: a window of an earlier attempt (the
+    # run was reclaimed) is anyone's to take, whatever its heartbeat says.
+    run_attempt = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    failures_in_a_row = models.PositiveSmallIntegerField(default=0)
+    # Where a later attempt goes on from (sync/runs.py _resume_point), and the furthest key
+    # read, which the source's cursor moves to once every window is done.
+    resume_ts = models.DateTimeField(null=True, blank=True)
+    resume_sys_id = models.CharField(max_length=32, blank=True)
+    hwm_ts = models.DateTimeField(null=True, blank=True)
+    hwm_sys_id = models.CharField(max_length=32, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    rows_seen = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    skipped_stale = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    evidence_created = models.PositiveIntegerField(default=0)
+    total_estimate = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="syncwindow_unique_index"),
+        ]
+        indexes = [models.Index(fields=["status", "run"], name="syncwindow_status_run")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} window {self.index} ({self.status})"
 
 
 class SyncRunHttpCount(models.Model):

@@ -23,11 +23,13 @@ __all__ = [
     "OPERATORS",
     "TIMESTAMP_FORMAT",
     "Query",
+    "created_order_query",
     "format_timestamp",
     "id_keyset_query",
     "keyset_query",
     "parse_timestamp",
     "split_or_branches",
+    "window_query",
 ]
 
 # The Table API stores and compares glide_date_time values in UTC with one-second precision,
@@ -318,3 +320,42 @@ def id_keyset_query(*, base: str, after_sys_id: str | None) -> str:
     if after_sys_id is not None:
         keyset_branches = [(f"sys_id>{_encode_scalar(after_sys_id, field='sys_id')}",)]
     return _keyset(base, keyset_branches, ["sys_id"])
+
+
+CREATED_FIELD = "sys_created_on"
+
+
+def window_query(*, base: str, created_from: datetime | None, created_to: datetime | None) -> str:
+    """BASE restricted to one backfill window, ``created_from <= sys_created_on < created_to``.
+
+    A window open below also takes the rows with no sys_created_on (a NULL never compares),
+    so that every row falls in exactly one window::
+
+        BASE^sys_created_onISEMPTY^ORsys_created_on<TO       (the first window)
+        BASE^sys_created_on>=FROM^sys_created_on<TO
+        BASE^sys_created_on>=FROM                             (the last)
+
+    Both open: BASE unchanged. BASE's ``^NQ`` branches are each given the window (``^OR``
+    binds to the condition just before it, so the pair stays one group in every branch).
+    """
+    terms: list[str] = []
+    if created_from is None and created_to is not None:
+        terms = [f"{CREATED_FIELD}ISEMPTY", f"OR{CREATED_FIELD}<{format_timestamp(created_to)}"]
+    else:
+        if created_from is not None:
+            terms.append(f"{CREATED_FIELD}>={format_timestamp(created_from)}")
+        if created_to is not None:
+            terms.append(f"{CREATED_FIELD}<{format_timestamp(created_to)}")
+    if not terms:
+        return base
+    parsed = _parse(base)
+    return _join(_distribute(parsed.branches, [terms]), parsed.order)
+
+
+def created_order_query(*, base: str) -> str:
+    """BASE's rows that have a sys_created_on, oldest first: with an offset and a limit of
+    one, the row at a given rank, which is how a backfill finds its window boundaries.
+
+    ``BASE^sys_created_onISNOTEMPTY^ORDERBYsys_created_on`` (BASE's own ORDERBY dropped)."""
+    branches = _distribute(_parse(base).branches, [(f"{CREATED_FIELD}ISNOTEMPTY",)])
+    return _join(branches, [f"ORDERBY{CREATED_FIELD}"])

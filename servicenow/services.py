@@ -124,6 +124,14 @@ def connection_page_size_validate(value: int) -> None:
         raise ValidationError(f"Between 1 and {PAGE_SIZE_MAX}.")
 
 
+BACKFILL_WORKERS_MAX = 32  # window tasks at once on one instance: well past any advice
+
+
+def connection_backfill_workers_validate(value: int | None) -> None:
+    if value is not None and not 1 <= value <= BACKFILL_WORKERS_MAX:
+        raise ValidationError(f"Between 1 and {BACKFILL_WORKERS_MAX}, or empty for the default.")
+
+
 def connection_api_path_validate(value: str) -> None:
     if value not in API_PATHS:
         raise ValidationError(f"One of {', '.join(API_PATHS)}.")
@@ -426,12 +434,16 @@ def _source_schedule_sync(*, source: Source) -> None:
 
 def _abandoned_runs(*, now=None):
     """Active runs with no sign of life for longer than the stale threshold."""
+    # SyncRun.last_sign_of_life before the cutoff: the later of the heartbeat and the retry
+    # it waits for (a backfill writes pages while one of its windows waits out a backoff).
     cutoff = (now or timezone.now()) - stale_run_after()
-    return SyncRun.objects.filter(status__in=SyncRun.ACTIVE).filter(
-        Q(retry_at__lt=cutoff)
-        | Q(retry_at__isnull=True, heartbeat_at__lt=cutoff)
-        | Q(retry_at__isnull=True, heartbeat_at__isnull=True, created_at__lt=cutoff)
+    not_waiting = Q(retry_at__isnull=True) | Q(retry_at__lt=cutoff)
+    silent = (
+        Q(heartbeat_at__lt=cutoff)
+        | Q(heartbeat_at__isnull=True, retry_at__isnull=False)
+        | Q(heartbeat_at__isnull=True, retry_at__isnull=True, created_at__lt=cutoff)
     )
+    return SyncRun.objects.filter(status__in=SyncRun.ACTIVE).filter(not_waiting & silent)
 
 
 def _run_reclaim(*, run: SyncRun, enqueue: bool) -> None:
@@ -442,7 +454,7 @@ def _run_reclaim(*, run: SyncRun, enqueue: bool) -> None:
     from .sync.progress import log_append
     from .tasks import sync_source_enqueue
 
-    silent = timezone.now() - (run.retry_at or run.heartbeat_at or run.created_at)
+    silent = timezone.now() - run.last_sign_of_life
     log_append(
         run,
         f"no sign of life for {int(silent.total_seconds())} s (worker stopped?): "
@@ -473,14 +485,27 @@ def sync_run_request(
     mode: str = SyncRun.Mode.INCREMENTAL,
     requested_by=None,
     enqueue: bool = True,
+    windows: int | None = None,
+    workers: int | None = None,
 ) -> SyncRun:
     """Create a queued run and (unless the caller runs it itself) enqueue it after commit.
+
+    `windows` and `workers` concern a full run of a work-items source (a backfill,
+    sync/backfill.py): windows None lets the run decide (split when the table has at least
+    SERVICENOW_BACKFILL_MIN_ROWS rows and a broker exists), 1 keeps it one stream, 2 or more
+    splits it into about that many sys_created_on windows whatever the size or broker;
+    workers caps its window tasks at once (None: the connection's backfill_workers, else
+    SERVICENOW_BACKFILL_WORKERS). ValueError for windows > 1 on any other run.
 
     Raises RunAlreadyActive (the API's 409) while another run of the source is queued or
     running, and SourceDisabled. An active run that was abandoned (no sign of life for the
     stale threshold) is resumed instead and returned, whatever mode was asked for."""
     from .tasks import sync_source_enqueue
 
+    if windows is not None and windows < 1 or workers is not None and workers < 1:
+        raise ValueError("windows and workers are at least 1")
+    if (windows or 1) > 1 and (mode != SyncRun.Mode.FULL or source.kind != Source.Kind.WORK_ITEMS):
+        raise ValueError("only a full run of a work-items source is split into windows")
     if not source.enabled:
         raise SourceDisabled(f"Source {source.name!r} is disabled.")
     try:
@@ -490,14 +515,25 @@ def sync_run_request(
                 # Its worker died: resuming it from its last page beats starting over.
                 _run_reclaim(run=abandoned, enqueue=enqueue)
                 return abandoned
-            run = SyncRun.objects.create(source=source, mode=mode, requested_by=requested_by)
+            run = SyncRun.objects.create(
+                source=source,
+                mode=mode,
+                requested_by=requested_by,
+                windows_requested=windows,
+                workers=workers,
+            )
             if enqueue:
                 transaction.on_commit(lambda: sync_source_enqueue(run.pk))
     except IntegrityError:
         active = SyncRun.objects.filter(source=source, status__in=SyncRun.ACTIVE).first()
         if active is None:  # it finished between our insert and this read: try once more
             return sync_run_request(
-                source=source, mode=mode, requested_by=requested_by, enqueue=enqueue
+                source=source,
+                mode=mode,
+                requested_by=requested_by,
+                enqueue=enqueue,
+                windows=windows,
+                workers=workers,
             )
         raise RunAlreadyActive(active) from None
     logger.info("sync run %s queued: source %s mode %s", run.pk, source.pk, mode)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from . import services
 from .models import Source, SyncRun
 from .services import RunAlreadyActive, SourceDisabled, sync_run_request
+from .sync.backfill import backfill_work
 from .sync.runs import sync_run_attempt
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,26 @@ def sync_source_enqueue(run_id: int) -> None:
         thread.start()
         return
     sync_source.delay(run_id)
+
+
+@shared_task(bind=True, name="servicenow.sync_backfill", max_retries=None, acks_late=True)
+def sync_backfill(self, run_id: int) -> str:
+    """One window task of a backfill (sync/backfill.py): windows one after another until
+    none is left to take; back when a window waiting out a backoff is due."""
+    while True:
+        wait = backfill_work(run_id=run_id)
+        if wait is None:
+            return "done"
+        if not self.request.is_eager:
+            raise self.retry(countdown=wait)
+        time.sleep(min(wait, 5.0))
+
+
+def sync_backfill_enqueue(run_id: int, *, tasks: int) -> None:
+    """Launch `tasks` window tasks for a backfill: with a broker, that many workers take
+    windows at once. Eager (no broker), each runs here in turn, the first doing them all."""
+    for _ in range(tasks):
+        sync_backfill.delay(run_id)
 
 
 def _sync_source_in_thread(run_id: int) -> None:

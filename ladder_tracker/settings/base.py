@@ -451,6 +451,19 @@ SERVICENOW_SYNC_PROCESS_MIN_ROWS = env.int("SERVICENOW_SYNC_PROCESS_MIN_ROWS", d
 SERVICENOW_CHOICE_LABELS_MAX_AGE_SECONDS = env.float(
     "SERVICENOW_CHOICE_LABELS_MAX_AGE_SECONDS", default=86400.0
 )
+# Backfill (README "Backfill windows"): a full run of a work-items table of at least
+# SERVICENOW_BACKFILL_MIN_ROWS rows, with a broker (not eager), is split into disjoint
+# sys_created_on windows, each a resumable keyset stream of its own, run by at most
+# SERVICENOW_BACKFILL_WORKERS window tasks at a time per connection (Connection.backfill_workers
+# overrides it): four is the usual advice for what one instance takes from one integration.
+# A window is about SERVICENOW_BACKFILL_WINDOW_ROWS rows (at least one per worker, at most
+# SERVICENOW_BACKFILL_MAX_WINDOWS): small enough that a worker that finishes early takes another
+# and one that dies leaves little to redo, few enough that planning (one one-row request per
+# boundary) stays cheap.
+SERVICENOW_BACKFILL_MIN_ROWS = env.int("SERVICENOW_BACKFILL_MIN_ROWS", default=50000)
+SERVICENOW_BACKFILL_WORKERS = env.int("SERVICENOW_BACKFILL_WORKERS", default=4)
+SERVICENOW_BACKFILL_WINDOW_ROWS = env.int("SERVICENOW_BACKFILL_WINDOW_ROWS", default=25000)
+SERVICENOW_BACKFILL_MAX_WINDOWS = env.int("SERVICENOW_BACKFILL_MAX_WINDOWS", default=64)
 
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html — installed into
 # django-celery-beat's tables by beat at start, next to the per-source schedules.

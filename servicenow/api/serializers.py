@@ -4,7 +4,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from servicenow import selectors, services
-from servicenow.models import Connection, Source, SuggestionRule, SyncRun, WorkItem
+from servicenow.models import (
+    Connection,
+    Source,
+    SuggestionRule,
+    SyncRun,
+    SyncWindow,
+    WorkItem,
+)
 
 FIELD_NAME = services.FIELD_NAME
 TABLE_NAME = services.TABLE_NAME
@@ -52,6 +59,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "proxy_url",
             "page_size",
             "api_path",
+            "backfill_workers",
             "last_checked_at",
             "last_check_ok",
             "last_check_message",
@@ -84,6 +92,10 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
     def validate_api_path(self, value: str) -> str:
         services.connection_api_path_validate(value)
+        return value
+
+    def validate_backfill_workers(self, value: int | None) -> int | None:
+        services.connection_backfill_workers_validate(value)
         return value
 
     def validate(self, attrs):
@@ -211,6 +223,22 @@ class SourceSerializer(serializers.ModelSerializer):
 
 class SyncRequestSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=SyncRun.Mode.choices, default=SyncRun.Mode.INCREMENTAL)
+    windows = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=1000,
+        help_text="A full run of a work-items source only: 1 keeps it one stream, more splits "
+        "it into about that many sys_created_on windows run in parallel (a backfill). "
+        "Empty: the run decides by the table's size.",
+    )
+    workers = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=services.BACKFILL_WORKERS_MAX,
+        help_text="A backfill's window tasks at once (empty: the connection's setting).",
+    )
 
 
 class SyncAcceptedSerializer(serializers.Serializer):
@@ -219,7 +247,36 @@ class SyncAcceptedSerializer(serializers.Serializer):
     url = serializers.URLField(help_text="The run to poll for its progress until it ends.")
 
 
+class SyncWindowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SyncWindow
+        fields = [
+            "index",
+            "created_from",
+            "created_to",
+            "status",
+            "attempts",
+            "pages",
+            "requests",
+            "rows_seen",
+            "created",
+            "updated",
+            "skipped_stale",
+            "total_estimate",
+            "heartbeat_at",
+            "retry_at",
+            "error",
+        ]
+        read_only_fields = fields
+
+
 class SyncRunSerializer(serializers.ModelSerializer):
+    windows = SyncWindowSerializer(
+        many=True,
+        read_only=True,
+        help_text="A backfill's windows (sys_created_on from, to; null: open), whose counters "
+        "the run's add up; empty for a run read as one stream.",
+    )
     progress = serializers.FloatField(allow_null=True, read_only=True)
     reclaim_at = serializers.SerializerMethodField(
         help_text="While active: when, with no sign of life until then, the run counts as "
@@ -272,6 +329,8 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "failures_in_a_row",
             "resume_ts",
             "resume_sys_id",
+            "window_count",
+            "windows",
         ]
         read_only_fields = fields
 

@@ -10,6 +10,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
@@ -111,9 +112,16 @@ class SourceViewSet(_AdminViewSet):
         source = self.get_object()
         body = s.SyncRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        run = services.sync_run_request(
-            source=source, mode=body.validated_data["mode"], requested_by=request.user
-        )
+        try:
+            run = services.sync_run_request(
+                source=source,
+                mode=body.validated_data["mode"],
+                requested_by=request.user,
+                windows=body.validated_data.get("windows"),
+                workers=body.validated_data.get("workers"),
+            )
+        except ValueError as exc:  # windows asked of a run that is never split
+            raise ValidationError({"windows": [str(exc)]}) from None
         # Only requested: a worker (or, eager, a thread) runs it; the answer never waits.
         url = request.build_absolute_uri(reverse("sn-run-detail", args=[run.pk]))
         return Response(
@@ -127,7 +135,7 @@ class SyncRunViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["source", "status", "mode"]
 
     def get_queryset(self):
-        return selectors.sync_run_list()
+        return selectors.sync_run_list().prefetch_related("windows")
 
 
 class WorkItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -19,7 +19,9 @@ By concern (docs/architecture.md):
 - `rules`: suggestion rules matched against a record;
 - `users`: `sys_user` pages handed to `apps.people` as plain data;
 - `progress`: counters and the per-page progress of a run;
-- `runs`: a run's lifecycle (start, execute, fail) and one attempt of it end to end.
+- `runs`: a run's lifecycle (start, execute, fail) and one attempt of it end to end;
+- `backfill`: a large full run as disjoint sys_created_on windows, run by window tasks in
+  parallel, each resumable, the run's counters their sum.
 
 Imported evidence is written by `apps.evidence.candidates`, people by `apps.people.services`:
 the sync hands them plain data.

@@ -4,6 +4,7 @@ one attempt of all three end to end (`sync_run_attempt`, which the Celery task w
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..client import AuthorizationError, ServiceNowClient, ServiceNowError, field_value
-from ..models import Source, SyncCursor, SyncRun, WorkItem
-from ..query import id_keyset_query, keyset_query
+from ..models import Source, SyncCursor, SyncRun, SyncWindow, WorkItem
+from ..query import id_keyset_query, keyset_query, window_query
 from ..secrets import SecretUnreadable
 from ..services import connection_client, stale_run_after
 from .attribution import work_items_attach_people
@@ -44,33 +45,56 @@ def _resume_point(last: Key, *, read_after: datetime, overlap: timedelta) -> Key
     return (last[0] - overlap, "")
 
 
-def _sync_rows(ctx: RunContext, source: Source, cursor: SyncCursor, writer, *, full: bool):
+def _sync_rows(
+    ctx: RunContext,
+    source: Source,
+    cursor: SyncCursor,
+    writer,
+    *,
+    full: bool,
+    window: SyncWindow | None = None,
+):
+    """The keyset stream of a run, or of one window of a backfill (`window`: its rows only,
+    its own position; the source's cursor moves when the whole backfill is done)."""
     run = ctx.run
+    spot = window or run  # where the position is kept
+    base = source.query
+    if window is not None:
+        base = window_query(
+            base=base, created_from=window.created_from, created_to=window.created_to
+        )
     overlap = timedelta(seconds=source.overlap_seconds)
     after = None
-    if run.resume_ts is not None:
+    if spot.resume_ts is not None:
         # A retried or reclaimed run goes on from its own position (see _resume_point).
-        after = (run.resume_ts, run.resume_sys_id)
+        after = (spot.resume_ts, spot.resume_sys_id)
     elif not full and cursor.hwm_ts is not None:
         after = (cursor.hwm_ts - overlap, "")
-    display_value = writer.begin(ctx.client, ctx.note, cursor=cursor, full=full)
+    # A full stream reads the choice labels afresh; a backfill's windows share the ones its
+    # first window (or the run, before it split) read, while they are fresh.
+    display_value = writer.begin(ctx.client, ctx.note, cursor=cursor, full=full and window is None)
     for page, last in _prepared_pages(
-        ctx, source, writer, after=after, display_value=display_value, full=full
+        ctx, source, writer, base=base, after=after, display_value=display_value, full=full
     ):
         with transaction.atomic():
             writer.store(page)
+            if window is not None:
+                if window.hwm_ts is None or last > (window.hwm_ts, window.hwm_sys_id):
+                    window.hwm_ts, window.hwm_sys_id = last
             # Moving the cursor back is safe (we re-read); moving it past unseen rows is not.
             # Within a run rows come in order, so `last` is the furthest point fully read.
-            if full or cursor.hwm_ts is None or last > (cursor.hwm_ts, cursor.hwm_sys_id):
+            elif full or cursor.hwm_ts is None or last > (cursor.hwm_ts, cursor.hwm_sys_id):
                 cursor.hwm_ts, cursor.hwm_sys_id = last
                 cursor.save(update_fields=["hwm_ts", "hwm_sys_id", "updated_at"])
             point = _resume_point(last, read_after=run.upper_bound, overlap=overlap)
-            if run.resume_ts is None or point > (run.resume_ts, run.resume_sys_id):
-                run.resume_ts, run.resume_sys_id = point
+            if spot.resume_ts is None or point > (spot.resume_ts, spot.resume_sys_id):
+                spot.resume_ts, spot.resume_sys_id = point
             ctx.save_progress()  # with the position, in the page's transaction
 
 
-def _prepared_pages(ctx: RunContext, source: Source, writer, *, after, display_value, full):
+def _prepared_pages(
+    ctx: RunContext, source: Source, writer, *, base: str, after, display_value, full
+):
     """The run's pages, prepared, with the furthest key each holds. Read and prepared here,
     with a prefetch thread; a full run of a work-item source whose first page shows at least
     SERVICENOW_SYNC_PROCESS_MIN_ROWS more to come goes on in a fetching process of its own
@@ -79,7 +103,7 @@ def _prepared_pages(ctx: RunContext, source: Source, writer, *, after, display_v
     pages = iter_keyset_pages(
         ctx.client,
         source.table,
-        query_for=lambda a: keyset_query(base=source.query, after=a, upper=run.upper_bound),
+        query_for=lambda a: keyset_query(base=base, after=a, upper=run.upper_bound),
         key=row_key("sys_updated_on"),
         fields=writer.fields,
         page_size=source.connection.page_size,
@@ -90,12 +114,18 @@ def _prepared_pages(ctx: RunContext, source: Source, writer, *, after, display_v
         **ctx.pager_hooks(),
         on_total=ctx.total,
     )
-    piped = full and settings.SERVICENOW_SYNC_PROCESS and isinstance(writer, WorkItemWriter)
+    piped = (
+        full
+        and settings.SERVICENOW_SYNC_PROCESS
+        and isinstance(writer, WorkItemWriter)
+        # a daemonic process (a multiprocessing pool's) may not start one of its own
+        and not multiprocessing.current_process().daemon
+    )
     seen = 0
     for rows, last in pages:
         yield writer.prepare(rows), last  # the caller stores it before we go on
         seen += len(rows)
-        total = run.total_estimate
+        total = ctx.total_estimate
         if (
             piped
             and total is not None
@@ -105,7 +135,7 @@ def _prepared_pages(ctx: RunContext, source: Source, writer, *, after, display_v
             spec = FetchSpec(
                 config=ctx.client.config,
                 table=source.table,
-                base_query=source.query,
+                base_query=base,
                 upper=run.upper_bound,
                 ts_field="sys_updated_on",
                 fields=tuple(writer.fields),
@@ -226,7 +256,7 @@ def sync_run_start(*, run_id: int, stale_after: timedelta) -> SyncRun | None:
         if (
             run.status == SyncRun.Status.RUNNING
             and run.heartbeat_at
-            and (now - run.heartbeat_at < stale_after)
+            and (now - run.last_sign_of_life < stale_after)
         ):
             return None  # another worker is on it (a redelivered duplicate of the task)
         if run.status == SyncRun.Status.RUNNING:
@@ -235,7 +265,10 @@ def sync_run_start(*, run_id: int, stale_after: timedelta) -> SyncRun | None:
         run.started_at = run.started_at or now
         run.heartbeat_at = now
         run.retry_at = None
-        run.upper_bound = now.replace(microsecond=0)
+        if not run.window_count:
+            # A backfill keeps the bound it planned with: its windows, done or not, all read
+            # up to one bound, or the cursor they leave could pass rows one of them missed.
+            run.upper_bound = now.replace(microsecond=0)
         run.attempts += 1
         if run.resume_ts is not None or run.resume_sys_id:
             where = run.resume_ts.isoformat() if run.resume_ts else run.resume_sys_id
@@ -265,7 +298,12 @@ def sync_run_execute(
     client: ServiceNowClient,
     on_progress: Callable[[SyncRun], None] | None = None,
 ) -> SyncRun:
-    """Do the work of a claimed run. Remote errors propagate (the task decides to retry)."""
+    """Do the work of a claimed run. Remote errors propagate (the task decides to retry).
+
+    A full run of a work-items source may instead be split into windows that window tasks
+    carry on (sync/backfill.py); the run is then still running when this returns."""
+    from .backfill import LargeTable, backfill_start  # it builds on this module
+
     source = run.source
     counters = Counters.of_run(run)
     ctx = RunContext(run, client, counters, on_progress)
@@ -278,10 +316,25 @@ def sync_run_execute(
         _sync_rows(ctx, source, cursor, writer, full=full)
         writer.finish()
         counters.evidence_created += work_items_attach_people(connection_id=source.connection_id)
+    elif full and backfill_start(ctx, source):
+        return run  # split into windows: window tasks carry on, the last one finishes the run
     else:
-        _sync_rows(ctx, source, cursor, WorkItemWriter(source=source, counters=counters), full=full)
+        writer = WorkItemWriter(source=source, counters=counters)
+        try:
+            _sync_rows(ctx, source, cursor, writer, full=full)
+        except LargeTable as large:  # told by the stream's first count, nothing stored
+            if backfill_start(ctx, source, total=large.total):
+                return run
+            _sync_rows(ctx, source, cursor, writer, full=full)  # not split after all
         if source.track_deletes:
             _sync_deletes(ctx, source, cursor)
+    run_succeed(ctx)
+    return run
+
+
+def run_succeed(ctx: RunContext) -> None:
+    """The closing save of a run whose rows are all read: counters, then succeeded."""
+    run, counters = ctx.run, ctx.counters
     with transaction.atomic():
         ctx.save_progress()
         run.pages -= 1  # the closing save is not a page
@@ -299,7 +352,6 @@ def sync_run_execute(
         counters.deleted,
         run.requests,
     )
-    return run
 
 
 def retry_delay(failures_in_a_row: int) -> float:
@@ -358,7 +410,8 @@ def sync_run_fail(
 
 def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | None = None) -> str:
     """Run one attempt. Returns "done", "skipped" (nothing to do, or the run was taken over),
-    "failed" or "retry" (transient error: the run is queued again, due at its retry_at)."""
+    "failed", "retry" (transient error: the run is queued again, due at its retry_at) or
+    "windows" (a backfill: window tasks carry the run on, sync/backfill.py)."""
     run = sync_run_start(run_id=run_id, stale_after=stale_run_after())
     if run is None:
         return "skipped"
@@ -373,6 +426,12 @@ def sync_run_attempt(*, run_id: int, on_progress: Callable[[SyncRun], None] | No
         return "failed"
     try:
         sync_run_execute(run=run, client=client, on_progress=on_progress)
+        if run.status == SyncRun.Status.RUNNING:
+            # A backfill handed to its windows; with eager tasks they may be done already.
+            run.refresh_from_db(fields=["status"])
+            if run.status in SyncRun.ACTIVE:
+                return "windows"
+            return "done" if run.status == SyncRun.Status.SUCCEEDED else "failed"
         return "done"
     except RunLost as exc:
         logger.warning("%s; this attempt stops", exc)

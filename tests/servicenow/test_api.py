@@ -139,6 +139,7 @@ def test_create_connection_never_returns_the_secrets(admin_api):
         "proxy_url": "",
         "page_size": 1000,
         "api_path": "/api/now/table",
+        "backfill_workers": None,
         "last_checked_at": None,
         "last_check_ok": None,
         "last_check_message": "",

@@ -45,6 +45,10 @@ CASES = {
     "queued, never started, message lost": ("queued", None, None, True),
     "queued for a retry that is due": ("queued", 200, 91, True),
     "queued, waiting out a retry": ("queued", 200, -60, False),
+    # a backfill: one window waits out a backoff (the run's retry_at), others write pages
+    "running, a window waiting out a retry": ("running", 200, -60, False),
+    "running, retry long due but heartbeat fresh": ("running", 30, 200, False),
+    "running, retry due and silent since": ("running", 120, 91, True),
     "failed long ago": ("failed", 3600, None, False),
     "succeeded long ago": ("succeeded", 3600, None, False),
 }

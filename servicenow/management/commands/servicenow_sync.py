@@ -39,7 +39,8 @@ class Command(BaseCommand):
 
     def _sync_one(self, source: Source, mode: str) -> bool:
         try:
-            run = sync_run_request(source=source, mode=mode, enqueue=False)
+            # One stream: this process runs it (a backfill's windows would need workers).
+            run = sync_run_request(source=source, mode=mode, enqueue=False, windows=1)
         except (RunAlreadyActive, SourceDisabled) as exc:
             self.stderr.write(f"{source.name}: {exc}")
             return False

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('servicenow', '0006_historicalconnection_historicalsource_and_more'),
+        ('servicenow', '0007_backfill_windows'),
     ]
 
     operations = [
