@@ -281,11 +281,11 @@ def gunicorn_stop(proc) -> None:
         proc.wait()
 
 
-def check(url: str, cookie: str, expect: str) -> None:
+def check(url: str, cookie: str, expect: str, timeout: float = 30) -> None:
     """The endpoint answers 200 with what it should (a benchmark of a broken page measures
     nothing)."""
     request = urllib.request.Request(url, headers={"Cookie": cookie, "X-Forwarded-Proto": "https"})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         body = response.read().decode()
         assert response.status == 200, (url, response.status)
     assert expect in body, (url, expect, body[:300])
@@ -324,6 +324,17 @@ def wrk_run(url: str, cookie: str, *, clients: int, requests: int, seconds: floa
     result = json.loads(line[4:])
     result["client_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return result
+
+
+def drain(base: str, cookie: str) -> float:
+    """Wait until the server has worked off what the last run left queued: wrk stops with
+    up to one request per client in flight (in the listen backlog or read by a worker), and
+    gunicorn answers them to closed sockets. One request behind them comes back when they
+    are done. Returns the seconds it took."""
+    t0 = time.monotonic()
+    check(f"{base}/api/v1/people/me/", cookie, '"level"', timeout=120)
+    time.sleep(0.2)
+    return time.monotonic() - t0
 
 
 def errors(r: dict) -> int:
@@ -445,6 +456,7 @@ def main() -> int:
                     requests=10**6,
                     seconds=args.warmup_seconds,
                 )
+                drain(base, cookies["bench"])
             for clients in levels:
                 for name, (path, who, _expect) in endpoints.items():
                     before = meter.read()
@@ -456,6 +468,7 @@ def main() -> int:
                         seconds=args.seconds,
                     )
                     r["server_cpu_s"], r["db_cpu_s"] = meter.delta(before, meter.read())
+                    r["drain_s"] = drain(base, cookies["bench"])
                     results[(kind, workers, threads, clients, name)] = r
         finally:
             gunicorn_stop(proc)
