@@ -218,7 +218,8 @@ class CpuMeter:
         return server, db
 
 
-def gunicorn_start(kind: str, workers: int, threads: int, port: int, database_url: str):
+def gunicorn_start(config: tuple, port: int, database_url: str):
+    kind, workers, threads, gc_mode = config
     env = (
         os.environ
         | SERVER_ENV
@@ -227,6 +228,12 @@ def gunicorn_start(kind: str, workers: int, threads: int, port: int, database_ur
             "WEB_CONCURRENCY": str(workers),
             "GUNICORN_THREADS": str(threads),
             "GUNICORN_WORKER_CLASS": kind,
+            # "pygc": Python's own collector settings, not gunicorn.conf.py's
+            **(
+                {"GUNICORN_GC_FREEZE": "0", "GUNICORN_GC_THRESHOLD": ""}
+                if gc_mode == "pygc"
+                else {}
+            ),
             "GUNICORN_BIND": f"127.0.0.1:{port}",
             "GUNICORN_ACCESS_LOG": "",
         }
@@ -346,7 +353,8 @@ def main() -> int:
     parser.add_argument(
         "--configs",
         default="sync:5:1,gthread:2:8",
-        help="gunicorn configurations, class:workers:threads, comma-separated",
+        help="gunicorn configurations, class:workers:threads[:pygc], comma-separated (pygc:"
+        " Python's garbage collector settings instead of gunicorn.conf.py's)",
     )
     parser.add_argument("--clients", default="16,64", help="concurrent clients (connections)")
     parser.add_argument("--requests", type=int, default=2000, help="per endpoint and run")
@@ -365,8 +373,8 @@ def main() -> int:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench-web does)")
     configs = []
     for spec in args.configs.split(","):
-        kind, workers, threads = spec.split(":")
-        configs.append((kind, int(workers), int(threads)))
+        kind, workers, threads, *gc_mode = spec.split(":")
+        configs.append((kind, int(workers), int(threads), gc_mode[0] if gc_mode else "tuned"))
     levels = [int(c) for c in args.clients.split(",")]
 
     t_start = time.monotonic()
@@ -441,9 +449,9 @@ def main() -> int:
     )
     results: dict[tuple, dict] = {}
     meter_conn = psycopg.connect(f"{args.server_url}/postgres", autocommit=True)
-    for kind, workers, threads in configs:
+    for config in configs:
         port = free_port()
-        proc, log = gunicorn_start(kind, workers, threads, port, database_url)
+        proc, log = gunicorn_start(config, port, database_url)
         base = f"http://127.0.0.1:{port}"
         meter = CpuMeter(proc.pid, args.database, meter_conn)
         try:
@@ -469,27 +477,28 @@ def main() -> int:
                     )
                     r["server_cpu_s"], r["db_cpu_s"] = meter.delta(before, meter.read())
                     r["drain_s"] = drain(base, cookies["bench"])
-                    results[(kind, workers, threads, clients, name)] = r
+                    results[(config, clients, name)] = r
         finally:
             gunicorn_stop(proc)
         gunicorn_log = Path(log).read_text()
         os.unlink(log)
         if "Traceback" in gunicorn_log or "[CRITICAL]" in gunicorn_log:
-            print(f"gunicorn log ({kind} {workers}x{threads}):\n{gunicorn_log[-3000:]}")
+            print(f"gunicorn log ({config}):\n{gunicorn_log[-3000:]}")
     meter_conn.close()
 
     cores = os.cpu_count() or 1
-    for kind, workers, threads in configs:
-        label = f"{kind}, {workers} workers x {threads} threads"
+    for config in configs:
+        kind, workers, threads, gc_mode = config
+        label = f"{kind}, {workers} workers x {threads} threads, gc {gc_mode}"
         for clients in levels:
-            t95 = results[(kind, workers, threads, clients, trivial)]["p95"]
+            t95 = results[(config, clients, trivial)]["p95"]
             print(f"\n{label}, {clients} clients")
             print(
                 f"{'endpoint':<22}{'reqs':>6}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
                 f"{'max ms':>9}{'errors':>7}{'p95/triv':>9}  cpu% srv/db/client  target"
             )
             for name in endpoints:
-                r = results[(kind, workers, threads, clients, name)]
+                r = results[(config, clients, name)]
                 wall = r["duration_us"] / 1e6
                 share = [
                     100 * r[k] / (wall * cores)
