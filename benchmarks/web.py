@@ -174,6 +174,15 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return int(kb) / 1024
+
+
 def children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -448,6 +457,7 @@ def main() -> int:
         f"wrk -t{WRK_THREADS}, each run ≤ {args.requests} requests or {args.seconds:g} s"
     )
     results: dict[tuple, dict] = {}
+    rss: dict[tuple, float] = {}
     meter_conn = psycopg.connect(f"{args.server_url}/postgres", autocommit=True)
     for config in configs:
         port = free_port()
@@ -478,6 +488,7 @@ def main() -> int:
                     r["server_cpu_s"], r["db_cpu_s"] = meter.delta(before, meter.read())
                     r["drain_s"] = drain(base, cookies["bench"])
                     results[(config, clients, name)] = r
+            rss[config] = sum(rss_mb(pid) for pid in children(proc.pid))
         finally:
             gunicorn_stop(proc)
         gunicorn_log = Path(log).read_text()
@@ -492,7 +503,7 @@ def main() -> int:
         label = f"{kind}, {workers} workers x {threads} threads, gc {gc_mode}"
         for clients in levels:
             t95 = results[(config, clients, trivial)]["p95"]
-            print(f"\n{label}, {clients} clients")
+            print(f"\n{label}, {clients} clients (workers' RSS at the end: {rss[config]:.0f} MB)")
             print(
                 f"{'endpoint':<22}{'reqs':>6}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
                 f"{'max ms':>9}{'errors':>7}{'p95/triv':>9}  cpu% srv/db/client  target"
