@@ -99,6 +99,14 @@ end
 """
 
 
+# The garbage collector settings a configuration may name (gunicorn.conf.py's are "tuned").
+GC_MODES = {
+    "tuned": {},
+    "pygc": {"GUNICORN_GC_FREEZE": "0", "GUNICORN_GC_THRESHOLD": ""},  # Python's own
+    "freeze": {"GUNICORN_GC_THRESHOLD": ""},  # gc.freeze(), Python's thresholds
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -362,8 +370,8 @@ def main() -> int:
     parser.add_argument(
         "--configs",
         default="sync:5:1,gthread:2:8",
-        help="gunicorn configurations, class:workers:threads[:pygc], comma-separated (pygc:"
-        " Python's garbage collector settings instead of gunicorn.conf.py's)",
+        help="gunicorn configurations, class:workers:threads[:gc], comma-separated; gc:"
+        " tuned (gunicorn.conf.py's, the default), pygc (Python's own), freeze (gc.freeze only)",
     )
     parser.add_argument("--clients", default="16,64", help="concurrent clients (connections)")
     parser.add_argument("--requests", type=int, default=2000, help="per endpoint and run")
@@ -384,6 +392,8 @@ def main() -> int:
     for spec in args.configs.split(","):
         kind, workers, threads, *gc_mode = spec.split(":")
         configs.append((kind, int(workers), int(threads), gc_mode[0] if gc_mode else "tuned"))
+        if configs[-1][3] not in GC_MODES:
+            raise SystemExit(f"unknown gc mode in {spec!r}: one of {', '.join(GC_MODES)}")
     levels = [int(c) for c in args.clients.split(",")]
 
     t_start = time.monotonic()
@@ -459,7 +469,7 @@ def main() -> int:
     results: dict[tuple, dict] = {}
     rss: dict[tuple, float] = {}
     meter_conn = psycopg.connect(f"{args.server_url}/postgres", autocommit=True)
-    for config in configs:
+    for index, config in enumerate(configs):
         port = free_port()
         proc, log = gunicorn_start(config, port, database_url)
         base = f"http://127.0.0.1:{port}"
@@ -487,8 +497,8 @@ def main() -> int:
                     )
                     r["server_cpu_s"], r["db_cpu_s"] = meter.delta(before, meter.read())
                     r["drain_s"] = drain(base, cookies["bench"])
-                    results[(config, clients, name)] = r
-            rss[config] = sum(rss_mb(pid) for pid in children(proc.pid))
+                    results[(index, clients, name)] = r
+            rss[index] = sum(rss_mb(pid) for pid in children(proc.pid))
         finally:
             gunicorn_stop(proc)
         gunicorn_log = Path(log).read_text()
@@ -498,18 +508,18 @@ def main() -> int:
     meter_conn.close()
 
     cores = os.cpu_count() or 1
-    for config in configs:
+    for index, config in enumerate(configs):
         kind, workers, threads, gc_mode = config
         label = f"{kind}, {workers} workers x {threads} threads, gc {gc_mode}"
         for clients in levels:
-            t95 = results[(config, clients, trivial)]["p95"]
-            print(f"\n{label}, {clients} clients (workers' RSS at the end: {rss[config]:.0f} MB)")
+            t95 = results[(index, clients, trivial)]["p95"]
+            print(f"\n{label}, {clients} clients (workers' RSS at the end: {rss[index]:.0f} MB)")
             print(
                 f"{'endpoint':<22}{'reqs':>6}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
                 f"{'max ms':>9}{'errors':>7}{'p95/triv':>9}  cpu% srv/db/client  target"
             )
             for name in endpoints:
-                r = results[(config, clients, name)]
+                r = results[(index, clients, name)]
                 wall = r["duration_us"] / 1e6
                 share = [
                     100 * r[k] / (wall * cores)
