@@ -18,7 +18,7 @@ DEBIAN_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 	poppler-utils postgresql-client-15
 
 .PHONY: install browser test demo serve lint check-deploy clean bench-sync bench-evidence bench-packets \
-	bench-markdown bench-ladder-publish bench-suggestions
+	bench-markdown bench-ladder-publish bench-suggestions bench-web
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -99,6 +99,16 @@ bench-evidence: install
 # GET people/me/ in the same run, and the PDF export of a 200-item packet (seconds, peak RSS).
 bench-packets: install
 	$(BIN)/python benchmarks/packets.py $(BENCH_ARGS)
+
+# Web tier under concurrency (benchmarks/web.py): gunicorn (gunicorn.conf.py, two worker/thread
+# configurations side by side) + PostgreSQL (a fresh lt_web_bench database, seeded, dropped
+# afterwards), wrk at 16 and 64 clients against five endpoints; p50/p95/p99, errors, p95 over
+# the trivial endpoint's. wrk is Debian's package, installed here when missing. ~5 minutes.
+bench-web: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk; }
+	$(BIN)/python benchmarks/web.py $(BENCH_ARGS)
 
 # Markdown benchmark (benchmarks/markdown.py): each pathological case at the field limit through
 # the renderer, median ms per case and the max (target < 100 ms). BENCH_ARGS=--peers adds

@@ -6,8 +6,10 @@ endorsed and decided packets of anyone; admins: all. Anything else is a 404 upst
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
@@ -51,6 +53,37 @@ def packet_get(*, viewer: AbstractBaseUser, pk) -> Packet:
         return packet_scope(viewer=viewer).get(pk=pk)
     except (Packet.DoesNotExist, ValueError, TypeError):
         raise Http404("No such packet.") from None
+
+
+class PacketItemRow(NamedTuple):
+    """One item of a packet as the API lists it: a plain row, no model instances."""
+
+    expectation_code: str
+    evidence_id: int
+    note: str
+    evidence_visibility: str
+
+
+def packet_item_rows(*, packet_ids: Collection[int]) -> dict[int, list[PacketItemRow]]:
+    """Each packet's items in the packet's order, for any number of packets in one query.
+
+    Rows, not PacketItem and Evidence instances: a packet may offer thousands of items, and
+    two model instances per item (each with its __dict__ and state) were most of the
+    detail's time and all of its tail, the garbage collector's full passes over what they
+    left in the old generation (benchmarks/README.md, "make bench-web")."""
+    rows: dict[int, list[PacketItemRow]] = {pk: [] for pk in packet_ids}
+    if not rows:
+        return rows
+    query = (
+        PacketItem.objects.filter(packet_id__in=list(rows))
+        .order_by("packet_id", "position", "id")
+        .values_list(
+            "packet_id", "expectation__code", "evidence_id", "note", "evidence__visibility"
+        )
+    )
+    for packet_id, code, evidence_id, note, visibility in query:
+        rows[packet_id].append(PacketItemRow(code, evidence_id, note, visibility))
+    return rows
 
 
 def packet_review_queue(*, viewer: AbstractBaseUser) -> QuerySet[Packet]:

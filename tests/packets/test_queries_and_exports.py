@@ -44,9 +44,9 @@ def big_draft(request, org, cycle, ladder_version, engineer_evidence):
 # reports: person_for_user says so, so nothing walks the org chart) and omar (her manager:
 # two queries to walk his reports, erin and peer, then nobody below them).
 QUERIES = {
-    # person_for_user, the packet, its items and the version's expectation codes (two
-    # prefetches)
-    ("detail", "engineer"): 4,
+    # person_for_user, the packet, its items with their expectation codes (one query of
+    # plain rows: packet_item_rows)
+    ("detail", "engineer"): 3,
     # person_for_user, the packet (no items: coverage reads them itself), the expectations
     # of the level, the offered evidence, the deliverables
     ("coverage", "engineer"): 5,
@@ -56,7 +56,7 @@ QUERIES = {
     ("export-draft", "engineer"): 8,
     # person_for_user, the packet, the latest snapshot, the items' ServiceNow side
     ("export-submitted", "engineer"): 4,
-    ("detail", "manager"): 6,
+    ("detail", "manager"): 5,
     ("coverage", "manager"): 7,
     # ... and which of the items are private now (withheld from him)
     ("export-submitted", "manager"): 7,
@@ -91,6 +91,28 @@ def test_query_count_does_not_grow_with_the_packet(
         assert sum(len(e["evidence"]) for e in body["expectations"]) == size
     else:
         assert sum(len(e["items"]) for e in body["expectations"]) == size
+
+
+@pytest.mark.parametrize(
+    "sizes", [[10], [10, 2000]], ids=["one-packet-of-10", "two-packets-of-10-and-2000"]
+)
+def test_packet_list_reads_the_items_of_all_its_packets_at_once(
+    sizes, org, cycle, ladder_version, django_assert_num_queries
+):
+    """The manager's list of his reports' packets: the same queries for one packet as for
+    two, whatever their size (every packet's items in one query, packet_item_rows)."""
+    for owner, size in zip([org.engineer, org.peer], sizes, strict=False):
+        packet = PacketFactory(person=owner, cycle=cycle, ladder_version=ladder_version)
+        packet_fill(packet, size)
+    client = api_client(org.manager)
+
+    # person_for_user and his reports (2), the count and the page, the items of the page
+    with django_assert_num_queries(6):
+        response = client.get("/api/v1/packets/")
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert sorted(len(p["items"]) for p in results) == sizes
 
 
 # --- export content ---------------------------------------------------------------------

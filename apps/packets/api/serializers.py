@@ -1,4 +1,5 @@
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import Manager
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -6,6 +7,7 @@ from apps.evidence.api.serializers import ItemVerificationSerializer
 from apps.evidence.markdown import MARKDOWN_MAX_LENGTH, MARKDOWN_TOO_LONG
 from apps.evidence.selectors import evidence_withheld
 from apps.packets.models import Assessment, Packet, PacketEvent, PacketSnapshot, PromotionCycle
+from apps.packets.selectors import packet_item_rows
 from ladder_tracker.api import DiffQuerySerializer  # noqa: F401 (re-exported for views)
 
 
@@ -41,6 +43,24 @@ class PacketItemOutSerializer(serializers.Serializer):
         help_text="True when the evidence is private and not yours: its note is emptied, "
         "and every export and page shows it as withheld.",
     )
+
+
+def _item_rows_attach(packets: list[Packet]) -> None:
+    """packet.item_rows for each packet that has none yet, in one query for all of them."""
+    missing = [p for p in packets if not hasattr(p, "item_rows")]
+    if missing:
+        rows = packet_item_rows(packet_ids=[p.pk for p in missing])
+        for packet in missing:
+            packet.item_rows = rows[packet.pk]
+
+
+class PacketListSerializer(serializers.ListSerializer):
+    """Packets with their items: one query for the items of all of them, not one a packet."""
+
+    def to_representation(self, data):
+        packets = list(data.all() if isinstance(data, Manager) else data)
+        _item_rows_attach(packets)
+        return super().to_representation(packets)
 
 
 class PacketSerializer(serializers.ModelSerializer):
@@ -82,6 +102,11 @@ class PacketSerializer(serializers.ModelSerializer):
             "submitted_at",
         ]
         read_only_fields = fields
+        list_serializer_class = PacketListSerializer
+
+    def to_representation(self, instance):
+        _item_rows_attach([instance])
+        return super().to_representation(instance)
 
     def get_ladder_moved_on(self, packet) -> bool:
         latest = getattr(packet, "ladder_latest_version", None)
@@ -91,22 +116,22 @@ class PacketSerializer(serializers.ModelSerializer):
     def get_items(self, packet) -> list[dict]:
         """`[{expectation, evidence, note, withheld}]`; an item withheld from this reader
         (private evidence, not theirs) has `withheld: true` and no note."""
-        codes = {e.pk: e.code for e in packet.ladder_version.expectations.all()}
         request = self.context.get("request")
         viewer = request.user if request is not None else AnonymousUser()
+        owner_user_id = packet.person.user_id
         out = []
-        for i in packet.items.all():
-            row = {
-                "expectation": codes[i.expectation_id],
-                "evidence": i.evidence_id,
-                "note": i.note,
-                "withheld": False,
-            }
-            if evidence_withheld(
-                viewer=viewer, owner_user_id=packet.person.user_id, visibility=i.evidence.visibility
-            ):
-                row.update(note="", withheld=True)
-            out.append(row)
+        for item in packet.item_rows:  # _item_rows_attach
+            withheld = evidence_withheld(
+                viewer=viewer, owner_user_id=owner_user_id, visibility=item.evidence_visibility
+            )
+            out.append(
+                {
+                    "expectation": item.expectation_code,
+                    "evidence": item.evidence_id,
+                    "note": "" if withheld else item.note,
+                    "withheld": withheld,
+                }
+            )
         return out
 
 

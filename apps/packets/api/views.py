@@ -3,7 +3,7 @@
 The services decide what may happen (apps/packets/transitions.py) and raise the error
 family; ladder_tracker.api.exception_handler answers for them, so no view catches them."""
 
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -12,11 +12,11 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.ladders.models import Expectation, LadderVersion
+from apps.ladders.models import LadderVersion
 from apps.packets import selectors, services
 from apps.packets.analytics import cycle_analytics
 from apps.packets.exports import cycle_report_csv_response, export_response, packet_export_data
-from apps.packets.models import PacketItem, PromotionCycle
+from apps.packets.models import PromotionCycle
 from apps.people.selectors import person_for_user
 from ladder_tracker.api import ErrorSerializer, conflict_response, forbidden_response
 from ladder_tracker.errors import ForbiddenError, InvalidError, NotFoundError
@@ -113,20 +113,18 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         qs = selectors.packet_scope(viewer=self.request.user)
         if self.action in ("list", "retrieve"):
-            return self._with_items(qs)
+            # the items come with the serializer, one query for the page (packet_item_rows)
+            return self._with_latest_version(qs)
         # Every other action reads the packet row (the scope check) and answers with
-        # _packet_body when it returns the packet: loading thousands of items for the
-        # check alone was wasted work on a large packet.
+        # _packet_body when it returns the packet.
         return qs
 
     def _packet_body(self, pk) -> dict:
-        qs = self._with_items(selectors.packet_scope(viewer=self.request.user))
+        qs = self._with_latest_version(selectors.packet_scope(viewer=self.request.user))
         return s.PacketSerializer(qs.get(pk=pk), context={"request": self.request}).data
 
     @staticmethod
-    def _with_items(qs):
-        # Items come as plain rows: a packet may offer thousands, and model instances for
-        # each (item + expectation) were most of the detail's time (benchmarks/packets.py).
+    def _with_latest_version(qs):
         latest = (
             LadderVersion.objects.filter(
                 ladder_id=OuterRef("ladder_version__ladder_id"),
@@ -135,21 +133,7 @@ class PacketViewSet(viewsets.ReadOnlyModelViewSet):
             .order_by("-number")
             .values("number")[:1]
         )
-        return qs.annotate(ladder_latest_version=Subquery(latest)).prefetch_related(
-            Prefetch(
-                "items",
-                # the evidence's visibility: a private item is withheld from other readers
-                queryset=PacketItem.objects.select_related("evidence")
-                .order_by("position", "id")
-                .only(
-                    "id", "packet_id", "evidence", "note", "expectation_id", "evidence__visibility"
-                ),
-            ),
-            Prefetch(
-                "ladder_version__expectations",
-                queryset=Expectation.objects.only("id", "code", "version_id"),
-            ),
-        )
+        return qs.annotate(ladder_latest_version=Subquery(latest))
 
     @extend_schema(
         request=s.PacketCreateSerializer,
