@@ -92,22 +92,35 @@ def level_rank(expectation_level: int | None, level: int | None) -> int:
 
 
 def order_for_level(
-    scored: list[tuple[str, float]], *, level: int | None, levels: dict[str, int]
+    scored: list[tuple[str, float]],
+    *,
+    level: int | None,
+    levels: dict[str, int],
+    ranks: dict[str, int] | None = None,
 ) -> list[tuple[str, float]]:
-    """Scored codes in the order a person at `level` is offered them (module docstring)."""
+    """Scored codes in the order a person at `level` is offered them (module docstring):
+    the plausible ones (within SUGGESTIONS_PLAUSIBLE_RATIO of the best) by level rank, then
+    score; the rest by score; none below the person's level unless nothing else is left.
+    Ties keep the order `scored` came in. `ranks` ({code: level_rank}) may be given for
+    `level` when many items share it (LadderSuggester.suggest)."""
     if not scored:
         return []
-    by_score = sorted(scored, key=lambda cs: -cs[1])
-    best = by_score[0][1]
-    floor = best * settings.SUGGESTIONS_PLAUSIBLE_RATIO
-    plausible = [cs for cs in by_score if cs[1] >= floor]
-    rest = [cs for cs in by_score if cs[1] < floor]
-
-    def rank(cs):
-        return level_rank(levels.get(cs[0]), level)
-
-    ordered = sorted(plausible, key=lambda cs: (rank(cs), -cs[1])) + rest
-    kept = [cs for cs in ordered if rank(cs) < 4]
+    if ranks is None:
+        ranks = {code: level_rank(levels.get(code), level) for code, _score in scored}
+    floor = max(score for _code, score in scored) * settings.SUGGESTIONS_PLAUSIBLE_RATIO
+    # Plain tuples sort in C: (rank, -score, position) for the plausible, (-score, position)
+    # for the rest, the position keeping ties in the order they came.
+    plausible, rest = [], []
+    for n, (code, score) in enumerate(scored):
+        if score >= floor:
+            plausible.append((ranks[code], -score, n, code, score))
+        else:
+            rest.append((-score, n, code, score))
+    plausible.sort()
+    rest.sort()
+    ordered = [(code, score) for _r, _s, _n, code, score in plausible]
+    ordered += [(code, score) for _s, _n, code, score in rest]
+    kept = [cs for cs in ordered if ranks[cs[0]] < 4]
     return kept or ordered
 
 
@@ -362,18 +375,33 @@ class LadderSuggester:
             index = {code: j for j, code in enumerate(model.codes)}
         chosen_all: list[list[Suggestion]] = []
         tops: list[list[tuple[str, float]]] = []
+        if probs is not None:
+            import numpy as np
+
+            codes = model.codes
+            # The codes of this ladder's levels, once per call; each row is narrowed to the
+            # ones at or above the floor in numpy before any per-code Python runs.
+            known = np.array([j for j, code in enumerate(codes) if code in self.levels], int)
+            ranks_of: dict[int | None, dict[str, int]] = {}
         for i, item in enumerate(items):
             chosen_all.append([Suggestion(code, 1.0, ORIGIN_RULE, why) for code, why in item.rules])
             top: list[tuple[str, float]] = []
             if probs is not None:
                 taken = {code for code, _why in item.rules}
-                row = probs[i].tolist()
+                row = np.asarray(probs[i]).ravel()
+                scores = row[known]
+                hits = scores >= floor
                 scored = [
-                    (code, score)
-                    for code, score in zip(model.codes, row, strict=True)
-                    if score >= floor and code in self.levels and code not in taken
+                    (codes[j], score)
+                    for j, score in zip(known[hits].tolist(), scores[hits].tolist(), strict=True)
+                    if codes[j] not in taken
                 ]
-                ordered = order_for_level(scored, level=item.level, levels=self.levels)
+                ranks = ranks_of.get(item.level)
+                if ranks is None:
+                    ranks = ranks_of[item.level] = {
+                        code: level_rank(lvl, item.level) for code, lvl in self.levels.items()
+                    }
+                ordered = order_for_level(scored, level=item.level, levels=self.levels, ranks=ranks)
                 top = ordered[: settings.SUGGESTIONS_MAX]
             tops.append(top)
         if probs is not None:

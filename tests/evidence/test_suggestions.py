@@ -15,8 +15,12 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from apps.evidence import suggestions as learned
 from apps.evidence.candidates import (
@@ -529,3 +533,37 @@ def test_the_sync_hands_over_the_records_text_and_the_candidate_gets_suggestions
     assert candidate.text == learned.work_item_text(table="incident", raw=item.raw)
     candidates_import(candidates=[candidate])
     assert Evidence.objects.get(work_item=item).suggestions[0]["code"] == "TE-3.3"
+
+
+def _order_for_level_reference(scored, *, level, levels, ratio):
+    """order_for_level as first written (two sorts with key functions): the faster one must
+    give the same order, ties included."""
+    if not scored:
+        return []
+    by_score = sorted(scored, key=lambda cs: -cs[1])
+    floor = by_score[0][1] * ratio
+    plausible = [cs for cs in by_score if cs[1] >= floor]
+    rest = [cs for cs in by_score if cs[1] < floor]
+
+    def rank(cs):
+        return learned.level_rank(levels.get(cs[0]), level)
+
+    ordered = sorted(plausible, key=lambda cs: (rank(cs), -cs[1])) + rest
+    kept = [cs for cs in ordered if rank(cs) < 4]
+    return kept or ordered
+
+
+@given(
+    scores=st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5, 0.9, 1.0]), max_size=12),
+    level=st.one_of(st.none(), st.integers(1, 5)),
+    ratio=st.sampled_from([0.0, 0.5, 0.8, 1.0]),
+)
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_the_level_order_matches_its_first_definition(scores, level, ratio):
+    codes = [f"X-{n % 5 + 1}.{n}" for n in range(len(scores))]
+    levels = {code: int(code[2]) for code in codes[::2]}  # some codes of no known level
+    scored = list(zip(codes, scores, strict=True))
+    with override_settings(SUGGESTIONS_PLAUSIBLE_RATIO=ratio):
+        assert learned.order_for_level(scored, level=level, levels=levels) == (
+            _order_for_level_reference(scored, level=level, levels=levels, ratio=ratio)
+        )
