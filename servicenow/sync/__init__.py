@@ -14,7 +14,12 @@ run's window.
 By concern (docs/architecture.md):
 - `fields`: the fields each source asks for (no Django import: benchmarks read it);
 - `paging`: the keyset pager and the row helpers it and the writers share;
-- `workitems`: the work-item writer (upsert, stale check, snapshot, candidates owed);
+- `choices`: a table's choice labels, read once from sys_choice (pages come as raw values);
+- `prepare`: a page of work items made ready to store, and each record's candidate base
+  (no Django: the fetching process runs it too);
+- `pipeline`: a full run's fetching process (fetch, decode, prepare) beside the one that
+  stores;
+- `workitems`: the work-item writer (stale check, insert/upsert, candidates owed);
 - `attribution`: late attribution, for people who became known after their work items;
 - `rules`: suggestion rules matched against a record;
 - `users`: `sys_user` pages handed to `apps.people` as plain data;
