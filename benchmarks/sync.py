@@ -74,6 +74,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process, and of its children that have ended (a
+    full run's fetching process, joined when the run ends)."""
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
+
+
 def emit(result: dict) -> None:
     print(RESULT_MARK + json.dumps(result), flush=True)
 
@@ -248,7 +258,9 @@ def role_sync(args: argparse.Namespace) -> None:
         return run, wall, outcome
 
     rss_start = peak_rss_mb()
+    cpu_start = cpu_seconds()
     full, wall, _ = timed_run(SyncRun.Mode.FULL, args.profile_to)
+    cpu_self, cpu_children = (b - a for a, b in zip(cpu_start, cpu_seconds(), strict=True))
     rss_peak = peak_rss_mb()
     stored = WorkItem.objects.filter(source=source).count()
     owned = WorkItem.objects.filter(source=source, person__isnull=False).count()
@@ -265,6 +277,8 @@ def role_sync(args: argparse.Namespace) -> None:
             "rss_start": rss_start,
             "rss_peak": rss_peak,
             "rss_after_incremental": peak_rss_mb(),
+            "cpu": cpu_self,
+            "cpu_children": cpu_children,
             "incremental": {
                 "wall": incr_wall,
                 "requests": incr.requests,
@@ -831,11 +845,17 @@ def measure_size(
                     if "owned" in result
                     else ""
                 )
+                cpu = (
+                    f", CPU {result['cpu']:.2f} s here + {result['cpu_children']:.2f} s "
+                    "fetching process"
+                    if "cpu" in result
+                    else ""
+                )
                 print(
                     f"[{label}] {name}{f' #{rep + 1}' if repeat > 1 else ''}: "
                     f"{result['wall']:.2f} s, {result['rows']} rows{owned}, "
                     f"peak RSS {result['rss_peak']:.0f} MB, "
-                    f"emulator CPU {result['emulator_cpu']:.2f} s",
+                    f"emulator CPU {result['emulator_cpu']:.2f} s{cpu}",
                     flush=True,
                 )
     finally:
