@@ -20,6 +20,7 @@ ru_maxrss is its own. VmHWM from /proc/self/status is printed next to it as a cr
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -160,6 +161,11 @@ def main() -> int:
     parser.add_argument("--pdf-items", type=int, default=200)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--gc-like-gunicorn",
+        action="store_true",
+        help="after the warm-up, tune the collector as gunicorn.conf.py does in each worker",
+    )
     parser.add_argument("--pdf-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -197,12 +203,33 @@ def main() -> int:
     detail = client.get(targets[f"packet detail ({args.items})"]).json()
     assert len(detail["items"]) == args.items
     timings: dict[str, list[float]] = {name: [] for name in targets}
+    # The garbage collector's full passes during the timed requests: a large response's
+    # objects set them off, and each walks everything the process holds (the tail that
+    # benchmarks/README.md, "make bench-web", traces). Python's own collector settings
+    # unless --gc-like-gunicorn: gunicorn.conf.py's post_worker_init, as in a worker.
+    if args.gc_like_gunicorn:
+        import runpy
+
+        runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](None)
+    full_passes: list[float] = []
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            full_passes.append((time.perf_counter() - started.pop()) * 1000)
+
+    gc.callbacks.append(on_gc)
     for _ in range(args.requests):
         for name, path in targets.items():  # interleaved: all see the same machine state
             t0 = time.perf_counter()
             response = client.get(path)
             timings[name].append((time.perf_counter() - t0) * 1000)
             assert response.status_code == 200
+    gc.callbacks.remove(on_gc)
     connection.close()  # the PDF child reads the same database
     pdf = measure_pdf(database_url, data["small"].pk)
 
@@ -211,13 +238,17 @@ def main() -> int:
         f"{connection.vendor}, python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
         f"load {os.getloadavg()[0]:.2f}"
     )
-    print(f"{'endpoint':<24}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}{'p50 ratio':>11}")
+    print(
+        f"{'endpoint':<24}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'mean ms':>10}"
+        f"{'p50 ratio':>11}"
+    )
     trivial = timings["trivial (people/me)"]
     t50 = percentile(trivial, 0.5)
     for name, values in timings.items():
         print(
             f"{name:<24}{percentile(values, 0.5):>10.2f}{percentile(values, 0.95):>10.2f}"
-            f"{statistics.mean(values):>10.2f}{percentile(values, 0.5) / t50:>10.2f}x"
+            f"{percentile(values, 0.99):>10.2f}{statistics.mean(values):>10.2f}"
+            f"{percentile(values, 0.5) / t50:>10.2f}x"
         )
     ratios = {}
     for name, values in timings.items():
@@ -228,6 +259,16 @@ def main() -> int:
             percentile(values, 0.95) / percentile(trivial, 0.95),
         )
         print(f"ratio {name} / trivial: p50 {ratios[name][0]:.2f}, p95 {ratios[name][1]:.2f}")
+    print(
+        f"full GC passes during the {args.requests * len(targets)} timed requests"
+        f" ({'gunicorn.conf.py' if args.gc_like_gunicorn else 'Python'}'s settings): "
+        f"{len(full_passes)}"
+        + (
+            f", {statistics.median(full_passes):.0f} ms median, {max(full_passes):.0f} ms max"
+            if full_passes
+            else ""
+        )
+    )
     mb = 1024
     print(
         f"PDF export ({args.pdf_items} items, own process): cold {pdf['cold_s']:.2f} s, "

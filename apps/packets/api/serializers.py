@@ -1,5 +1,5 @@
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Manager
+from django.db.models.manager import BaseManager
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -58,7 +58,7 @@ class PacketListSerializer(serializers.ListSerializer):
     """Packets with their items: one query for the items of all of them, not one a packet."""
 
     def to_representation(self, data):
-        packets = list(data.all() if isinstance(data, Manager) else data)
+        packets = list(data.all() if isinstance(data, BaseManager) else data)
         _item_rows_attach(packets)
         return super().to_representation(packets)
 
