@@ -61,6 +61,9 @@ class CandidateData(NamedTuple):
     skills: tuple[str, ...] = ()  # skill names, any case
     text: str = ""  # the record's text and fields, as the models read it (work_item_text)
     snapshot_sha256: str | None = None  # when the caller hashed the snapshot already
+    # Ranked suggestions the caller computed already (the sync's fetching process, with the
+    # same suggester): None computes them here.
+    suggestions: list[dict] | None = None
 
 
 class ExpectationIndex:
@@ -180,7 +183,11 @@ def candidates_import(
         return 0
     index = index or ExpectationIndex()
     people = _people(new)
-    ranked = _suggestions_compute(new, people, index)
+    todo = [i for i, c in enumerate(new) if c.suggestions is None]
+    ranked = [c.suggestions for c in new]
+    computed_all = _suggestions_compute([new[i] for i in todo], people, index)
+    for i, computed in zip(todo, computed_all, strict=True):
+        ranked[i] = computed
     rows_insert(
         Evidence,
         (
@@ -241,6 +248,17 @@ def _rule_links(c: CandidateData, codes: dict[str, int], level, index) -> list[t
     """The rules' (expectation id, rationale) pairs for this candidate, in level order."""
     found = [(codes[lk.code], lk.rationale) for lk in c.links if lk.code in codes]
     return suggestions_for_level(found, level, index.level_of)
+
+
+def suggesters_for(index: ExpectationIndex, ladder_ids) -> dict[int, learned.LadderSuggester]:
+    """The suggesters of these ladders that suggest for a candidate with no rule links, as
+    `_suggestions_compute` would use them (for the sync's fetching process)."""
+    out = {}
+    for ladder_id in ladder_ids:
+        suggester = index.suggester(ladder_id)
+        if suggester is not None and index.expectation_ids(ladder_id) is not None:
+            out[ladder_id] = suggester
+    return out
 
 
 def _suggestions_compute(

@@ -125,6 +125,16 @@ def person_list(*, viewer: AbstractBaseUser) -> QuerySet[Person]:
     return qs.filter(pk__in={me.pk} | person_report_ids(person=me))
 
 
+def people_by_servicenow_sys_id() -> dict[str, tuple[int, int | None, int | None]]:
+    """{ServiceNow user sys_id: (person id, ladder id, level)} of every synced person."""
+    return {
+        sys_id: (pk, ladder_id, level)
+        for sys_id, pk, ladder_id, level in Person.objects.exclude(
+            servicenow_sys_id=""
+        ).values_list("servicenow_sys_id", "pk", "ladder_id", "level")
+    }
+
+
 def person_ids_by_servicenow_sys_id(*, sys_ids: set[str] | None) -> dict[str, int]:
     """{ServiceNow user sys_id: person id} for these sys_ids (None: every synced person)."""
     qs = Person.objects.exclude(servicenow_sys_id="")

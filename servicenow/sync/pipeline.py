@@ -19,6 +19,7 @@ Used by full runs of work-item sources once the first page has shown the table t
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import queue as queue_module
 import threading
 from collections import Counter
@@ -70,11 +71,19 @@ def _counts(client: ServiceNowClient, sent: dict) -> tuple[int, dict, dict]:
     return delta
 
 
-def _fetch_and_prepare(spec: FetchSpec, writer) -> None:
+def _fetch_and_prepare(spec_bytes: bytes, suggests: bool, writer) -> None:
     """The child process: page, prepare, send. Every message carries the request counts.
 
-    Prepared pages wait in a queue of PIPELINE_DEPTH for a sender thread (which pickles them
-    into the pipe), so the pager can run that far ahead of the run's process and no further."""
+    The spec comes pickled: when it carries suggesters (apps.evidence.suggestions, which
+    imports Django models) Django is set up first, settings only (no database is opened
+    here). Prepared pages wait in a queue of PIPELINE_DEPTH for a sender thread (which
+    pickles them into the pipe), so the pager can run that far ahead of the run's process
+    and no further."""
+    if suggests:
+        import django
+
+        django.setup()
+    spec: FetchSpec = pickle.loads(spec_bytes)  # noqa: S301 (from our own parent process)
     client = ServiceNowClient(spec.config)
     sent = {"requests": 0, "status": Counter(), "retries": Counter()}
     preparer = Preparer(spec.prepare)
@@ -139,8 +148,12 @@ def iter_prepared_pages(
     the iterator (the run stopped) stops the child."""
     context = multiprocessing.get_context("spawn")
     reader, writer = context.Pipe(duplex=False)
+    suggests = bool(spec.prepare.suggesters)
     child = context.Process(
-        target=_fetch_and_prepare, args=(spec, writer), name="sn-fetch", daemon=True
+        target=_fetch_and_prepare,
+        args=(pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL), suggests, writer),
+        name="sn-fetch",
+        daemon=True,
     )
     child.start()
     # Only the child writes: once it is gone, for whatever reason, reading ends (EOFError)

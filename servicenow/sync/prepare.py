@@ -36,6 +36,8 @@ class PreparedRow(NamedTuple):
     values: list  # database values in workitems.COLUMNS order
     display: dict  # {field: label} where the instance has one (DISPLAY_FIELDS)
     candidate: CandidateBase | None = None  # for a record someone may own (attributed)
+    # {person id: ranked suggestions} for the owners the preparing process knew of
+    suggested: dict | None = None
 
 
 def work_item_snapshot(
@@ -109,6 +111,11 @@ class PrepareSpec:
     timestamps_as_text: bool
     # Where record links point; with it, attributed records get their candidate base.
     instance_url: str = ""
+    # With these, the owners' suggestions too (the fetching process of a source without
+    # suggestion rules): {ServiceNow user sys_id: (person id, ladder id, level)} and
+    # {ladder id: LadderSuggester}.
+    people: dict | None = None
+    suggesters: dict | None = None
 
 
 class Preparer:
@@ -193,4 +200,31 @@ class Preparer:
                 )
             row_out = PreparedRow(raw, attributions, values, display, candidate)
             newest[sys_id] = Newest(ts, mod, row_out)
+        if spec.people and spec.suggesters:
+            self._suggest(newest)
         return PreparedPage(count=len(rows), newest=newest)
+
+    def _suggest(self, newest: dict) -> None:
+        """Each known owner's ranked suggestions, batched per ladder as
+        apps.evidence.candidates does for a candidate with no rule links."""
+        from apps.evidence.suggestions import ItemToSuggest  # Django: set up by the caller
+
+        people, suggesters = self.spec.people, self.spec.suggesters
+        by_ladder: dict[int, list[tuple[str, int, ItemToSuggest]]] = {}
+        for sys_id, version in newest.items():
+            row = version.data
+            if row.candidate is None:
+                continue
+            owners = dict.fromkeys(people[v] for v in row.attributions.values() if v in people)
+            for person_id, ladder_id, level in owners:
+                if ladder_id in suggesters:
+                    item = ItemToSuggest(person_id, level, row.candidate.text, ())
+                    by_ladder.setdefault(ladder_id, []).append((sys_id, person_id, item))
+        for ladder_id, entries in by_ladder.items():
+            ranked = suggesters[ladder_id].suggest([item for _s, _p, item in entries])
+            for (sys_id, person_id, _item), suggestions in zip(entries, ranked, strict=True):
+                row = newest[sys_id].data
+                if row.suggested is None:
+                    newest[sys_id] = newest[sys_id]._replace(data=row._replace(suggested={}))
+                    row = newest[sys_id].data
+                row.suggested[person_id] = suggestions

@@ -3,6 +3,7 @@ and the evidence candidates their owners are owed, handed to `apps.evidence.cand
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -17,9 +18,10 @@ from apps.evidence.candidates import (
     CandidateData,
     ExpectationIndex,
     candidates_import,
+    suggesters_for,
 )
 from apps.evidence.models import Evidence  # read only: its statistics (written by candidates)
-from apps.people.selectors import person_ids_by_servicenow_sys_id
+from apps.people.selectors import people_by_servicenow_sys_id, person_ids_by_servicenow_sys_id
 from ladder_tracker.bulk import (
     TableStatistics,
     in_values,
@@ -99,6 +101,7 @@ def work_item_candidate(
     occurred: datetime,
     rules,
     base: CandidateBase | None = None,
+    suggestions: list[dict] | None = None,
 ) -> CandidateData:
     """The candidate a work item's owner is owed: its title, date and the rules' suggestions.
     `base`, when the page's preparation made it (prepare.candidate_base), saves making the
@@ -116,6 +119,7 @@ def work_item_candidate(
         skills=skills,
         text=base.text,
         snapshot_sha256=base.snapshot_sha256,
+        suggestions=suggestions,
     )
 
 
@@ -172,6 +176,21 @@ class WorkItemWriter:
         cursor.choice_labels, cursor.choice_labels_read_at = self.labels, now
         cursor.save(update_fields=["choice_labels", "choice_labels_read_at", "updated_at"])
         return "false"
+
+    def spec_with_suggestions(self) -> PrepareSpec:
+        """The spec for a fetching process that suggests too: the people it may meet as
+        owners and their ladders' suggesters (read here once). Not when the source has
+        suggestion rules: their links come first and are made here, with the database."""
+        spec = self.spec()
+        if self.rules:
+            return spec
+        people = people_by_servicenow_sys_id()
+        suggesters = suggesters_for(self.index, {ladder for _p, ladder, _l in people.values()})
+        if not suggesters:
+            return spec
+        for suggester in suggesters.values():
+            suggester.similar  # noqa: B018 (fitted here, once, not in every process)
+        return dataclasses.replace(spec, people=people, suggesters=suggesters)
 
     def spec(self) -> PrepareSpec:
         """What preparing this source's pages needs (after begin: the labels are in it)."""
@@ -263,6 +282,7 @@ class WorkItemWriter:
                     occurred=base.occurred,
                     rules=self.rules,
                     base=base,
+                    suggestions=(row.suggested or {}).get(person_id),
                 )
                 for person_id in owners
             ]

@@ -4,12 +4,17 @@ candidates, counts and guarantees as a run that fetches in its own process.
 Attempts run in this process (not on a worker): the settings that force the pipeline on
 small tables must apply to them, on the embedded default and in CI's worker pass alike."""
 
+import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from apps.evidence.models import Evidence
+from apps.ladders.models import Ladder
+from apps.people.models import Person
 from servicenow.emulator import Emulator
 from servicenow.models import SyncRun, WorkItem
 from servicenow.services import sync_run_request
@@ -20,6 +25,7 @@ from .conftest import make_connection, make_dataset, make_source
 from .test_sync_integration import FAULTS, assert_mirrors, settle
 
 pytestmark = pytest.mark.django_db(transaction=True)
+LADDER = Path(__file__).resolve().parents[2] / "fixtures" / "ladders" / "ai-ml-engineer.yaml"
 
 
 @pytest.fixture
@@ -42,18 +48,48 @@ def attempt_until_done(source, mode="full", attempts=20) -> SyncRun:
 
 
 def synced_people(emu):
+    """The instance's users synced, on level 2 of the published ladder (so their candidates
+    get suggestions)."""
     connection = make_connection(emu, page_size=50)
     users = make_source(connection, "sys_user")
     assert attempt_until_done(users).status == "succeeded"
+    call_command("load_ladder", str(LADDER), "--publish", verbosity=0)
+    Person.objects.update(ladder=Ladder.objects.get(), level=2)
     return connection
 
 
-def test_a_piped_full_run_stores_what_an_inline_one_does(piped, settings):
+def candidates() -> set[tuple]:
+    return {
+        (
+            e.person_id,
+            e.work_item.sys_id,
+            e.title,
+            e.snapshot_sha256,
+            json.dumps(e.snapshot, sort_keys=True),
+            json.dumps(e.suggestions),
+        )
+        for e in Evidence.objects.select_related("work_item")
+    }
+
+
+def test_a_piped_full_run_stores_what_an_inline_one_does(piped, settings, monkeypatch):
+    from apps.evidence import candidates as candidates_module
+
+    ranked_here = []
+    real_compute = candidates_module._suggestions_compute
+
+    def counting(new, people, index):
+        ranked_here.extend(new)
+        return real_compute(new, people, index)
+
+    monkeypatch.setattr(candidates_module, "_suggestions_compute", counting)
     with Emulator(make_dataset(incidents=600)) as emu:
         connection = synced_people(emu)
         incidents = make_source(connection, "incident")
         emu.clear_log()
         run = attempt_until_done(incidents)
+        # only the first page (read before the hand-over) was ranked in this process
+        assert 0 < len(ranked_here) <= 50
 
         assert run.status == "succeeded", run.error
         assert "fetching in a process of its own" in run.log
@@ -61,11 +97,12 @@ def test_a_piped_full_run_stores_what_an_inline_one_does(piped, settings):
         # every request the child sent is on the run (the emulator counts what it answered)
         assert run.requests == len(emu.request_log)
         assert (run.created, run.rows_seen) == (600, 600)
-        piped_candidates = {
-            (e.person_id, e.work_item.sys_id, e.title, e.snapshot_sha256, str(e.snapshot))
-            for e in Evidence.objects.select_related("work_item")
-        }
+        piped_candidates = candidates()
         assert len(piped_candidates) == run.evidence_created > 0
+        # the fetching process ranked the owners' suggestions (similarity: no model yet)
+        suggested = [c for c in piped_candidates if json.loads(c[5])]
+        assert len(suggested) > len(piped_candidates) / 2, (len(suggested), len(piped_candidates))
+        assert {s["origin"] for c in piped_candidates for s in json.loads(c[5])} == {"similar"}
 
         # the same table synced again inline, into a fresh copy, gives the same candidates
         settings.SERVICENOW_SYNC_PROCESS = False
@@ -73,10 +110,7 @@ def test_a_piped_full_run_stores_what_an_inline_one_does(piped, settings):
         WorkItem.objects.all().delete()
         inline = attempt_until_done(incidents)
         assert "process of its own" not in inline.log
-        assert {
-            (e.person_id, e.work_item.sys_id, e.title, e.snapshot_sha256, str(e.snapshot))
-            for e in Evidence.objects.select_related("work_item")
-        } == piped_candidates
+        assert candidates() == piped_candidates
 
 
 @pytest.mark.parametrize(
