@@ -109,11 +109,11 @@ class PrepareSpec:
     # SQLite keeps a timestamp as its naive UTC text (the Table API's own format);
     # PostgreSQL's driver takes the aware datetime.
     timestamps_as_text: bool
-    # Where record links point; with it, attributed records get their candidate base.
+    # Where record links point; with it, the records the synced people own (`people`:
+    # {ServiceNow user sys_id: (person id, ladder id, level)}; None: any attributed record)
+    # get their candidate base, and with `suggesters` ({ladder id: LadderSuggester}) their
+    # owners' ranked suggestions: the fetching process's spec (workitems.spec_for_process).
     instance_url: str = ""
-    # With these, the owners' suggestions too (the fetching process of a source without
-    # suggestion rules): {ServiceNow user sys_id: (person id, ladder id, level)} and
-    # {ladder id: LadderSuggester}.
     people: dict | None = None
     suggesters: dict | None = None
 
@@ -150,6 +150,7 @@ class Preparer:
         now = self.datetime(datetime.now(UTC))
         connection_id, source_id, table = spec.connection_id, spec.source_id, spec.table
         fields, attribution_fields, labels = spec.fields, spec.attribution_fields, spec.labels
+        people = spec.people
         newest = newest_per_sys_id(rows)
         for sys_id, (ts, mod, row) in newest.items():
             raw = {f: field_value(row[f]) for f in fields if f in row}
@@ -189,7 +190,11 @@ class Preparer:
                 now,
             ]
             candidate = None
-            if attributions and spec.instance_url:
+            if (
+                spec.instance_url
+                and attributions
+                and (people is None or any(v in people for v in attributions.values()))
+            ):
                 candidate = record_candidate_base(
                     instance_url=spec.instance_url,
                     table=table,

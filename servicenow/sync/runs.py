@@ -180,7 +180,7 @@ def _prepared_pages(
                 page_size=source.connection.page_size,
                 after=last,
                 display_value=display_value,
-                prepare=writer.spec_with_suggestions(),
+                prepare=writer.spec_for_process(),
             )
             ctx.note(f"{total - seen} rows to go: fetching in a process of its own")
             yield from iter_prepared_pages(spec, client=ctx.client, **ctx.pipeline_hooks())

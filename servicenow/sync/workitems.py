@@ -177,20 +177,21 @@ class WorkItemWriter:
         cursor.save(update_fields=["choice_labels", "choice_labels_read_at", "updated_at"])
         return "false"
 
-    def spec_with_suggestions(self) -> PrepareSpec:
-        """The spec for a fetching process that suggests too: the people it may meet as
-        owners and their ladders' suggesters (read here once). Not when the source has
-        suggestion rules: their links come first and are made here, with the database."""
-        spec = self.spec()
+    def spec_for_process(self) -> PrepareSpec:
+        """The spec for a fetching process: it also makes the candidate base of each record
+        a synced person owns (the people read here once), and ranks their suggestions with
+        their ladders' suggesters, unless the source has suggestion rules (their links come
+        first and are made here, with the database)."""
+        people = people_by_servicenow_sys_id()
+        spec = dataclasses.replace(
+            self.spec(), instance_url=self.source.connection.instance_url, people=people
+        )
         if self.rules:
             return spec
-        people = people_by_servicenow_sys_id()
         suggesters = suggesters_for(self.index, {ladder for _p, ladder, _l in people.values()})
-        if not suggesters:
-            return spec
         for suggester in suggesters.values():
             suggester.similar  # noqa: B018 (fitted here, once, not in every process)
-        return dataclasses.replace(spec, people=people, suggesters=suggesters)
+        return dataclasses.replace(spec, suggesters=suggesters or None)
 
     def spec(self) -> PrepareSpec:
         """What preparing this source's pages needs (after begin: the labels are in it)."""
@@ -204,7 +205,6 @@ class WorkItemWriter:
             attribution_fields=tuple(self.attribution_fields),
             labels=self.labels,
             timestamps_as_text=ops.adapt_datetimefield_value(parse_ts(probe)) == probe,
-            instance_url=self.source.connection.instance_url,
         )
 
     def prepare(self, rows: list[dict]) -> PreparedPage:
