@@ -777,6 +777,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def make_dataset(size: int, owners: int, path: Path) -> None:
+    """The emulator's dataset, made in a process of its own: the parent stays small."""
+    role = ["--role", "dataset", "--size", str(size), "--owners", str(owners), "--out", str(path)]
+    run_child(PROJECT_PYTHON, role, child_env())
+
+
 def measure_size(
     size: int,
     repeat: int,
@@ -789,21 +795,7 @@ def measure_size(
     label = size_label(size)
     started = time.perf_counter()
     dataset_path = tmp / f"dataset-{size}.json"
-    # In a process of its own: the parent stays small, whatever the size.
-    run_child(
-        PROJECT_PYTHON,
-        [
-            "--role",
-            "dataset",
-            "--size",
-            str(size),
-            "--owners",
-            str(args.owners),
-            "--out",
-            str(dataset_path),
-        ],  # fmt: skip
-        child_env(),
-    )
+    make_dataset(size, args.owners, dataset_path)
     emulator = EmulatorProcess(dataset_path)
     print(
         f"[{label}] dataset {dataset_path.stat().st_size / 2**20:.1f} MB, emulator at "
@@ -922,20 +914,7 @@ def measure_latency(tmp: Path, databases: dict, args: argparse.Namespace, crashe
     size, ms = args.latency_size, args.latency_ms
     label = f"{size_label(size)} @{ms:.0f}ms"
     dataset_path = tmp / "dataset-latency.json"
-    run_child(
-        PROJECT_PYTHON,
-        [
-            "--role",
-            "dataset",
-            "--size",
-            str(size),
-            "--owners",
-            str(args.owners),
-            "--out",
-            str(dataset_path),
-        ],  # fmt: skip
-        child_env(),
-    )
+    make_dataset(size, args.owners, dataset_path)
     emulator = EmulatorProcess(dataset_path, latency_ms=ms)
     out: dict[str, dict] = {}
 
