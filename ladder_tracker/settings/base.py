@@ -443,7 +443,9 @@ SERVICENOW_RUN_RETRY_BASE_SECONDS = env.float("SERVICENOW_RUN_RETRY_BASE_SECONDS
 SERVICENOW_RUN_RETRY_MAX_SECONDS = env.float("SERVICENOW_RUN_RETRY_MAX_SECONDS", default=300.0)
 # A full run of a work-item source fetches, decodes and prepares its pages in a process of
 # its own (servicenow/sync/pipeline.py) once its first page shows at least this many rows
-# still to come: the run's process only stores. Off: every page in the run's process.
+# still to come and took less time to fetch than to prepare and store (a far instance keeps
+# the in-thread prefetch, which already hides the work behind the wait): the run's process
+# only stores. 0: always, from the first page. Off: every page in the run's process.
 SERVICENOW_SYNC_PROCESS = env.bool("SERVICENOW_SYNC_PROCESS", default=True)
 SERVICENOW_SYNC_PROCESS_MIN_ROWS = env.int("SERVICENOW_SYNC_PROCESS_MIN_ROWS", default=20000)
 # Pages come as raw values; a source's choice labels (state 6 is "Resolved") are read from

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import random
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -160,15 +161,22 @@ def _prepared_pages(
         and not multiprocessing.current_process().daemon
     )
     seen = 0
+    started = time.monotonic()
     for rows, last in pages:
+        fetched = time.monotonic()
         yield writer.prepare(rows), last  # the caller stores it before we go on
         seen += len(rows)
         total = ctx.total_estimate
-        if (
-            piped
-            and total is not None
-            and total - seen >= settings.SERVICENOW_SYNC_PROCESS_MIN_ROWS
-        ):
+        if not piped:
+            continue
+        piped = False  # decided on the first page, once
+        # The prefetch thread already hides the network behind preparing and storing; a
+        # process helps only when preparing and storing a page take longer than fetching one
+        # (a near instance), not when the instance is far and the run waits on it anyway.
+        # (SERVICENOW_SYNC_PROCESS_MIN_ROWS = 0: always, from the first page.)
+        minimum = settings.SERVICENOW_SYNC_PROCESS_MIN_ROWS
+        busy = time.monotonic() - fetched > fetched - started
+        if total is not None and total - seen >= minimum and (busy or minimum == 0):
             pages.close()  # stops the prefetch (a page it had asked for is read again)
             spec = FetchSpec(
                 config=ctx.client.config,

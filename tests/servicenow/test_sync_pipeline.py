@@ -169,3 +169,15 @@ def test_a_killed_fetching_process_fails_the_attempt_and_the_next_one_resumes(pi
         # killed child had read ahead (two queued, one being prepared, one in flight) and
         # each attempt's one prefetched page that the hand-over to the child drops
         assert emu.rows_served("incident") <= 600 + (4 + 2) * 50
+
+
+def test_a_far_instance_keeps_the_in_thread_prefetch(piped, settings):
+    # given an instance half a second away: fetching a page takes longer than storing it
+    settings.SERVICENOW_SYNC_PROCESS_MIN_ROWS = 1
+    with Emulator(make_dataset(incidents=200), latency_ms=500) as emu:
+        incidents = make_source(make_connection(emu, page_size=50), "incident")
+        run = attempt_until_done(incidents)
+    # then the run read on in its own process: a fetching process would only add its start
+    assert run.status == "succeeded", run.error
+    assert "process of its own" not in run.log
+    assert run.created == 200
