@@ -99,6 +99,7 @@ def _fetch_and_prepare(spec_bytes: bytes, suggests: bool, writer) -> None:
     def out(kind, payload):
         outbox.put((kind, payload, _counts(client, sent)))
 
+    pages_sent = 0
     try:
         for rows, last in iter_keyset_pages(
             client,
@@ -112,7 +113,14 @@ def _fetch_and_prepare(spec_bytes: bytes, suggests: bool, writer) -> None:
             on_note=lambda message: out("note", message),
             on_total=lambda total: out("total", total),
         ):
-            out("page", (preparer.prepare(rows), last))
+            # Ranking suggestions is the costliest part of a page. Every other page ranks
+            # them here, and so does any page while the run's process still has a page
+            # waiting (it is the slower one); otherwise the page goes out sooner and the run's
+            # process ranks them (candidates_import ranks what it was not given): the two
+            # processes share the work as their speeds come out.
+            pages_sent += 1
+            suggest = pages_sent % 2 == 1 or outbox.qsize() > 0
+            out("page", (preparer.prepare(rows, suggest=suggest), last))
         out("done", None)
     except ServiceNowError as exc:
         details = {"status_code": exc.status_code, "table": exc.table, "transient": exc.transient}

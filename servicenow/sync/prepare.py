@@ -143,7 +143,7 @@ class Preparer:
         self.timestamp = timestamp
         self.datetime = db_datetime
 
-    def prepare(self, rows: list[dict]) -> PreparedPage:
+    def prepare(self, rows: list[dict], *, suggest: bool = True) -> PreparedPage:
         """Everything about a page that needs no database: values ready for the upsert."""
         spec = self.spec
         db_ts, db_json = self.timestamp, json_text
@@ -205,7 +205,7 @@ class Preparer:
                 )
             row_out = PreparedRow(raw, attributions, values, display, candidate)
             newest[sys_id] = Newest(ts, mod, row_out)
-        if spec.people and spec.suggesters:
+        if suggest and spec.people and spec.suggesters:
             self._suggest(newest)
         return PreparedPage(count=len(rows), newest=newest)
 

@@ -241,9 +241,11 @@ class WorkItemWriter:
                 continue
             row = version.data
             (values if held else fresh).append(row.values)
-            owners = list(
-                dict.fromkeys(people[v] for v in row.attributions.values() if v in people)
-            )
+            owners = []  # person ids in attribution order, each once (the primary first)
+            for user in row.attributions.values():
+                person = people.get(user)
+                if person is not None and person not in owners:
+                    owners.append(person)
             if owners:
                 row.values[PERSON_COLUMN] = owners[0]
                 owned.append(Owed(sys_id, owners, version))
