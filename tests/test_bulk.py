@@ -57,3 +57,53 @@ def test_an_unknown_column_is_an_error_and_nothing_is_written():
         rows_insert(Evidence, [{"person_id": person.pk, "title": "a"},
                                {"person_id": person.pk, "titel": "b"}])  # fmt: skip
     assert not Evidence.objects.exists()
+
+
+def _titles_where_id_in(ids: list[int]) -> set[str]:
+    from django.db import connection
+
+    from ladder_tracker.bulk import in_values
+
+    where, params = in_values(connection, "id", ids)
+    table = connection.ops.quote_name(Evidence._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT title FROM {table} WHERE {where}", params)  # noqa: S608
+        return {title for (title,) in cursor.fetchall()}
+
+
+def test_in_values_is_one_parameter_for_none_one_or_thousands():
+    person = PersonFactory()
+    rows_insert(Evidence, [{"person_id": person.pk, "title": f"e{i}"} for i in range(5)])
+    ids = sorted(Evidence.objects.values_list("pk", flat=True))
+
+    assert _titles_where_id_in([]) == set()
+    assert _titles_where_id_in([ids[2]]) == {"e2"}
+    # past SQLite's 999 and PostgreSQL's 65,535 placeholders: still one parameter
+    assert _titles_where_id_in(ids[:3] + list(range(10**9, 10**9 + 70_000))) == {"e0", "e1", "e2"}
+
+
+def test_values_insert_writes_ready_rows_and_refuses_a_row_that_exists():
+    from django.db import IntegrityError, transaction
+
+    from ladder_tracker.bulk import insert_fields, values_insert
+    from servicenow.models import WorkItem
+    from tests.servicenow.test_api import acme, plain_source
+
+    source = plain_source(acme())
+    now = timezone.now()
+    by_column = {
+        "connection_id": source.connection_id, "source_id": source.pk, "table": "incident",
+        "sys_id": "a" * 32, "number": "INC1", "short_description": "x", "state": "1",
+        "priority": "3", "opened_at": None, "resolved_at": None, "closed_at": None,
+        "person_id": None, "attributions": "{}", "sys_updated_on": now, "sys_mod_count": 0,
+        "raw": '{"number": "INC1"}', "deleted_at": None, "deleted_reason": "",
+        "first_seen_at": now, "last_synced_at": now,
+    }  # fmt: skip
+    row = [by_column[f.attname] for f in insert_fields(WorkItem)]
+    values_insert(WorkItem, [row])
+    item = WorkItem.objects.get()
+    assert (item.number, item.raw, item.sys_updated_on) == ("INC1", {"number": "INC1"}, now)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        values_insert(WorkItem, [row])
+    assert WorkItem.objects.count() == 1
