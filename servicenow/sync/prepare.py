@@ -225,11 +225,11 @@ class Preparer:
                 if ladder_id in suggesters:
                     item = ItemToSuggest(person_id, level, row.candidate.text, ())
                     by_ladder.setdefault(ladder_id, []).append((sys_id, person_id, item))
+        suggested: dict[str, dict[int, list[dict]]] = {}
         for ladder_id, entries in by_ladder.items():
             ranked = suggesters[ladder_id].suggest([item for _s, _p, item in entries])
             for (sys_id, person_id, _item), suggestions in zip(entries, ranked, strict=True):
-                row = newest[sys_id].data
-                if row.suggested is None:
-                    newest[sys_id] = newest[sys_id]._replace(data=row._replace(suggested={}))
-                    row = newest[sys_id].data
-                row.suggested[person_id] = suggestions
+                suggested.setdefault(sys_id, {})[person_id] = suggestions
+        for sys_id, by_person in suggested.items():
+            version = newest[sys_id]
+            newest[sys_id] = version._replace(data=version.data._replace(suggested=by_person))
